@@ -1,0 +1,228 @@
+//! Pool configuration and its validation errors.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The smallest stack a compute thread may be given (64 KiB).
+pub const MIN_STACK_SIZE: usize = 64 * 1024;
+
+/// The largest thread count accepted; anything above is taken for a mistake.
+pub const MAX_THREADS: usize = 4096;
+
+/// How to build a [`ComputePool`](crate::ComputePool).
+///
+/// Plain public fields, so a struct literal with `..Default::default()`
+/// sets only what it needs; [`ComputePool::new`](crate::ComputePool::new)
+/// validates them.
+///
+/// ```
+/// use std::time::Duration;
+/// use compute_pool::{ComputeConfig, ComputePool};
+///
+/// let pool = ComputePool::new(ComputeConfig {
+///     num_threads: Some(2),
+///     thread_name_prefix: "embed".into(),
+///     slow_task_threshold: Duration::from_millis(20),
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// assert_eq!(pool.num_threads(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeConfig {
+    /// Number of compute threads; `None` picks [`default_num_threads`].
+    pub num_threads: Option<usize>,
+    /// Stack size of each compute thread in bytes; `None` keeps Rust's
+    /// default. At least [`MIN_STACK_SIZE`].
+    pub stack_size: Option<usize>,
+    /// Threads are named `"{prefix}-{index}"`. Must not be empty.
+    pub thread_name_prefix: String,
+    /// Jobs whose compute time reaches this count as slow in the metrics.
+    pub slow_task_threshold: Duration,
+    /// At most this many jobs queued or running; `None`: unbounded.
+    pub max_in_flight: Option<usize>,
+}
+
+impl Default for ComputeConfig {
+    /// No thread count or stack size (machine defaults), prefix `"compute"`,
+    /// slow threshold 100 ms, unbounded in-flight jobs.
+    fn default() -> Self {
+        ComputeConfig {
+            num_threads: None,
+            stack_size: None,
+            thread_name_prefix: "compute".to_owned(),
+            slow_task_threshold: Duration::from_millis(100),
+            max_in_flight: None,
+        }
+    }
+}
+
+impl ComputeConfig {
+    /// Checks every field; the error names the first bad field and its value.
+    ///
+    /// ```
+    /// use compute_pool::{ComputeConfig, ConfigError};
+    ///
+    /// let bad = ComputeConfig { num_threads: Some(0), ..Default::default() };
+    /// let err = bad.validate().unwrap_err();
+    /// assert!(matches!(&err, ConfigError::Invalid { field, value, .. }
+    ///     if field == "num_threads" && value == "0"));
+    /// assert!(ComputeConfig::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self.num_threads {
+            if n == 0 {
+                return Err(ConfigError::invalid("num_threads", n, "must be at least 1"));
+            }
+            if n > MAX_THREADS {
+                return Err(ConfigError::invalid(
+                    "num_threads",
+                    n,
+                    format!("must be at most {MAX_THREADS}"),
+                ));
+            }
+        }
+        if let Some(size) = self.stack_size {
+            if size < MIN_STACK_SIZE {
+                return Err(ConfigError::invalid(
+                    "stack_size",
+                    size,
+                    format!("must be at least {MIN_STACK_SIZE} bytes (64 KiB)"),
+                ));
+            }
+        }
+        if self.thread_name_prefix.is_empty() {
+            return Err(ConfigError::invalid(
+                "thread_name_prefix",
+                "\"\"",
+                "must not be empty",
+            ));
+        }
+        if self.thread_name_prefix.contains('\0') {
+            return Err(ConfigError::invalid(
+                "thread_name_prefix",
+                format!("{:?}", self.thread_name_prefix),
+                "must not contain a NUL byte",
+            ));
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(ConfigError::invalid(
+                "max_in_flight",
+                0,
+                "must be at least 1 (or unset for no limit)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The thread count this config gives: `num_threads`, or
+    /// [`default_num_threads`].
+    ///
+    /// ```
+    /// use compute_pool::ComputeConfig;
+    /// let config = ComputeConfig { num_threads: Some(3), ..Default::default() };
+    /// assert_eq!(config.effective_num_threads(), 3);
+    /// assert!(ComputeConfig::default().effective_num_threads() >= 1);
+    /// ```
+    pub fn effective_num_threads(&self) -> usize {
+        self.num_threads.unwrap_or_else(default_num_threads)
+    }
+}
+
+/// The default compute thread count: half the available cores, at least 1,
+/// leaving the other half to the async runtime (the guide's `cores/2`).
+///
+/// ```
+/// assert!(compute_pool::default_num_threads() >= 1);
+/// ```
+pub fn default_num_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() / 2)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// A configuration that cannot be used, naming the field and the value.
+///
+/// ```
+/// use compute_pool::ConfigError;
+/// let err = ConfigError::invalid("compute_threads", 0, "must be at least 1");
+/// assert_eq!(err.to_string(), "compute_threads = 0: must be at least 1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field has a value out of range.
+    Invalid {
+        /// The field, as written in the config (for example `compute_threads`).
+        field: String,
+        /// The offending value, as text.
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+    /// The text could not be parsed (malformed TOML, a value of the wrong type).
+    Parse {
+        /// The field, when the parser knows it.
+        field: Option<String>,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key that the configuration does not know.
+    UnknownKey {
+        /// The key as written.
+        key: String,
+    },
+    /// Building a thread pool or runtime failed.
+    Build {
+        /// What was being built, for example `"compute pool"`.
+        what: String,
+        /// The underlying error's message.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// An [`ConfigError::Invalid`] for `field = value`, with `reason`.
+    ///
+    /// ```
+    /// use compute_pool::ConfigError;
+    /// let err = ConfigError::invalid("stack_size", 1024, "must be at least 65536 bytes");
+    /// assert!(err.to_string().contains("stack_size = 1024"));
+    /// ```
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Invalid {
+                field,
+                value,
+                reason,
+            } => write!(f, "{field} = {value}: {reason}"),
+            ConfigError::Parse {
+                field: Some(field),
+                message,
+            } => write!(f, "cannot parse {field}: {message}"),
+            ConfigError::Parse {
+                field: None,
+                message,
+            } => write!(f, "cannot parse the configuration: {message}"),
+            ConfigError::UnknownKey { key } => write!(f, "unknown configuration key `{key}`"),
+            ConfigError::Build { what, message } => write!(f, "cannot build {what}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,151 @@
+//! The one wrapper every pool job runs in.
+//!
+//! A [`Job`] carries the user's work, the sending end of its bridge channel
+//! and the pool's [`Shared`] state (never the rayon pool itself, so jobs do
+//! not keep the pool's threads alive). On a compute thread, [`Job::run`]:
+//!
+//! 1. claims the channel with `try_start` (false: the handle was dropped or
+//!    cancelled first, and the handle side has already counted it: skip);
+//! 2. skips with `Err(Shutdown)` if the pool is past its shutdown deadline;
+//! 3. records the queue wait, runs the work under `catch_unwind` (inside the
+//!    submitter's tracing span), records the compute time;
+//! 4. sends the result; if nobody waits any more the value comes back and is
+//!    dropped here, under `catch_unwind` too;
+//! 5. releases its back-pressure permit last (in `Drop`).
+//!
+//! A job dropped without running (which rayon never does, but a handle that
+//! still waits for a permit may) accounts for itself in `Drop`, so nothing
+//! leaks and no receiver hangs.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use compute_bridge::Sender;
+
+use crate::error::ComputeError;
+use crate::handle::CancelToken;
+use crate::pool::Shared;
+
+/// What a job's channel carries.
+pub(crate) type JobResult<R> = Result<R, ComputeError>;
+
+/// A job on its way to a compute thread. See the module docs.
+pub(crate) struct Job<W, R> {
+    shared: Arc<Shared>,
+    /// `None` once the job has run (or been skipped).
+    tx: Option<Sender<JobResult<R>>>,
+    /// `None` once the work has been called.
+    work: Option<W>,
+    submitted_at: Instant,
+    /// Whether this job holds a `max_in_flight` permit, released on drop.
+    holds_permit: bool,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl<W, R> Job<W, R>
+where
+    W: FnOnce(CancelToken<'_>) -> R + Send,
+    R: Send,
+{
+    pub(crate) fn new(shared: Arc<Shared>, tx: Sender<JobResult<R>>, work: W) -> Self {
+        Job {
+            shared,
+            tx: Some(tx),
+            work: Some(work),
+            submitted_at: Instant::now(),
+            holds_permit: false,
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
+        }
+    }
+
+    /// Marks the job as holding a back-pressure permit.
+    pub(crate) fn set_holds_permit(&mut self) {
+        self.holds_permit = true;
+    }
+
+    /// Runs the job on the current (compute) thread. See the module docs.
+    pub(crate) fn run(mut self) {
+        let (Some(tx), Some(work)) = (self.tx.take(), self.work.take()) else {
+            return;
+        };
+        if !tx.try_start() {
+            // The handle closed first and counted the job cancelled.
+            return;
+        }
+        let shared = &*self.shared;
+        if shared.is_past_deadline() {
+            shared.metrics.record_cancelled();
+            // An error value: if nobody waits, dropping it here is harmless.
+            let _ = tx.send(Err(ComputeError::Shutdown));
+            shared.notify_if_closing();
+            return;
+        }
+        let result = run_measured(
+            shared,
+            self.submitted_at,
+            #[cfg(feature = "tracing")]
+            &self.span,
+            work,
+            CancelToken::new(&tx, shared),
+        );
+        if let Err(unclaimed) = tx.send(result) {
+            // Nobody awaits the result: drop it here, containing a panicking Drop.
+            if catch_unwind(AssertUnwindSafe(move || drop(unclaimed))).is_err() {
+                shared.metrics.record_drop_panic();
+            }
+        }
+        shared.notify_if_closing();
+        // `self` drops here and releases the permit, last.
+    }
+}
+
+impl<W, R> Drop for Job<W, R> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            // Dropped without running. Whoever closes first accounts for it:
+            // if the handle is still there, we do, and dropping `tx` resolves
+            // it to an error instead of leaving it hanging.
+            if tx.try_start() {
+                self.shared.metrics.record_cancelled();
+            }
+            drop(tx);
+            self.shared.notify_if_closing();
+        }
+        if self.holds_permit {
+            self.shared.release_permit();
+        }
+    }
+}
+
+/// Runs `work` with metrics around it, inside `span`, catching its panic.
+///
+/// Used by queued jobs, by `execute_sync` and by inline (nested) calls, so
+/// every path counts and measures the same way. The caller has already
+/// counted the job submitted.
+pub(crate) fn run_measured<'t, W, R>(
+    shared: &Shared,
+    submitted_at: Instant,
+    #[cfg(feature = "tracing")] span: &tracing::Span,
+    work: W,
+    token: CancelToken<'t>,
+) -> JobResult<R>
+where
+    W: FnOnce(CancelToken<'t>) -> R,
+{
+    let started = Instant::now();
+    shared
+        .metrics
+        .record_started(started.saturating_duration_since(submitted_at));
+    let outcome = {
+        #[cfg(feature = "tracing")]
+        let _entered = span.enter();
+        catch_unwind(AssertUnwindSafe(move || work(token)))
+    };
+    shared
+        .metrics
+        .record_finished(started.elapsed(), outcome.is_err());
+    outcome.map_err(ComputeError::panicked)
+}

@@ -1,0 +1,629 @@
+//! Counters kept by the pool, and the snapshot users read.
+//!
+//! Every counter is a relaxed atomic: each is an independent tally, nothing
+//! is published through it, and a snapshot is allowed to be a few jobs out of
+//! date. The per-job cost is a handful of uncontended-in-the-common-case
+//! read-modify-writes (submit: 1; start: 2; finish: 4, or 5 for a slow job).
+//! Counters written by submitters and by compute threads sit on separate
+//! cache lines.
+//!
+//! Derived figures come from monotonic counters, so they can never go
+//! negative or leak: `active = submitted - completed - panicked - cancelled`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Number of log2 buckets for compute time in nanoseconds (covers ~584 years).
+const BUCKETS: usize = 64;
+
+/// Keeps its contents on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct CacheLine<T>(T);
+
+/// Written on the submitting side.
+#[derive(Default)]
+struct SubmitSide {
+    submitted: AtomicU64,
+    rejected: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+/// Written on the compute threads.
+#[derive(Default)]
+struct ComputeSide {
+    started: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    queue_wait_ns: AtomicU64,
+    compute_ns: AtomicU64,
+    max_compute_ns: AtomicU64,
+    slow: AtomicU64,
+    drop_panics: AtomicU64,
+    escaped_panics: AtomicU64,
+}
+
+/// Written by adaptive dispatch.
+#[derive(Default)]
+struct AdaptiveSide {
+    inline: AtomicU64,
+    offloaded: AtomicU64,
+    mispredicted: AtomicU64,
+}
+
+/// The live counters of one pool.
+pub(crate) struct PoolMetrics {
+    submit: CacheLine<SubmitSide>,
+    compute: CacheLine<ComputeSide>,
+    histogram: CacheLine<[AtomicU64; BUCKETS]>,
+    adaptive: CacheLine<AdaptiveSide>,
+    slow_threshold_ns: u64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The histogram bucket of a duration: 0 for 0 ns, else 1 + floor(log2(ns)),
+/// so bucket `b > 0` holds `[2^(b-1), 2^b)` ns.
+fn bucket_of(ns: u64) -> usize {
+    (u64::BITS - ns.leading_zeros()).min(BUCKETS as u32 - 1) as usize
+}
+
+impl PoolMetrics {
+    pub(crate) fn new(slow_threshold: Duration) -> PoolMetrics {
+        PoolMetrics {
+            submit: CacheLine::default(),
+            compute: CacheLine::default(),
+            histogram: CacheLine(std::array::from_fn(|_| AtomicU64::new(0))),
+            adaptive: CacheLine::default(),
+            slow_threshold_ns: nanos(slow_threshold),
+        }
+    }
+
+    /// A job was accepted (it will run, or be counted cancelled).
+    pub(crate) fn record_submitted(&self) {
+        // ORDERING: Relaxed: an independent tally (see the module docs).
+        self.submit.0.submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A submission was refused (shutdown or saturated); not in the total.
+    pub(crate) fn record_rejected(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.submit.0.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An accepted job will never run (cancelled, discarded at shutdown, lost).
+    pub(crate) fn record_cancelled(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.submit.0.cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job starts running after waiting `queue_wait`.
+    pub(crate) fn record_started(&self, queue_wait: Duration) {
+        let c = &self.compute.0;
+        // ORDERING: Relaxed: independent tallies.
+        c.started.fetch_add(1, Ordering::Relaxed);
+        // ORDERING: Relaxed: an independent sum.
+        c.queue_wait_ns
+            .fetch_add(nanos(queue_wait), Ordering::Relaxed);
+    }
+
+    /// A started job finished after `compute` time; `panicked` if it unwound.
+    pub(crate) fn record_finished(&self, compute: Duration, panicked: bool) {
+        let c = &self.compute.0;
+        let ns = nanos(compute);
+        // ORDERING: Relaxed: independent sums and tallies.
+        c.compute_ns.fetch_add(ns, Ordering::Relaxed);
+        // ORDERING: Relaxed: a read-only check first, so the common case (not
+        // a new maximum) does no read-modify-write.
+        if ns > c.max_compute_ns.load(Ordering::Relaxed) {
+            // ORDERING: Relaxed: fetch_max is atomic on its own.
+            c.max_compute_ns.fetch_max(ns, Ordering::Relaxed);
+        }
+        // ORDERING: Relaxed: an independent tally.
+        self.histogram.0[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        if ns >= self.slow_threshold_ns {
+            // ORDERING: Relaxed: an independent tally.
+            c.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        let done = if panicked { &c.panicked } else { &c.completed };
+        // ORDERING: Relaxed: an independent tally. It is the last write of
+        // the job's accounting, so `active` drops only after the sums above.
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Dropping a result nobody awaited panicked (the panic was contained).
+    pub(crate) fn record_drop_panic(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.compute.0.drop_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A panic escaped the job wrapper and reached rayon's panic handler.
+    pub(crate) fn record_escaped_panic(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.compute
+            .0
+            .escaped_panics
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adaptive dispatch ran a call inline.
+    #[allow(dead_code)] // used by adaptive dispatch
+    pub(crate) fn record_adaptive_inline(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.adaptive.0.inline.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adaptive dispatch offloaded a call to the pool.
+    #[allow(dead_code)] // used by adaptive dispatch
+    pub(crate) fn record_adaptive_offloaded(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.adaptive.0.offloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adaptive dispatch chose wrong (ran inline a call that proved long, or
+    /// offloaded one that proved short).
+    #[allow(dead_code)] // used by adaptive dispatch
+    pub(crate) fn record_adaptive_mispredicted(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.adaptive.0.mispredicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Jobs accepted and not yet finished or cancelled.
+    pub(crate) fn active(&self) -> u64 {
+        // ORDERING: Relaxed: read the later stages first; each job bumps
+        // `submitted` before any of these, so the difference cannot be
+        // negative once all is quiet (and saturates meanwhile).
+        let c = &self.compute.0;
+        let done = c.completed.load(Ordering::Relaxed)
+            // ORDERING: Relaxed: see above.
+            + c.panicked.load(Ordering::Relaxed)
+            // ORDERING: Relaxed: see above.
+            + self.submit.0.cancelled.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: see above.
+        let submitted = self.submit.0.submitted.load(Ordering::Relaxed);
+        submitted.saturating_sub(done)
+    }
+
+    /// A consistent-enough copy of every counter.
+    pub(crate) fn snapshot(&self, num_threads: usize) -> ComputeMetrics {
+        let c = &self.compute.0;
+        let s = &self.submit.0;
+        let a = &self.adaptive.0;
+        // ORDERING: Relaxed for every load: a snapshot of independent
+        // tallies. Later stages are read before earlier ones so that the
+        // derived figures do not go negative.
+        let load = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        let completed = load(&c.completed);
+        let panicked = load(&c.panicked);
+        let compute_ns = load(&c.compute_ns);
+        let max_compute_ns = load(&c.max_compute_ns);
+        let slow = load(&c.slow);
+        let started = load(&c.started);
+        let queue_wait_ns = load(&c.queue_wait_ns);
+        let cancelled = load(&s.cancelled);
+        let submitted = load(&s.submitted);
+        let mut histogram = [0u64; BUCKETS];
+        for (out, bucket) in histogram.iter_mut().zip(self.histogram.0.iter()) {
+            *out = load(bucket);
+        }
+        ComputeMetrics {
+            num_threads,
+            submitted,
+            started,
+            completed,
+            panicked,
+            cancelled,
+            rejected: load(&s.rejected),
+            drop_panics: load(&c.drop_panics),
+            escaped_panics: load(&c.escaped_panics),
+            compute_ns,
+            max_compute_ns,
+            queue_wait_ns,
+            slow,
+            histogram,
+            adaptive_inline: load(&a.inline),
+            adaptive_offloaded: load(&a.offloaded),
+            adaptive_mispredicted: load(&a.mispredicted),
+        }
+    }
+}
+
+/// A snapshot of a pool's counters, from [`ComputePool::metrics`](crate::ComputePool::metrics).
+///
+/// Durations are compute time measured on the compute thread (queue wait is
+/// separate). Counts are totals since the pool was built.
+///
+/// ```
+/// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+/// futures::executor::block_on(pool.execute(|| (0..1000u64).sum::<u64>())).unwrap();
+/// let m = pool.metrics();
+/// assert_eq!(m.tasks_total(), 1);
+/// assert_eq!(m.tasks_completed(), 1);
+/// assert_eq!(m.tasks_active(), 0);
+/// println!("{m}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeMetrics {
+    num_threads: usize,
+    submitted: u64,
+    started: u64,
+    completed: u64,
+    panicked: u64,
+    cancelled: u64,
+    rejected: u64,
+    drop_panics: u64,
+    escaped_panics: u64,
+    compute_ns: u64,
+    max_compute_ns: u64,
+    queue_wait_ns: u64,
+    slow: u64,
+    histogram: [u64; BUCKETS],
+    adaptive_inline: u64,
+    adaptive_offloaded: u64,
+    adaptive_mispredicted: u64,
+}
+
+impl ComputeMetrics {
+    /// Jobs accepted since the pool was built (including cancelled ones; not
+    /// submissions refused with `Shutdown` or `Saturated`).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| ());
+    /// assert_eq!(pool.metrics().tasks_total(), 1);
+    /// ```
+    pub fn tasks_total(&self) -> u64 {
+        self.submitted
+    }
+
+    /// Jobs accepted and not yet finished or cancelled: queued + running.
+    /// Returns to 0 once every handle has resolved or been dropped.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// drop(pool.execute(|| ()));
+    /// let _ = pool.execute_sync(|| ()); // the pool is idle afterwards
+    /// assert_eq!(pool.metrics().tasks_active(), 0);
+    /// ```
+    pub fn tasks_active(&self) -> u64 {
+        self.submitted
+            .saturating_sub(self.completed + self.panicked + self.cancelled)
+    }
+
+    /// Jobs accepted and not started (including those waiting for room
+    /// under `max_in_flight`).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().tasks_queued(), 0);
+    /// ```
+    pub fn tasks_queued(&self) -> u64 {
+        self.submitted.saturating_sub(self.started + self.cancelled)
+    }
+
+    /// Jobs running now.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let running = pool.execute_sync({
+    ///     let pool = pool.clone();
+    ///     move || pool.metrics().tasks_running()
+    /// });
+    /// assert_eq!(running.unwrap(), 1);
+    /// ```
+    pub fn tasks_running(&self) -> u64 {
+        self.started.saturating_sub(self.completed + self.panicked)
+    }
+
+    /// Jobs that ran to the end and returned a value.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| 1);
+    /// assert_eq!(pool.metrics().tasks_completed(), 1);
+    /// ```
+    pub fn tasks_completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Jobs that panicked (the panic went to their awaiter).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| -> () { panic!("no") });
+    /// assert_eq!(pool.metrics().tasks_panicked(), 1);
+    /// ```
+    pub fn tasks_panicked(&self) -> u64 {
+        self.panicked
+    }
+
+    /// Accepted jobs that never ran: the handle was dropped or cancelled
+    /// before the job started, or the job was discarded at shutdown.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let mut handle = pool.execute(|| ());
+    /// let stopped_before_start = handle.cancel();
+    /// let m = pool.metrics();
+    /// assert_eq!(m.tasks_cancelled(), u64::from(stopped_before_start));
+    /// ```
+    pub fn tasks_cancelled(&self) -> u64 {
+        self.cancelled
+    }
+
+    /// Submissions refused with `Shutdown` or `Saturated` (not in the total).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// pool.shutdown_blocking(std::time::Duration::from_secs(1));
+    /// let _ = pool.execute_sync(|| ());
+    /// assert_eq!(pool.metrics().tasks_rejected(), 1);
+    /// ```
+    pub fn tasks_rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Results nobody awaited whose `Drop` panicked on the compute thread
+    /// (the panic was contained).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().result_drop_panics(), 0);
+    /// ```
+    pub fn result_drop_panics(&self) -> u64 {
+        self.drop_panics
+    }
+
+    /// Panics that escaped the job wrapper and reached rayon's panic handler
+    /// (0 in normal operation: jobs catch their own panics).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| -> () { panic!("caught by the job wrapper") });
+    /// assert_eq!(pool.metrics().escaped_panics(), 0);
+    /// ```
+    pub fn escaped_panics(&self) -> u64 {
+        self.escaped_panics
+    }
+
+    /// Average compute time of finished jobs, in microseconds (0 if none).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+    /// assert!(pool.metrics().avg_task_duration_us() >= 2000.0);
+    /// ```
+    pub fn avg_task_duration_us(&self) -> f64 {
+        let finished = self.completed + self.panicked;
+        if finished == 0 {
+            0.0
+        } else {
+            self.compute_ns as f64 / finished as f64 / 1000.0
+        }
+    }
+
+    /// Longest compute time of any job, in microseconds.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+    /// assert!(pool.metrics().max_task_duration_us() >= 1000);
+    /// ```
+    pub fn max_task_duration_us(&self) -> u64 {
+        self.max_compute_ns / 1000
+    }
+
+    /// Average time from submission to start, in microseconds (0 if none).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| ());
+    /// assert!(pool.metrics().avg_queue_wait_us() >= 0.0);
+    /// ```
+    pub fn avg_queue_wait_us(&self) -> f64 {
+        if self.started == 0 {
+            0.0
+        } else {
+            self.queue_wait_ns as f64 / self.started as f64 / 1000.0
+        }
+    }
+
+    /// Jobs whose compute time reached the configured `slow_task_threshold`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let pool = compute_pool::ComputePool::new(compute_pool::ComputeConfig {
+    ///     slow_task_threshold: Duration::from_millis(1),
+    ///     ..Default::default()
+    /// }).unwrap();
+    /// let _ = pool.execute_sync(|| std::thread::sleep(Duration::from_millis(2)));
+    /// assert_eq!(pool.metrics().slow_tasks(), 1);
+    /// ```
+    pub fn slow_tasks(&self) -> u64 {
+        self.slow
+    }
+
+    /// The compute time under which `q` (0.0..=1.0) of finished jobs fall,
+    /// in microseconds, from a log2 histogram: an upper bound at most twice
+    /// the true value. 0 when no job finished.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+    /// let m = pool.metrics();
+    /// assert!(m.quantile_us(0.5) >= 1000.0 && m.quantile_us(0.5) <= 2.0 * m.max_task_duration_us() as f64 + 1.0);
+    /// ```
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        let total: u64 = self.histogram.iter().sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
+        // The rank of the wanted sample, 1-based, at least 1.
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (bucket, &count) in self.histogram.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                // Bucket b > 0 holds [2^(b-1), 2^b) ns; report its upper bound,
+                // but never more than the observed maximum.
+                let upper_ns = if bucket == 0 { 0 } else { 1u128 << bucket };
+                let upper_ns = upper_ns.min(u128::from(self.max_compute_ns.max(1)));
+                return upper_ns as f64 / 1000.0;
+            }
+        }
+        self.max_compute_ns as f64 / 1000.0
+    }
+
+    /// The median compute time in microseconds (see [`quantile_us`](Self::quantile_us)).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().p50_task_duration_us(), 0.0);
+    /// ```
+    pub fn p50_task_duration_us(&self) -> f64 {
+        self.quantile_us(0.5)
+    }
+
+    /// The 99th percentile of compute time in microseconds (see
+    /// [`quantile_us`](Self::quantile_us)).
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| ());
+    /// assert!(pool.metrics().p99_task_duration_us() >= pool.metrics().p50_task_duration_us());
+    /// ```
+    pub fn p99_task_duration_us(&self) -> f64 {
+        self.quantile_us(0.99)
+    }
+
+    /// Calls adaptive dispatch ran inline.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().adaptive_inline(), 0);
+    /// ```
+    pub fn adaptive_inline(&self) -> u64 {
+        self.adaptive_inline
+    }
+
+    /// Calls adaptive dispatch offloaded to the pool.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().adaptive_offloaded(), 0);
+    /// ```
+    pub fn adaptive_offloaded(&self) -> u64 {
+        self.adaptive_offloaded
+    }
+
+    /// Adaptive dispatch decisions that proved wrong.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().adaptive_mispredicted(), 0);
+    /// ```
+    pub fn adaptive_mispredicted(&self) -> u64 {
+        self.adaptive_mispredicted
+    }
+
+    /// The pool's thread count when the snapshot was taken.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().num_threads(), pool.num_threads());
+    /// ```
+    pub fn num_threads(&self) -> usize {
+        self.num_threads
+    }
+}
+
+impl fmt::Display for ComputeMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "threads={} total={} active={} (queued={} running={}) completed={} panicked={} \
+             cancelled={} rejected={} slow={} compute avg={:.1}us p50={:.1}us p99={:.1}us \
+             max={}us queue-wait avg={:.1}us",
+            self.num_threads,
+            self.tasks_total(),
+            self.tasks_active(),
+            self.tasks_queued(),
+            self.tasks_running(),
+            self.completed,
+            self.panicked,
+            self.cancelled,
+            self.rejected,
+            self.slow,
+            self.avg_task_duration_us(),
+            self.p50_task_duration_us(),
+            self.p99_task_duration_us(),
+            self.max_task_duration_us(),
+            self.avg_queue_wait_us(),
+        )?;
+        if self.adaptive_inline + self.adaptive_offloaded > 0 {
+            write!(
+                f,
+                " adaptive inline={} offloaded={} mispredicted={}",
+                self.adaptive_inline, self.adaptive_offloaded, self.adaptive_mispredicted
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_log2() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 1);
+        assert_eq!(bucket_of(2), 2);
+        assert_eq!(bucket_of(3), 2);
+        assert_eq!(bucket_of(1024), 11);
+        assert_eq!(bucket_of(u64::MAX), 63);
+    }
+
+    #[test]
+    fn quantiles_bound_the_samples() {
+        let m = PoolMetrics::new(Duration::from_millis(100));
+        for _ in 0..99 {
+            m.record_submitted();
+            m.record_started(Duration::ZERO);
+            m.record_finished(Duration::from_micros(10), false);
+        }
+        m.record_submitted();
+        m.record_started(Duration::ZERO);
+        m.record_finished(Duration::from_millis(5), false);
+        let s = m.snapshot(1);
+        let p50 = s.p50_task_duration_us();
+        assert!((10.0..=20.0).contains(&p50), "p50 = {p50}");
+        let p99 = s.p99_task_duration_us();
+        assert!((10.0..=20.0).contains(&p99), "p99 = {p99}");
+        let p100 = s.quantile_us(1.0);
+        assert!((5000.0..=10000.0).contains(&p100), "p100 = {p100}");
+        assert_eq!(s.max_task_duration_us(), 5000);
+        assert_eq!(s.tasks_active(), 0);
+        assert_eq!(s.tasks_completed(), 100);
+    }
+
+    #[test]
+    fn active_counts_queued_and_running() {
+        let m = PoolMetrics::new(Duration::from_millis(100));
+        m.record_submitted();
+        m.record_submitted();
+        m.record_submitted();
+        m.record_started(Duration::ZERO);
+        m.record_cancelled();
+        let s = m.snapshot(1);
+        assert_eq!(s.tasks_active(), 2);
+        assert_eq!(s.tasks_running(), 1);
+        assert_eq!(s.tasks_queued(), 1);
+        assert_eq!(m.active(), 2);
+    }
+}

@@ -1,0 +1,770 @@
+//! [`ComputePool`]: CPU work from async code onto a dedicated rayon pool.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use tokio::sync::Semaphore;
+
+use crate::config::{ComputeConfig, ConfigError};
+use crate::context;
+use crate::error::ComputeError;
+use crate::handle::{CancelToken, TaskHandle};
+use crate::job::{run_measured, Job};
+use crate::metrics::{ComputeMetrics, PoolMetrics};
+
+/// Lifecycle: accepting work.
+const OPEN: u8 = 0;
+/// Lifecycle: shutdown started; new submissions are refused, accepted jobs run.
+const CLOSED: u8 = 1;
+/// Lifecycle: the shutdown deadline passed; jobs that have not started are
+/// discarded with `Shutdown` when a compute thread reaches them.
+const PAST_DEADLINE: u8 = 2;
+
+/// What jobs share with the pool. Jobs hold this, never the rayon pool, so
+/// dropping the last [`ComputePool`] lets the threads finish and exit.
+pub(crate) struct Shared {
+    pub(crate) metrics: PoolMetrics,
+    config: ComputeConfig,
+    num_threads: usize,
+    lifecycle: AtomicU8,
+    /// `max_in_flight` permits; `None` when unbounded.
+    semaphore: Option<Arc<Semaphore>>,
+    /// Shutdown waits here for the pool to go idle.
+    idle_lock: Mutex<()>,
+    idle: Condvar,
+    /// The pool handle, set once right after the rayon pool is built; read by
+    /// [`context::current`].
+    handle: OnceLock<Weak<PoolHandle>>,
+}
+
+impl Shared {
+    /// Whether new work is refused.
+    pub(crate) fn is_closed(&self) -> bool {
+        // ORDERING: Relaxed: a flag checked per submission; nothing is read
+        // on the strength of it. A submission racing `shutdown` may slip in,
+        // and is then simply one more job shutdown waits for.
+        self.lifecycle.load(Ordering::Relaxed) != OPEN
+    }
+
+    /// Whether jobs that have not started must be discarded.
+    pub(crate) fn is_past_deadline(&self) -> bool {
+        // ORDERING: Relaxed: as above; a job that misses the flag by a hair
+        // runs, which shutdown allows (it cannot stop running jobs anyway).
+        self.lifecycle.load(Ordering::Relaxed) == PAST_DEADLINE
+    }
+
+    /// Called whenever a job leaves the active set: wakes a shutdown waiting
+    /// for the pool to go idle. Costs one relaxed load while the pool is open.
+    pub(crate) fn notify_if_closing(&self) {
+        if self.is_closed() {
+            let _guard = self
+                .idle_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.idle.notify_all();
+        }
+    }
+
+    /// Gives back the `max_in_flight` permit a finished job held.
+    pub(crate) fn release_permit(&self) {
+        if let Some(semaphore) = &self.semaphore {
+            semaphore.add_permits(1);
+        }
+    }
+
+    /// The pool this state belongs to, while it is alive.
+    pub(crate) fn pool(&self) -> Option<ComputePool> {
+        let inner = self.handle.get()?.upgrade()?;
+        Some(ComputePool { inner })
+    }
+}
+
+/// Owns the rayon pool. Dropped with the last [`ComputePool`] clone (and the
+/// last handle still waiting for a `max_in_flight` permit).
+pub(crate) struct PoolHandle {
+    pub(crate) rayon: rayon::ThreadPool,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A pool of compute threads that async code hands CPU-bound work to.
+///
+/// Each async method submits a job straight onto the pool's own rayon
+/// threads (one hop; rayon's global pool is never used or created) and
+/// returns a [`TaskHandle`] to await. Inside a job, rayon's parallel
+/// iterators, `scope` and `join` use this pool. Cloning is cheap (one
+/// `Arc`); every clone is the same pool. Dropping the last clone lets queued
+/// jobs finish, then the threads exit.
+///
+/// ```
+/// use compute_pool::ComputePool;
+/// use rayon::prelude::*;
+///
+/// let pool = ComputePool::with_defaults().unwrap();
+/// let data: Vec<u64> = (0..10_000).collect();
+/// let total = futures::executor::block_on(
+///     pool.install(move || data.par_iter().map(|x| x * x).sum::<u64>()),
+/// )
+/// .unwrap();
+/// assert_eq!(total, (0..10_000u64).map(|x| x * x).sum());
+/// ```
+///
+/// # Calls from the pool's own threads
+///
+/// A job that calls back into its own pool (`execute`, `install`,
+/// `execute_sync`, ...) runs the nested work inline, on the calling compute
+/// thread, and gets an already-resolved handle. That can never deadlock,
+/// even with one thread; use rayon's `join` or `scope` inside a job for
+/// parallelism instead.
+#[derive(Clone)]
+pub struct ComputePool {
+    pub(crate) inner: Arc<PoolHandle>,
+}
+
+impl ComputePool {
+    /// Builds a pool from a validated config.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the bad field and value, or
+    /// [`ConfigError::Build`] if the threads cannot be spawned.
+    ///
+    /// ```
+    /// use compute_pool::{ComputeConfig, ComputePool};
+    /// let pool = ComputePool::new(ComputeConfig {
+    ///     num_threads: Some(2),
+    ///     stack_size: Some(4 << 20),
+    ///     thread_name_prefix: "math".into(),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let name = futures::executor::block_on(
+    ///     pool.execute(|| std::thread::current().name().map(str::to_owned)),
+    /// )
+    /// .unwrap();
+    /// assert!(name.unwrap().starts_with("math-"));
+    ///
+    /// assert!(ComputePool::new(ComputeConfig { num_threads: Some(0), ..Default::default() }).is_err());
+    /// ```
+    pub fn new(config: ComputeConfig) -> Result<ComputePool, ConfigError> {
+        config.validate()?;
+        let num_threads = config.effective_num_threads();
+        let shared = Arc::new(Shared {
+            metrics: PoolMetrics::new(config.slow_task_threshold),
+            semaphore: config.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+            num_threads,
+            lifecycle: AtomicU8::new(OPEN),
+            idle_lock: Mutex::new(()),
+            idle: Condvar::new(),
+            handle: OnceLock::new(),
+            config,
+        });
+        let prefix = shared.config.thread_name_prefix.clone();
+        let mut builder = rayon::ThreadPoolBuilder::new()
+            .num_threads(num_threads)
+            .thread_name(move |index| format!("{prefix}-{index}"))
+            .panic_handler({
+                let shared = Arc::downgrade(&shared);
+                move |_payload| {
+                    // Jobs catch their own panics; this sees only a panic that
+                    // escaped the job wrapper (say, from dropping a captured
+                    // value of a job that never ran). Count it and carry on.
+                    if let Some(shared) = shared.upgrade() {
+                        shared.metrics.record_escaped_panic();
+                    }
+                }
+            })
+            .start_handler({
+                let shared = Arc::downgrade(&shared);
+                move |_index| context::set_current_shared(shared.clone())
+            });
+        if let Some(size) = shared.config.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let rayon = builder.build().map_err(|err| ConfigError::Build {
+            what: "compute pool".to_owned(),
+            message: err.to_string(),
+        })?;
+        let inner = Arc::new(PoolHandle { rayon, shared });
+        // Cannot fail: the cell is new and set only here.
+        let _ = inner.shared.handle.set(Arc::downgrade(&inner));
+        Ok(ComputePool { inner })
+    }
+
+    /// Builds a pool with [`ComputeConfig::default`]: about half the cores.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert!(pool.num_threads() >= 1);
+    /// ```
+    pub fn with_defaults() -> Result<ComputePool, ConfigError> {
+        ComputePool::new(ComputeConfig::default())
+    }
+
+    /// Number of compute threads.
+    ///
+    /// ```
+    /// use compute_pool::{ComputeConfig, ComputePool};
+    /// let pool = ComputePool::new(ComputeConfig { num_threads: Some(3), ..Default::default() }).unwrap();
+    /// assert_eq!(pool.num_threads(), 3);
+    /// ```
+    pub fn num_threads(&self) -> usize {
+        self.inner.shared.num_threads
+    }
+
+    /// The configuration the pool was built with.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.config().thread_name_prefix, "compute");
+    /// ```
+    pub fn config(&self) -> &ComputeConfig {
+        &self.inner.shared.config
+    }
+
+    /// A snapshot of the pool's counters.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let _ = pool.execute_sync(|| 2 + 2);
+    /// let m = pool.metrics();
+    /// assert_eq!((m.tasks_total(), m.tasks_completed(), m.tasks_active()), (1, 1, 0));
+    /// ```
+    pub fn metrics(&self) -> ComputeMetrics {
+        self.inner.shared.metrics.snapshot(self.num_threads())
+    }
+
+    /// Whether the current thread is one of this pool's compute threads.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert!(!pool.is_worker_thread());
+    /// let inside = pool.execute_sync({ let pool = pool.clone(); move || pool.is_worker_thread() });
+    /// assert!(inside.unwrap());
+    /// ```
+    pub fn is_worker_thread(&self) -> bool {
+        self.inner.rayon.current_thread_index().is_some()
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called: new work is refused.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown_blocking(std::time::Duration::from_secs(1));
+    /// assert!(pool.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.shared.is_closed()
+    }
+
+    /// Runs `f` on a compute thread and returns a handle to await its result.
+    ///
+    /// `f` panicking gives `Err(ComputeError::Panicked)`; the thread and the
+    /// pool carry on. Dropping the handle before the job starts means it
+    /// never runs. See [`TaskHandle`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let primes = pool
+    ///     .execute(|| (2..10_000u32).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0)).count())
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(primes, 1229);
+    /// # }
+    /// ```
+    pub fn execute<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(move |_: CancelToken<'_>| f())
+    }
+
+    /// Runs `f` on a compute thread like [`execute`](Self::execute); rayon's
+    /// parallel iterators, `join` and `scope` inside `f` use this pool.
+    ///
+    /// (Every job runs on this pool's threads, so `install` and `execute` do
+    /// the same thing; `install` reads better around parallel iterators.)
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let words = vec!["tokio".to_string(), "rayon".into(), "bridge".into()];
+    /// let lengths = futures::executor::block_on(
+    ///     pool.install(move || words.par_iter().map(|w| w.len()).collect::<Vec<_>>()),
+    /// )
+    /// .unwrap();
+    /// assert_eq!(lengths, vec![5, 5, 6]);
+    /// ```
+    pub fn install<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(move |_: CancelToken<'_>| f())
+    }
+
+    /// Runs `f` on a compute thread, giving it a [`CancelToken`] that turns
+    /// true when the handle is dropped or cancelled (or the shutdown deadline
+    /// passes), so long work can stop early.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let handle = pool.execute_cancellable(move |token| {
+    ///     let mut rounds = 0u64;
+    ///     while !token.is_cancelled() {
+    ///         rounds += 1;
+    ///         std::hint::black_box(rounds);
+    ///     }
+    ///     tx.send(rounds).unwrap();
+    /// });
+    /// // Give up after 20 ms: the timeout drops the handle, the loop sees it.
+    /// assert!(tokio::time::timeout(Duration::from_millis(20), handle).await.is_err());
+    /// assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap() > 0);
+    /// # }
+    /// ```
+    pub fn execute_cancellable<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: FnOnce(CancelToken<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f)
+    }
+
+    /// Runs `f` inside a `rayon::scope` on a compute thread: `f` can spawn
+    /// any number of tasks that borrow data owned by `f`; the handle resolves
+    /// after all of them finish. A panic in any of them gives `Panicked`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let total = Arc::new(AtomicU64::new(0));
+    /// let sink = total.clone();
+    /// pool.execute_scoped(move |scope| {
+    ///     for part in 0..4u64 {
+    ///         let sink = &sink; // tasks may borrow what the scope body owns
+    ///         scope.spawn(move |_| {
+    ///             let sum: u64 = (part * 1000..(part + 1) * 1000).sum();
+    ///             sink.fetch_add(sum, Ordering::Relaxed);
+    ///         });
+    ///     }
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(total.load(Ordering::Relaxed), (0..4000u64).sum());
+    /// # }
+    /// ```
+    pub fn execute_scoped<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: for<'s> FnOnce(&rayon::Scope<'s>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(move |_: CancelToken<'_>| rayon::scope(f))
+    }
+
+    /// Like [`execute_scoped`](Self::execute_scoped) with `rayon::scope_fifo`:
+    /// tasks spawned from one thread start in the order they were spawned.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let pool = compute_pool::ComputePool::new(compute_pool::ComputeConfig {
+    ///     num_threads: Some(1),
+    ///     ..Default::default()
+    /// })
+    /// .unwrap();
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = order.clone();
+    /// futures::executor::block_on(pool.execute_scoped_fifo(move |scope| {
+    ///     for i in 0..4 {
+    ///         let seen = seen.clone();
+    ///         scope.spawn_fifo(move |_| seen.lock().unwrap().push(i));
+    ///     }
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+    /// ```
+    pub fn execute_scoped_fifo<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: for<'s> FnOnce(&rayon::ScopeFifo<'s>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(move |_: CancelToken<'_>| rayon::scope_fifo(f))
+    }
+
+    /// Runs `a` and `b` in parallel on the pool (`rayon::join`) and resolves
+    /// to both results.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let (evens, odds) = futures::executor::block_on(pool.join(
+    ///     || (0..100u32).filter(|n| n % 2 == 0).count(),
+    ///     || (0..100u32).filter(|n| n % 2 == 1).count(),
+    /// ))
+    /// .unwrap();
+    /// assert_eq!((evens, odds), (50, 50));
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> TaskHandle<(RA, RB)>
+    where
+        A: FnOnce() -> RA + Send + 'static,
+        B: FnOnce() -> RB + Send + 'static,
+        RA: Send + 'static,
+        RB: Send + 'static,
+    {
+        self.submit(move |_: CancelToken<'_>| rayon::join(a, b))
+    }
+
+    /// Maps `f` over `items` in parallel on the pool; the output keeps the
+    /// input's order.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let squares = futures::executor::block_on(pool.par_map((1..=5u32).collect(), |x| x * x)).unwrap();
+    /// assert_eq!(squares, vec![1, 4, 9, 16, 25]);
+    /// ```
+    pub fn par_map<T, R, F>(&self, items: Vec<T>, f: F) -> TaskHandle<Vec<R>>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        self.submit(move |_: CancelToken<'_>| items.into_par_iter().map(f).collect())
+    }
+
+    /// Splits `items` into chunks of `batch_size`, runs `f` on the chunks in
+    /// parallel on the pool, and concatenates the outputs in input order.
+    ///
+    /// A `batch_size` of 0 resolves to [`ComputeError::InvalidArgument`]
+    /// naming `batch_size`.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let lines: Vec<String> = (0..10).map(|i| format!("line {i}")).collect();
+    /// let lengths = futures::executor::block_on(pool.parallel_batch(lines, 4, |chunk: &[String]| {
+    ///     chunk.iter().map(|l| l.len()).collect::<Vec<_>>()
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(lengths, vec![6; 10]);
+    ///
+    /// let err = futures::executor::block_on(pool.parallel_batch(vec![1], 0, |c: &[i32]| c.to_vec()));
+    /// assert!(err.unwrap_err().to_string().contains("batch_size = 0"));
+    /// ```
+    pub fn parallel_batch<T, R, F>(
+        &self,
+        items: Vec<T>,
+        batch_size: usize,
+        f: F,
+    ) -> TaskHandle<Vec<R>>
+    where
+        T: Send + Sync + 'static,
+        R: Send + 'static,
+        F: Fn(&[T]) -> Vec<R> + Send + Sync + 'static,
+    {
+        if batch_size == 0 {
+            return TaskHandle::ready(Err(ComputeError::InvalidArgument {
+                name: "batch_size",
+                value: batch_size.to_string(),
+                reason: "must be at least 1",
+            }));
+        }
+        self.submit(move |_: CancelToken<'_>| {
+            items.par_chunks(batch_size).flat_map_iter(&f).collect()
+        })
+    }
+
+    /// Runs `f` on the pool and blocks the calling thread until it is done.
+    /// `f` may borrow from the caller's stack.
+    ///
+    /// From one of this pool's threads it runs `f` inline. From any other
+    /// thread it blocks only that thread, so from async code call it inside
+    /// `tokio::task::spawn_blocking` (or `block_in_place`): called directly on
+    /// a Tokio worker it stalls that worker. Not limited by `max_in_flight`
+    /// (each blocked caller adds at most one job).
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let data = vec![3u64, 1, 4, 1, 5, 9, 2, 6];
+    /// let max = pool.execute_sync(|| data.iter().copied().max()).unwrap();
+    /// assert_eq!(max, Some(9));
+    /// assert_eq!(data.len(), 8); // still ours: it was only borrowed
+    /// ```
+    pub fn execute_sync<F, R>(&self, f: F) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let shared = &*self.inner.shared;
+        if shared.is_closed() {
+            shared.metrics.record_rejected();
+            return Err(ComputeError::Shutdown);
+        }
+        if self.is_worker_thread() {
+            return self.run_inline(move |_| f());
+        }
+        shared.metrics.record_submitted();
+        let submitted_at = Instant::now();
+        #[cfg(feature = "tracing")]
+        let span = tracing::Span::current();
+        let result = self.inner.rayon.install(move || {
+            run_measured(
+                shared,
+                submitted_at,
+                #[cfg(feature = "tracing")]
+                &span,
+                move |_| f(),
+                CancelToken::inline(shared),
+            )
+        });
+        shared.notify_if_closing();
+        result
+    }
+
+    /// Like [`execute`](Self::execute), but with `max_in_flight` set and no
+    /// room, answers `Err(ComputeError::Saturated)` at once instead of
+    /// waiting; after shutdown, `Err(ComputeError::Shutdown)`.
+    ///
+    /// ```
+    /// use compute_pool::{ComputeConfig, ComputeError, ComputePool};
+    /// let pool = ComputePool::new(ComputeConfig { max_in_flight: Some(1), ..Default::default() }).unwrap();
+    /// let (release, wait) = std::sync::mpsc::channel::<()>();
+    /// let busy = pool.try_execute(move || wait.recv().unwrap()).unwrap();
+    /// assert!(matches!(pool.try_execute(|| ()), Err(ComputeError::Saturated)));
+    /// release.send(()).unwrap();
+    /// futures::executor::block_on(busy).unwrap();
+    /// ```
+    pub fn try_execute<F, R>(&self, f: F) -> Result<TaskHandle<R>, ComputeError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let shared = &self.inner.shared;
+        if shared.is_closed() {
+            shared.metrics.record_rejected();
+            return Err(ComputeError::Shutdown);
+        }
+        if self.is_worker_thread() {
+            return Ok(TaskHandle::ready(self.run_inline(move |_| f())));
+        }
+        let Some(semaphore) = &shared.semaphore else {
+            return Ok(self.spawn_job(move |_: CancelToken<'_>| f(), false));
+        };
+        match semaphore.try_acquire() {
+            Ok(permit) => {
+                // The job gives it back with `release_permit` when it ends.
+                permit.forget();
+                Ok(self.spawn_job(move |_: CancelToken<'_>| f(), true))
+            }
+            Err(_) => {
+                shared.metrics.record_rejected();
+                Err(ComputeError::Saturated)
+            }
+        }
+    }
+
+    /// Stops accepting work and waits, without blocking the executor, until
+    /// every accepted job has finished or `timeout` passes. Returns `true`
+    /// if the pool went idle in time.
+    ///
+    /// New submissions resolve to `Err(Shutdown)` at once. Jobs already
+    /// accepted run normally until the timeout; after it, jobs that have not
+    /// started resolve to `Err(Shutdown)` without running (as soon as a
+    /// compute thread reaches them), jobs still waiting for a `max_in_flight`
+    /// permit resolve to `Err(Shutdown)`, and running jobs see their
+    /// [`CancelToken`] cancelled. Needs no Tokio runtime (the wait happens on
+    /// a short-lived helper thread). Called from one of this pool's own jobs
+    /// it cannot go idle (the caller is active) and waits for the timeout.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let job = pool.execute(|| std::thread::sleep(Duration::from_millis(10)));
+    /// assert!(pool.shutdown(Duration::from_secs(10)).await);
+    /// assert!(job.await.is_ok()); // accepted before shutdown: it ran
+    /// assert!(pool.execute(|| ()).await.unwrap_err().is_shutdown());
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, timeout: Duration) -> bool {
+        let shared = &self.inner.shared;
+        shared.close();
+        if shared.metrics.active() == 0 {
+            return true;
+        }
+        let (tx, rx) = compute_bridge::channel();
+        let pool = self.clone();
+        let waiter = std::thread::Builder::new()
+            .name(format!("{}-shutdown", shared.config.thread_name_prefix))
+            .spawn(move || {
+                let _ = tx.send(pool.shutdown_blocking(timeout));
+            });
+        match waiter {
+            Ok(_) => rx.await.unwrap_or(false),
+            // No thread to wait on: wait here (this blocks the caller).
+            Err(_) => self.shutdown_blocking(timeout),
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown), blocking the calling thread.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let job = pool.execute(|| 7);
+    /// assert!(pool.shutdown_blocking(Duration::from_secs(10)));
+    /// assert_eq!(futures::executor::block_on(job).unwrap(), 7);
+    /// ```
+    pub fn shutdown_blocking(&self, timeout: Duration) -> bool {
+        let shared = &self.inner.shared;
+        shared.close();
+        let deadline = Instant::now().checked_add(timeout);
+        let mut guard = shared
+            .idle_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if shared.metrics.active() == 0 {
+                return true;
+            }
+            let now = Instant::now();
+            let left = match deadline {
+                Some(deadline) if now >= deadline => break,
+                Some(deadline) => deadline - now,
+                None => Duration::MAX,
+            };
+            // Jobs notify as they leave; the bounded wait also covers a
+            // notification that raced the check above.
+            let slice = left.min(Duration::from_millis(10));
+            guard = shared
+                .idle
+                .wait_timeout(guard, slice)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        drop(guard);
+        shared.pass_deadline();
+        false
+    }
+
+    /// Runs `work` here, on a thread of this pool, as a nested call.
+    fn run_inline<W, R>(&self, work: W) -> Result<R, ComputeError>
+    where
+        W: FnOnce(CancelToken<'_>) -> R,
+    {
+        let shared = &*self.inner.shared;
+        shared.metrics.record_submitted();
+        let result = run_measured(
+            shared,
+            Instant::now(),
+            #[cfg(feature = "tracing")]
+            &tracing::Span::current(),
+            work,
+            CancelToken::inline(shared),
+        );
+        shared.notify_if_closing();
+        result
+    }
+
+    /// The one submission path of every async method.
+    fn submit<W, R>(&self, work: W) -> TaskHandle<R>
+    where
+        W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let shared = &self.inner.shared;
+        if shared.is_closed() {
+            shared.metrics.record_rejected();
+            return TaskHandle::ready(Err(ComputeError::Shutdown));
+        }
+        if self.is_worker_thread() {
+            return TaskHandle::ready(self.run_inline(work));
+        }
+        let Some(semaphore) = &shared.semaphore else {
+            return self.spawn_job(work, false);
+        };
+        match semaphore.try_acquire() {
+            Ok(permit) => {
+                // The job gives it back with `release_permit` when it ends.
+                permit.forget();
+                self.spawn_job(work, true)
+            }
+            Err(_) => {
+                // No room: the handle holds the job and submits it once it
+                // gets a permit, in the semaphore's FIFO order.
+                let (tx, rx) = compute_bridge::channel();
+                shared.metrics.record_submitted();
+                let job = Job::new(shared.clone(), tx, work);
+                TaskHandle::deferred(
+                    rx,
+                    shared.clone(),
+                    Box::new(job),
+                    Box::pin(semaphore.clone().acquire_owned()),
+                    self.inner.clone(),
+                )
+            }
+        }
+    }
+
+    /// Wraps `work` in a [`Job`] and spawns it on the pool's threads.
+    fn spawn_job<W, R>(&self, work: W, holds_permit: bool) -> TaskHandle<R>
+    where
+        W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let shared = &self.inner.shared;
+        let (tx, rx) = compute_bridge::channel();
+        shared.metrics.record_submitted();
+        let mut job = Job::new(shared.clone(), tx, work);
+        if holds_permit {
+            job.set_holds_permit();
+        }
+        self.inner.rayon.spawn(move || job.run());
+        TaskHandle::waiting(rx, shared.clone())
+    }
+}
+
+impl Shared {
+    /// Refuses new work from now on.
+    fn close(&self) {
+        // ORDERING: Relaxed: the flag guards no data. Jobs that finish
+        // concurrently may miss it and not notify; shutdown's bounded wait
+        // re-checks the counters anyway.
+        let _ = self
+            .lifecycle
+            .compare_exchange(OPEN, CLOSED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Discards jobs that have not started and wakes handles waiting for a
+    /// permit (they resolve to `Shutdown`).
+    fn pass_deadline(&self) {
+        // ORDERING: Relaxed: as in `close`.
+        self.lifecycle.store(PAST_DEADLINE, Ordering::Relaxed);
+        if let Some(semaphore) = &self.semaphore {
+            semaphore.close();
+        }
+    }
+}
+
+impl fmt::Debug for ComputePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.inner.shared;
+        f.debug_struct("ComputePool")
+            .field("num_threads", &shared.num_threads)
+            .field("thread_name_prefix", &shared.config.thread_name_prefix)
+            .field("max_in_flight", &shared.config.max_in_flight)
+            .field("shutdown", &shared.is_closed())
+            .field("tasks_active", &shared.metrics.active())
+            .finish()
+    }
+}

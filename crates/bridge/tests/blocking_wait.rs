@@ -52,7 +52,7 @@ fn thousands_of_blocking_round_trips() {
                 tx.send(n + 1).unwrap();
             }
         });
-        for n in 0..5_000 {
+        for n in 0..common::scaled(5_000) as u32 {
             let (tx, rx) = channel();
             jobs_tx.send((n, tx)).unwrap();
             let spin = if n % 2 == 0 {

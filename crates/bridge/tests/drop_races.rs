@@ -13,11 +13,11 @@ use compute_bridge::{channel, Closed};
 #[test]
 fn sends_racing_drops_drop_each_value_once() {
     within(Duration::from_secs(60), || {
-        const ROUNDS: usize = 5_000;
+        let rounds = common::scaled(5_000);
         let counter = DropCounter::default();
         let mut refused = 0;
         let barrier = std::sync::Arc::new(Barrier::new(2));
-        for i in 0..ROUNDS {
+        for i in 0..rounds {
             let (tx, mut rx) = channel();
             let value = counter.make(i as u64);
             let b = barrier.clone();
@@ -39,7 +39,7 @@ fn sends_racing_drops_drop_each_value_once() {
         }
         assert_eq!(
             counter.drops(),
-            ROUNDS,
+            rounds,
             "{refused} values came back to senders"
         );
     });
@@ -48,10 +48,10 @@ fn sends_racing_drops_drop_each_value_once() {
 #[test]
 fn cancellation_is_accounted_exactly_once() {
     within(Duration::from_secs(60), || {
-        const ROUNDS: usize = 5_000;
+        let rounds = common::scaled(5_000);
         let counter = DropCounter::default();
         let (mut ran, mut skipped_by_rx) = (0, 0);
-        for i in 0..ROUNDS {
+        for i in 0..rounds {
             let (tx, rx) = channel();
             let job_counter = counter.clone();
             let job = std::thread::spawn(move || {
@@ -76,7 +76,7 @@ fn cancellation_is_accounted_exactly_once() {
             }
             ran += usize::from(job_ran);
         }
-        assert_eq!(ran + skipped_by_rx, ROUNDS);
+        assert_eq!(ran + skipped_by_rx, rounds);
         assert_eq!(counter.drops(), ran);
     });
 }

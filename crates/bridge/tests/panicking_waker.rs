@@ -102,7 +102,8 @@ fn a_waker_whose_wake_panics_leaves_the_value_for_the_next_poll() {
     quiet();
     within(Duration::from_secs(10), || {
         let counter = DropCounter::default();
-        for _ in 0..1_000 {
+        let rounds = common::scaled(1_000);
+        for _ in 0..rounds {
             let (tx, mut rx) = channel();
             let (bad, state) = waker(PANIC_WAKE);
             assert!(Pin::new(&mut rx)
@@ -122,6 +123,6 @@ fn a_waker_whose_wake_panics_leaves_the_value_for_the_next_poll() {
             drop((rx, bad));
             assert_eq!(state.live.load(Ordering::SeqCst), 0, "no waker leaked");
         }
-        assert_eq!(counter.drops(), 1_000);
+        assert_eq!(counter.drops(), rounds);
     });
 }

@@ -16,7 +16,7 @@ fn value_crosses_from_a_thread_to_a_tokio_task() {
             .unwrap();
         rt.block_on(async {
             let mut tasks = Vec::new();
-            for i in 0..2_000u64 {
+            for i in 0..common::scaled(2_000) as u64 {
                 let (tx, rx) = channel();
                 std::thread::spawn(move || tx.send(i * 3).unwrap());
                 tasks.push(tokio::spawn(rx));

@@ -52,3 +52,14 @@ impl Drop for Counted {
         self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// `n` scaled by `COMPUTE_TEST_SCALE` (default 1), at least 1: the memcheck
+/// step runs the same tests with fewer rounds, since valgrind is slow.
+pub fn scaled(n: usize) -> usize {
+    let scale = std::env::var("COMPUTE_TEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0);
+    ((n as f64 * scale) as usize).max(1)
+}

@@ -55,6 +55,8 @@ mod pool;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
+mod runtime;
+pub mod settings;
 // -- end runtime modules --
 
 pub use config::{default_num_threads, ComputeConfig, ConfigError, MAX_THREADS, MIN_STACK_SIZE};
@@ -66,4 +68,6 @@ pub use pool::ComputePool;
 
 // Re-exports of the runtime modules (one line each):
 // -- begin runtime exports --
+pub use runtime::Runtime;
+pub use settings::{RuntimeConfig, ThreadPlan};
 // -- end runtime exports --

@@ -1,0 +1,271 @@
+//! [`Runtime`]: a Tokio multi-thread runtime and a compute pool built from
+//! one [`RuntimeConfig`], with the pool visible from every thread of both
+//! through [`current`](crate::current).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::settings::ThreadPlan;
+use crate::{ComputePool, ConfigError, RuntimeConfig};
+
+/// A Tokio multi-thread runtime plus the compute pool its tasks hand CPU
+/// work to.
+///
+/// On every thread of the runtime, its Tokio workers, its blocking threads
+/// (`spawn_blocking`, `block_in_place`), its compute threads, and the thread
+/// inside [`block_on`](Runtime::block_on), [`current`](crate::current)
+/// returns this runtime's pool.
+///
+/// ```
+/// use compute_pool::{Runtime, RuntimeConfig};
+///
+/// let runtime = Runtime::new(RuntimeConfig {
+///     num_worker_threads: Some(2),
+///     compute_threads: Some(1),
+///     ..Default::default()
+/// })?;
+/// let pool = runtime.compute_pool().expect("compute_threads is not 0");
+/// let sum = runtime.block_on(async move {
+///     pool.execute(|| (1..=100u32).sum::<u32>()).await
+/// })?;
+/// assert_eq!(sum, 5050);
+/// assert!(runtime.shutdown(std::time::Duration::from_secs(5)));
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+pub struct Runtime {
+    /// `Some` until [`shutdown`](Runtime::shutdown) takes it. Declared
+    /// before `pool`, so a plain drop stops Tokio first.
+    tokio: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pool: Option<Arc<ComputePool>>,
+    plan: ThreadPlan,
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    /// Builds the runtime: checks `config`, fills in the defaults for this
+    /// machine ([`RuntimeConfig::thread_plan`]), logs a `tracing` warning if
+    /// the thread counts oversubscribe the machine, then starts the compute
+    /// pool (unless `compute_threads` is 0) and the Tokio runtime.
+    ///
+    /// Tokio threads are named `tokio-rt-{n}`, compute threads
+    /// `{compute_thread_prefix}-{index}`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the field and value for a bad setting, or
+    /// [`ConfigError::Build`] if the operating system refuses the threads.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, ConfigError> {
+        config.validate()?;
+        let plan = config.thread_plan();
+        plan.warn_if_oversubscribed();
+
+        let pool = if plan.compute_threads == 0 {
+            None
+        } else {
+            let compute = config.compute_config(plan.compute_threads);
+            Some(Arc::new(ComputePool::new(compute)?))
+        };
+
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        let counter = AtomicUsize::new(0);
+        builder
+            .worker_threads(plan.worker_threads)
+            .enable_all()
+            .thread_name_fn(move || {
+                // ORDERING: Relaxed. Only uniqueness of the number matters.
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                format!("tokio-rt-{n}")
+            });
+        if let Some(pool) = &pool {
+            // Runs on every thread Tokio starts: workers and blocking threads.
+            let pool = ComputePool::clone(pool);
+            builder.on_thread_start(move || context::enter_context(&pool));
+            builder.on_thread_stop(context::leave_context);
+        }
+        let tokio = builder.build().map_err(|error| ConfigError::Build {
+            what: "tokio runtime".to_owned(),
+            message: error.to_string(),
+        })?;
+        let handle = tokio.handle().clone();
+        tracing::debug!(
+            worker_threads = plan.worker_threads,
+            compute_threads = plan.compute_threads,
+            physical_cores = plan.physical_cores,
+            "runtime started"
+        );
+        Ok(Runtime {
+            tokio: Some(tokio),
+            handle,
+            pool,
+            plan,
+            config,
+        })
+    }
+
+    /// The compute pool, or `None` when `compute_threads` is 0.
+    pub fn compute_pool(&self) -> Option<Arc<ComputePool>> {
+        self.pool.clone()
+    }
+
+    /// Runs `future` to completion on the calling thread, with the Tokio
+    /// runtime entered and [`current`](crate::current) returning this
+    /// runtime's pool while it runs (the previous value is put back after).
+    ///
+    /// # Panics
+    ///
+    /// Like [`tokio::runtime::Runtime::block_on`], when called from inside
+    /// an async context.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _context = self.pool.as_deref().map(ContextGuard::enter);
+        self.tokio_runtime().block_on(future)
+    }
+
+    /// The Tokio runtime's handle, to spawn tasks or enter the runtime.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// The thread counts this runtime was built with.
+    pub fn thread_plan(&self) -> ThreadPlan {
+        self.plan
+    }
+
+    /// The configuration this runtime was built from (defaults not filled
+    /// in; see [`thread_plan`](Runtime::thread_plan) for those).
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Shuts down in order: the compute pool first, waiting for its queued
+    /// and running jobs while Tokio still runs (so the tasks awaiting them
+    /// take their results), then the Tokio runtime with what is left of
+    /// `timeout`. Returns `true` if all compute work finished within the
+    /// timeout; `false` if the deadline passed first (unstarted jobs then
+    /// resolve to [`ComputeError::Shutdown`](crate::ComputeError::Shutdown)).
+    ///
+    /// Blocks the calling thread. Called from inside an async context, the
+    /// Tokio part runs on a helper thread, because Tokio refuses to shut a
+    /// runtime down from one of its own tasks.
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let drained = match &self.pool {
+            Some(pool) => pool.shutdown_blocking(timeout),
+            None => true,
+        };
+        let left = deadline.map_or(Duration::MAX, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        if let Some(tokio) = self.tokio.take() {
+            shutdown_tokio(tokio, left);
+        }
+        drained
+    }
+
+    fn tokio_runtime(&self) -> &tokio::runtime::Runtime {
+        self.tokio
+            .as_ref()
+            .expect("the Tokio runtime is present until shutdown consumes the Runtime")
+    }
+}
+
+/// Shuts `tokio` down within `timeout`, off the current thread if this
+/// thread is inside an async context (where Tokio would panic).
+fn shutdown_tokio(tokio: tokio::runtime::Runtime, timeout: Duration) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tokio.shutdown_timeout(timeout);
+        return;
+    }
+    // Shared with the helper so that, if no thread can be started, the
+    // runtime is still here to stop in the background.
+    let slot = Arc::new(parking_lot::Mutex::new(Some(tokio)));
+    let helper_slot = Arc::clone(&slot);
+    let helper = std::thread::Builder::new()
+        .name("tokio-rt-shutdown".to_owned())
+        .spawn(move || {
+            if let Some(tokio) = helper_slot.lock().take() {
+                tokio.shutdown_timeout(timeout);
+            }
+        });
+    match helper {
+        Ok(helper) => {
+            let _ = helper.join();
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no thread to shut the tokio runtime down on; stopping it in the background");
+            if let Some(tokio) = slot.lock().take() {
+                tokio.shutdown_background();
+            }
+        }
+    }
+}
+
+/// Puts the calling thread in a pool's compute context until dropped, then
+/// restores the context it had before.
+struct ContextGuard {
+    previous: Option<ComputePool>,
+}
+
+impl ContextGuard {
+    fn enter(pool: &ComputePool) -> ContextGuard {
+        let previous = context::current();
+        context::enter_context(pool);
+        ContextGuard { previous }
+    }
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        match &self.previous {
+            Some(pool) => context::enter_context(pool),
+            None => context::leave_context(),
+        }
+    }
+}
+
+impl ComputePool {
+    /// Whether `self` and `other` are handles to the same pool (clones of
+    /// one another), for example to check that [`current`](crate::current)
+    /// found the pool you expect.
+    ///
+    /// ```
+    /// use compute_pool::ComputePool;
+    /// let a = ComputePool::with_defaults().unwrap();
+    /// let b = ComputePool::with_defaults().unwrap();
+    /// assert!(a.same_pool(&a.clone()));
+    /// assert!(!a.same_pool(&b));
+    /// ```
+    pub fn same_pool(&self, other: &ComputePool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(tokio) = self.tokio.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Dropped inside an async context, where a blocking drop
+                // would panic: stop without waiting.
+                tokio.shutdown_background();
+            } else {
+                drop(tokio);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("worker_threads", &self.plan.worker_threads)
+            .field("compute_threads", &self.plan.compute_threads)
+            .field("physical_cores", &self.plan.physical_cores)
+            .field("compute_pool", &self.pool)
+            .field("running", &self.tokio.is_some())
+            .finish()
+    }
+}

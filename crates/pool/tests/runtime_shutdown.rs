@@ -1,0 +1,138 @@
+//! `Runtime::shutdown` drains compute work before Tokio goes, reports a
+//! missed deadline, and neither it nor a drop panics inside async code.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use compute_pool::{Runtime, RuntimeConfig};
+
+fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig {
+        num_worker_threads: Some(1),
+        compute_threads: Some(1),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn drains_compute_work_first() {
+    with_watchdog(LIMIT, || {
+        let runtime = Runtime::new(config()).unwrap();
+        let pool = runtime.compute_pool().unwrap();
+        let (started_tx, started_rx) = mpsc::channel();
+        let finished = Arc::new(AtomicBool::new(false));
+        let job_finished = Arc::clone(&finished);
+        let task = runtime.handle().spawn(async move {
+            pool.execute(move || {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                job_finished.store(true, Ordering::SeqCst);
+                7
+            })
+            .await
+        });
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let pool = runtime.compute_pool().unwrap();
+        assert!(runtime.shutdown(Duration::from_secs(10)), "drained in time");
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "the running job ran to the end"
+        );
+        assert!(pool.is_shutdown());
+        assert_eq!(pool.metrics().tasks_completed(), 1);
+        drop(task);
+    });
+}
+
+#[test]
+fn reports_a_missed_deadline() {
+    with_watchdog(LIMIT, || {
+        let runtime = Runtime::new(config()).unwrap();
+        let pool = runtime.compute_pool().unwrap();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel();
+        let blocked = pool.execute(move || {
+            started_tx.send(()).unwrap();
+            // Bounded, so a bug cannot leave the thread stuck forever.
+            let _ = release_rx.recv_timeout(Duration::from_secs(20));
+        });
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            !runtime.shutdown(Duration::from_millis(50)),
+            "the job is still running"
+        );
+        release_tx.send(()).unwrap();
+        assert!(futures::executor::block_on(blocked).is_ok());
+        assert!(pool.execute_sync(|| ()).unwrap_err().is_shutdown());
+    });
+}
+
+#[test]
+fn shutdown_without_a_pool() {
+    with_watchdog(LIMIT, || {
+        let runtime = Runtime::new(RuntimeConfig {
+            compute_threads: Some(0),
+            num_worker_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        runtime.handle().spawn(async {});
+        assert!(runtime.shutdown(Duration::from_secs(5)));
+    });
+}
+
+#[test]
+fn shutdown_and_drop_inside_async_code_do_not_panic() {
+    with_watchdog(LIMIT, || {
+        let outer = Runtime::new(config()).unwrap();
+        outer.block_on(async {
+            let inner = Runtime::new(config()).unwrap();
+            inner
+                .handle()
+                .spawn(async { tokio::time::sleep(Duration::from_secs(60)).await });
+            assert!(inner.shutdown(Duration::from_millis(100)));
+            let dropped = Runtime::new(config()).unwrap();
+            dropped
+                .handle()
+                .spawn(async { tokio::time::sleep(Duration::from_secs(60)).await });
+            drop(dropped);
+        });
+    });
+}
+
+#[test]
+fn plain_drop_stops_everything() {
+    with_watchdog(LIMIT, || {
+        let runtime = Runtime::new(config()).unwrap();
+        let pool = runtime.compute_pool().unwrap();
+        runtime.block_on(async {
+            assert_eq!(pool.execute(|| 1).await.unwrap(), 1);
+        });
+        drop(runtime);
+        // The pool handle we kept still works: the runtime let go of it.
+        assert_eq!(pool.execute_sync(|| 2).unwrap(), 2);
+    });
+}

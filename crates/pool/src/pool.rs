@@ -340,8 +340,12 @@ impl ComputePool {
     }
 
     /// Runs `f` inside a `rayon::scope` on a compute thread: `f` can spawn
-    /// any number of tasks that borrow data owned by `f`; the handle resolves
-    /// after all of them finish. A panic in any of them gives `Panicked`.
+    /// any number of tasks, decided at run time; the handle resolves after all
+    /// of them finish. A panic in any of them gives `Panicked`.
+    ///
+    /// Tasks outlive `f`'s own locals, so they own (or share) their data.
+    /// For tasks that write into locals read after the scope, call
+    /// `rayon::scope` inside [`install`](Self::install) instead.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -354,7 +358,7 @@ impl ComputePool {
     /// let sink = total.clone();
     /// pool.execute_scoped(move |scope| {
     ///     for part in 0..4u64 {
-    ///         let sink = &sink; // tasks may borrow what the scope body owns
+    ///         let sink = sink.clone();
     ///         scope.spawn(move |_| {
     ///             let sum: u64 = (part * 1000..(part + 1) * 1000).sum();
     ///             sink.fetch_add(sum, Ordering::Relaxed);
@@ -755,6 +759,11 @@ impl Shared {
         }
     }
 }
+
+// A panic on a thread using the pool (or inside a job) leaves the pool
+// consistent: its state is atomics and a lock held only to notify.
+impl std::panic::UnwindSafe for ComputePool {}
+impl std::panic::RefUnwindSafe for ComputePool {}
 
 impl fmt::Debug for ComputePool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -55,8 +55,10 @@ mod pool;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
+pub mod adaptive;
 mod runtime;
 pub mod settings;
+pub mod size_class;
 // -- end runtime modules --
 
 pub use config::{default_num_threads, ComputeConfig, ConfigError, MAX_THREADS, MIN_STACK_SIZE};
@@ -68,6 +70,8 @@ pub use pool::ComputePool;
 
 // Re-exports of the runtime modules (one line each):
 // -- begin runtime exports --
+pub use adaptive::adaptive_estimate;
 pub use runtime::Runtime;
 pub use settings::{RuntimeConfig, ThreadPlan};
+pub use size_class::SizeClass;
 // -- end runtime exports --

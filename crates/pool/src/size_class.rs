@@ -1,0 +1,202 @@
+//! Size classes: pick how a job runs from how long it is expected to take.
+//!
+//! Handing a job to the pool costs tens of microseconds (two thread
+//! wake-ups); running it on the async thread costs that thread for as long
+//! as the job runs. The strategy guide's rule of thumb, as code:
+//!
+//! | class | expected compute time | how it runs | method |
+//! |---|---|---|---|
+//! | [`SizeClass::Small`] | under 100 µs | inline, on the calling thread | [`ComputePool::run_small`] |
+//! | [`SizeClass::Medium`] | 100 µs to 1 ms | [`tokio::task::block_in_place`] + [`ComputePool::execute_sync`] | [`ComputePool::run_medium`] |
+//! | [`SizeClass::Large`] | over 1 ms | [`ComputePool::execute`], awaited | [`ComputePool::run_large`] |
+//!
+//! All three are `async`, take a `move` closure, and give
+//! `Result<R, ComputeError>`: a panic in the job is
+//! [`ComputeError::Panicked`] whichever class ran it.
+//!
+//! Medium needs a multi-thread Tokio runtime: `block_in_place` hands this
+//! worker's other tasks to another worker while the calling thread waits
+//! for the pool. On a current-thread runtime (where `block_in_place`
+//! panics), or outside Tokio, `run_medium` awaits [`ComputePool::execute`]
+//! instead, so it never blocks a runtime that has no other thread to run
+//! its tasks.
+//!
+//! If you do not know the size, [`ComputePool::execute_adaptive`] measures
+//! it per call site and chooses between inline and offload itself.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use crate::{ComputeError, ComputePool};
+
+/// How big a job is expected to be; decides how
+/// [`ComputePool::run_sized`] runs it. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SizeClass {
+    /// Under about 100 µs: run inline on the calling thread. The handoff to
+    /// the pool would cost as much as the job.
+    Small,
+    /// About 100 µs to 1 ms: run on the pool while this Tokio worker steps
+    /// aside (`block_in_place`), saving the cost of waking the task again.
+    Medium,
+    /// Over about 1 ms: submit to the pool and await the handle; the handoff
+    /// is noise next to the job.
+    Large,
+}
+
+impl SizeClass {
+    /// Upper bound of [`SizeClass::Small`] (100 µs).
+    pub const SMALL_LIMIT: Duration = Duration::from_micros(100);
+    /// Upper bound of [`SizeClass::Medium`] (1 ms).
+    pub const MEDIUM_LIMIT: Duration = Duration::from_millis(1);
+
+    /// The class for a job expected to take `expected`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compute_pool::SizeClass;
+    ///
+    /// assert_eq!(SizeClass::for_duration(Duration::from_micros(20)), SizeClass::Small);
+    /// assert_eq!(SizeClass::for_duration(Duration::from_micros(400)), SizeClass::Medium);
+    /// assert_eq!(SizeClass::for_duration(Duration::from_millis(5)), SizeClass::Large);
+    /// ```
+    pub fn for_duration(expected: Duration) -> SizeClass {
+        if expected < SizeClass::SMALL_LIMIT {
+            SizeClass::Small
+        } else if expected <= SizeClass::MEDIUM_LIMIT {
+            SizeClass::Medium
+        } else {
+            SizeClass::Large
+        }
+    }
+}
+
+/// Runs `f` on this thread, turning a panic into [`ComputeError::Panicked`].
+pub(crate) fn run_inline<F, R>(f: F) -> Result<R, ComputeError>
+where
+    F: FnOnce() -> R,
+{
+    catch_unwind(AssertUnwindSafe(f)).map_err(ComputeError::panicked)
+}
+
+/// Whether this thread may call `tokio::task::block_in_place`: it is inside
+/// a multi-thread Tokio runtime (a worker, a blocking thread, or that
+/// runtime's `block_on`).
+fn can_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+impl ComputePool {
+    /// Runs a job of the given [`SizeClass`]; the same as calling
+    /// [`run_small`](ComputePool::run_small),
+    /// [`run_medium`](ComputePool::run_medium) or
+    /// [`run_large`](ComputePool::run_large).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compute_pool::{ComputePool, SizeClass};
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = ComputePool::with_defaults()?;
+    /// let class = SizeClass::for_duration(Duration::from_micros(300));
+    /// let sum = pool.run_sized(class, || (0..10_000u64).sum::<u64>()).await?;
+    /// assert_eq!(sum, 49_995_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_sized<F, R>(&self, class: SizeClass, f: F) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match class {
+            SizeClass::Small => self.run_small(f).await,
+            SizeClass::Medium => self.run_medium(f).await,
+            SizeClass::Large => self.run_large(f).await,
+        }
+    }
+
+    /// Runs a small job (under about 100 µs) inline, on the calling thread.
+    ///
+    /// Nothing is handed to the pool; a panic is caught and returned as
+    /// [`ComputeError::Panicked`]. Use it only for work short enough to run
+    /// on an async thread without delaying its other tasks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = compute_pool::ComputePool::with_defaults()?;
+    /// let n = pool.run_small(|| "hello".len()).await?;
+    /// assert_eq!(n, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_small<F, R>(&self, f: F) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        run_inline(f)
+    }
+
+    /// Runs a medium job (about 100 µs to 1 ms) on the pool with the calling
+    /// Tokio worker stepping aside.
+    ///
+    /// On a multi-thread runtime this is
+    /// `tokio::task::block_in_place(|| pool.execute_sync(f))`: the worker's
+    /// queued tasks move to another thread and this thread waits for the
+    /// pool directly, without the wake-up an `.await` costs. On a
+    /// current-thread runtime, where `block_in_place` would panic, and
+    /// outside Tokio, it awaits [`execute`](ComputePool::execute) instead.
+    /// Called from a compute thread of this pool, the job runs inline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = compute_pool::ComputePool::with_defaults()?;
+    /// // A current-thread runtime: no block_in_place, no panic.
+    /// let v = pool.run_medium(|| (1..=20u64).product::<u64>()).await?;
+    /// assert_eq!(v, 2_432_902_008_176_640_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_medium<F, R>(&self, f: F) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.is_worker_thread() {
+            // Already on this pool: `execute_sync` runs the job inline.
+            self.execute_sync(f)
+        } else if can_block_in_place() {
+            tokio::task::block_in_place(|| self.execute_sync(f))
+        } else {
+            self.execute(f).await
+        }
+    }
+
+    /// Runs a large job (over about 1 ms) on the pool and awaits it: exactly
+    /// [`execute`](ComputePool::execute). The calling thread is free for
+    /// other tasks while the job runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = compute_pool::ComputePool::with_defaults()?;
+    /// let primes = pool
+    ///     .run_large(|| (2..20_000u32).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0)).count())
+    ///     .await?;
+    /// assert_eq!(primes, 2262);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn run_large<F, R>(&self, f: F) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.execute(f).await
+    }
+}

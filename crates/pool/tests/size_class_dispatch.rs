@@ -1,0 +1,244 @@
+//! Size classes: small runs inline, medium uses `block_in_place` on a
+//! multi-thread runtime and falls back correctly elsewhere, large awaits
+//! `execute`. All return our `Result` and contain panics.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use compute_pool::{ComputeConfig, ComputeError, ComputePool, SizeClass};
+
+fn pool(threads: usize) -> ComputePool {
+    ComputePool::new(ComputeConfig {
+        num_threads: Some(threads),
+        thread_name_prefix: "sized".into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_owned()
+}
+
+fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_class_runs_where_it_says() {
+    tokio::time::timeout(LIMIT, async {
+        let pool = pool(1);
+        let caller = thread_name();
+
+        let small = pool.run_small(thread_name).await.unwrap();
+        assert_eq!(small, caller, "small runs on the calling thread");
+        assert_eq!(
+            pool.metrics().tasks_total(),
+            0,
+            "small never touches the pool"
+        );
+
+        let medium = pool.run_medium(thread_name).await.unwrap();
+        assert!(medium.starts_with("sized-"), "{medium}");
+
+        let large = pool.run_large(thread_name).await.unwrap();
+        assert!(large.starts_with("sized-"), "{large}");
+        assert_eq!(pool.metrics().tasks_completed(), 2);
+
+        for (class, on_pool) in [
+            (SizeClass::Small, false),
+            (SizeClass::Medium, true),
+            (SizeClass::Large, true),
+        ] {
+            let name = pool.run_sized(class, thread_name).await.unwrap();
+            assert_eq!(name.starts_with("sized-"), on_pool, "{class:?}: {name}");
+        }
+    })
+    .await
+    .expect("hung");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panics_are_errors_in_every_class() {
+    tokio::time::timeout(LIMIT, async {
+        let pool = pool(1);
+        for class in [SizeClass::Small, SizeClass::Medium, SizeClass::Large] {
+            let err = pool
+                .run_sized(class, || -> u8 { panic!("boom in a job") })
+                .await
+                .unwrap_err();
+            match err {
+                ComputeError::Panicked(payload) => assert_eq!(payload.message(), "boom in a job"),
+                other => panic!("{class:?}: expected Panicked, got {other:?}"),
+            }
+        }
+        // The pool lives on.
+        assert_eq!(pool.run_large(|| 5).await.unwrap(), 5);
+    })
+    .await
+    .expect("hung");
+}
+
+/// `block_in_place` panics on a current-thread runtime; `run_medium` must
+/// not call it there.
+#[tokio::test(flavor = "current_thread")]
+async fn medium_on_a_current_thread_runtime() {
+    tokio::time::timeout(LIMIT, async {
+        let pool = pool(1);
+        let name = pool.run_medium(thread_name).await.unwrap();
+        assert!(name.starts_with("sized-"), "{name}");
+        // Other tasks on this single thread still run while it waits.
+        let (a, b) = tokio::join!(
+            pool.run_medium(|| {
+                std::thread::sleep(Duration::from_millis(5));
+                1
+            }),
+            async { 2 }
+        );
+        assert_eq!((a.unwrap(), b), (1, 2));
+    })
+    .await
+    .expect("hung");
+}
+
+/// Inside a `LocalSet` on a current-thread runtime: same fallback.
+#[test]
+fn medium_in_a_local_set() {
+    with_watchdog(LIMIT, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let pool = pool(1);
+        let value = local.block_on(&runtime, async move {
+            tokio::task::spawn_local(async move { pool.run_medium(|| 3).await })
+                .await
+                .unwrap()
+        });
+        assert_eq!(value.unwrap(), 3);
+    });
+}
+
+/// Outside Tokio altogether (another executor).
+#[test]
+fn medium_outside_tokio() {
+    with_watchdog(LIMIT, || {
+        let pool = pool(1);
+        let value = futures::executor::block_on(pool.run_medium(|| 4)).unwrap();
+        assert_eq!(value, 4);
+    });
+}
+
+/// Inside `block_on` of a multi-thread runtime and on its blocking threads,
+/// `block_in_place` is allowed: `run_medium` uses it there.
+#[test]
+fn medium_in_block_on_and_on_blocking_threads() {
+    with_watchdog(LIMIT, || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let pool = pool(1);
+        let in_block_on = runtime.block_on(pool.run_medium(|| 5)).unwrap();
+        assert_eq!(in_block_on, 5);
+        let pool2 = pool.clone();
+        let on_blocking = runtime
+            .block_on(async move {
+                tokio::task::spawn_blocking(move || {
+                    futures::executor::block_on(pool2.run_medium(|| 6))
+                })
+                .await
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(on_blocking, 6);
+    });
+}
+
+/// Called from the pool's only thread, medium runs inline instead of
+/// waiting for a thread that is itself.
+#[test]
+fn medium_from_inside_the_pool_does_not_deadlock() {
+    with_watchdog(LIMIT, || {
+        let pool = pool(1);
+        let inner = pool.clone();
+        let value = pool
+            .execute_sync(move || futures::executor::block_on(inner.run_medium(|| 7)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(value, 7);
+    });
+}
+
+#[test]
+fn classes_by_expected_duration() {
+    assert_eq!(SizeClass::for_duration(Duration::ZERO), SizeClass::Small);
+    assert_eq!(
+        SizeClass::for_duration(Duration::from_micros(99)),
+        SizeClass::Small
+    );
+    assert_eq!(
+        SizeClass::for_duration(SizeClass::SMALL_LIMIT),
+        SizeClass::Medium
+    );
+    assert_eq!(
+        SizeClass::for_duration(SizeClass::MEDIUM_LIMIT),
+        SizeClass::Medium
+    );
+    assert_eq!(
+        SizeClass::for_duration(Duration::from_micros(1001)),
+        SizeClass::Large
+    );
+    assert_eq!(
+        SizeClass::for_duration(Duration::from_secs(3600)),
+        SizeClass::Large
+    );
+}
+
+/// Many medium jobs at once on a small multi-thread runtime: all complete,
+/// and the runtime keeps serving other tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_medium_jobs_at_once() {
+    tokio::time::timeout(LIMIT, async {
+        let pool = pool(2);
+        let mut tasks = Vec::new();
+        for i in 0..32u64 {
+            let pool = pool.clone();
+            tasks.push(tokio::spawn(async move {
+                pool.run_medium(move || (0..10_000u64).map(|x| x ^ i).sum::<u64>())
+                    .await
+            }));
+        }
+        let ticker = tokio::spawn(async {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        for (i, task) in tasks.into_iter().enumerate() {
+            let expected: u64 = (0..10_000u64).map(|x| x ^ i as u64).sum();
+            assert_eq!(task.await.unwrap().unwrap(), expected);
+        }
+        ticker.await.unwrap();
+    })
+    .await
+    .expect("hung");
+}

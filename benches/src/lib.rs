@@ -15,7 +15,9 @@
 pub mod alloc;
 pub mod cpu;
 pub mod job;
+pub mod oneshots;
 pub mod peers;
+pub mod setup;
 
 use std::path::PathBuf;
 

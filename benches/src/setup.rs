@@ -1,0 +1,229 @@
+//! One bench configuration: a tokio runtime, our pool and the peers' pools,
+//! sized alike, and a single way to submit a job through any of them.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use compute_pool::{ComputeConfig, ComputePool, TaskHandle};
+
+use crate::peers::{double_hop, naive_spawn, PeerHandle};
+
+/// The ways of running a job from async code that the benches compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bridge {
+    /// The job called directly in the async task: the floor (and it blocks
+    /// the runtime's worker while it runs).
+    Inline,
+    /// Our pool: `ComputePool::execute(f).await`.
+    Ours,
+    /// `tokio::task::spawn_blocking(f).await`, on a blocking pool capped at
+    /// the configuration's compute thread count.
+    SpawnBlocking,
+    /// `rayon::ThreadPool::spawn` + `tokio::sync::oneshot` + `catch_unwind`
+    /// (what the `tokio-rayon` crate does).
+    Naive,
+    /// rayon's global pool, then `install` into the custom pool.
+    DoubleHop,
+}
+
+impl Bridge {
+    /// Every bridge, the floor first.
+    pub const ALL: [Bridge; 5] = [
+        Bridge::Inline,
+        Bridge::Ours,
+        Bridge::SpawnBlocking,
+        Bridge::Naive,
+        Bridge::DoubleHop,
+    ];
+
+    /// The name used in bench ids, tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bridge::Inline => "inline",
+            Bridge::Ours => "ours",
+            Bridge::SpawnBlocking => "spawn_blocking",
+            Bridge::Naive => "naive_bridge",
+            Bridge::DoubleHop => "double_hop",
+        }
+    }
+}
+
+impl fmt::Display for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A thread layout: tokio worker threads and compute threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threads {
+    /// tokio worker threads.
+    pub workers: usize,
+    /// Compute threads: our pool's, the naive pool's, and the cap on tokio's
+    /// blocking threads.
+    pub compute: usize,
+}
+
+impl Threads {
+    /// The two layouts every bench runs with: 1 + 1 and 2 + 2.
+    pub const BOTH: [Threads; 2] = [
+        Threads {
+            workers: 1,
+            compute: 1,
+        },
+        Threads {
+            workers: 2,
+            compute: 2,
+        },
+    ];
+
+    /// A short label, e.g. `1w1c`.
+    pub fn label(self) -> String {
+        format!("{}w{}c", self.workers, self.compute)
+    }
+}
+
+/// Every pool of one layout, shareable with the bench tasks.
+pub struct Pools {
+    /// Our pool.
+    pub ours: ComputePool,
+    /// The custom rayon pool the naive bridge and the double hop use.
+    pub rayon: Arc<rayon::ThreadPool>,
+    /// The runtime's handle, for `spawn_blocking`.
+    pub tokio: tokio::runtime::Handle,
+}
+
+impl fmt::Debug for Pools {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pools")
+            .field("ours", &self.ours)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pools {
+    /// Submits `f` through `bridge` and returns its handle. [`Bridge::Inline`]
+    /// runs `f` right here.
+    pub fn submit<F, R>(&self, bridge: Bridge, f: F) -> Handle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match bridge {
+            Bridge::Inline => Handle::Ready(Some(f())),
+            Bridge::Ours => Handle::Ours(self.ours.execute(f)),
+            Bridge::SpawnBlocking => Handle::Blocking(self.tokio.spawn_blocking(f)),
+            Bridge::Naive => Handle::Peer(naive_spawn(&self.rayon, f)),
+            Bridge::DoubleHop => Handle::Peer(double_hop(&self.rayon, f)),
+        }
+    }
+
+    /// Runs `f` through `bridge` and awaits its result.
+    pub async fn run<F, R>(&self, bridge: Bridge, f: F) -> R
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(bridge, f).await
+    }
+}
+
+/// A runtime plus every pool, built for one [`Threads`] layout.
+#[derive(Debug)]
+pub struct Setup {
+    /// The layout this was built for.
+    pub threads: Threads,
+    /// The tokio runtime the awaiting tasks run on.
+    pub runtime: tokio::runtime::Runtime,
+    /// The pools, shared with the bench tasks.
+    pub pools: Arc<Pools>,
+}
+
+impl Setup {
+    /// Builds the runtime and the pools. Rayon's global pool (used by the
+    /// double hop only) keeps its default size.
+    pub fn new(threads: Threads) -> Setup {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.workers)
+            .max_blocking_threads(threads.compute)
+            .thread_name("bench-tokio")
+            .enable_all()
+            .build()
+            .expect("build the tokio runtime");
+        let ours = ComputePool::new(ComputeConfig {
+            num_threads: Some(threads.compute),
+            thread_name_prefix: "bench-ours".to_owned(),
+            ..ComputeConfig::default()
+        })
+        .expect("build our pool");
+        let rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.compute)
+            .thread_name(|i| format!("bench-rayon-{i}"))
+            .build()
+            .expect("build the rayon pool");
+        let pools = Pools {
+            ours,
+            rayon: Arc::new(rayon),
+            tokio: runtime.handle().clone(),
+        };
+        Setup {
+            threads,
+            runtime,
+            pools: Arc::new(pools),
+        }
+    }
+
+    /// Runs `task(pools)` as a task on the runtime's workers (not on the
+    /// calling thread, as a bare `block_on` would) and waits for its output.
+    pub fn on_worker<T, Fut>(&self, task: impl FnOnce(Arc<Pools>) -> Fut) -> T
+    where
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let fut = task(Arc::clone(&self.pools));
+        self.runtime
+            .block_on(self.runtime.spawn(fut))
+            .expect("the bench task does not panic")
+    }
+}
+
+/// A job in flight through one of the bridges. Resolves to the job's value;
+/// a job that panics or is lost panics the awaiting bench task (a bench job
+/// never panics).
+#[derive(Debug)]
+pub enum Handle<R> {
+    /// Ran inline; the value waits here.
+    Ready(Option<R>),
+    /// Our pool's handle.
+    Ours(TaskHandle<R>),
+    /// tokio's `spawn_blocking` handle.
+    Blocking(tokio::task::JoinHandle<R>),
+    /// The naive bridge's or the double hop's handle.
+    Peer(PeerHandle<R>),
+}
+
+// The handle never pins `R` (it only moves it out), so it is `Unpin` whatever
+// `R` is; every variant's inner handle is `Unpin` as well.
+impl<R> Unpin for Handle<R> {}
+
+impl<R> Future for Handle<R> {
+    type Output = R;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        match self.get_mut() {
+            Handle::Ready(value) => Poll::Ready(value.take().expect("polled after completion")),
+            Handle::Ours(handle) => Pin::new(handle)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|e| panic!("bench job failed in our pool: {e}"))),
+            Handle::Blocking(handle) => Pin::new(handle)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|e| panic!("bench job failed in spawn_blocking: {e}"))),
+            Handle::Peer(handle) => Pin::new(handle)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| panic!("bench job failed in a rayon peer"))),
+        }
+    }
+}

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use compute_benches::job::spin_for;
 use compute_pool::{ComputeConfig, ComputePool};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 
 /// A job of `MICROS` µs. The closure's type differs per `MICROS`, so each
 /// size is its own call site for adaptive dispatch.
@@ -74,5 +74,8 @@ fn adaptive(c: &mut Criterion) {
     group::<1000>(c, "1ms");
 }
 
-criterion_group!(benches, adaptive);
-criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    adaptive(&mut criterion);
+    criterion.final_summary();
+}

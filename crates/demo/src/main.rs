@@ -1,1 +1,349 @@
-fn main() {}
+//! `compute-demo`: run the mixed-workload service under load in each dispatch
+//! mode and print one comparison table, or just serve it (`--serve`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use compute_demo::compare::{run_comparison, CompareOptions};
+use compute_demo::dispatch::Mode;
+use compute_demo::load::{Endpoint, LoadConfig};
+use compute_demo::report::RunReport;
+use compute_demo::server::{DemoServer, Limits, ServerOptions};
+use compute_demo::workloads::Models;
+use compute_pool::RuntimeConfig;
+
+/// Default measured time per mode (4 modes: about a minute in all).
+const DEFAULT_DURATION: Duration = Duration::from_secs(12);
+/// Measured time per mode with `--quick`.
+const QUICK_DURATION: Duration = Duration::from_millis(1500);
+
+/// A mixed-workload HTTP service (tokenize, embed, infer, ping) measured
+/// under load with its compute on our pool, inline on the Tokio workers,
+/// with spawn_blocking, and through a naive rayon bridge.
+///
+/// With no flags: runs each mode in turn with the same load (about a minute)
+/// and prints one table of requests/s and p50/p99 latency per endpoint, plus
+/// the /ping p99 that shows whether I/O stalled.
+#[derive(Debug, Parser)]
+#[command(name = "compute-demo", version, about, long_about)]
+struct Cli {
+    /// Dispatch modes to measure, comma-separated (with --serve: the one
+    /// mode to serve; "all" serves pool).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    mode: Vec<ModeArg>,
+
+    /// Concurrent compute clients (1-1024) [default: 16].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    clients: Option<u16>,
+
+    /// Measured time per mode: a number of seconds or a number with a unit
+    /// (500ms, 10s, 2m); 10ms to 1h [default: 12s, or 1.5s with --quick].
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// A short run (a few seconds in all), for CI and smoke tests.
+    #[arg(long)]
+    quick: bool,
+
+    /// Also write the results: FILE.json writes JSON, FILE.md Markdown, any
+    /// other name writes both FILE.json and FILE.md.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// Serve only: print the address and keep serving until Ctrl-C.
+    #[arg(long, conflicts_with_all = ["clients", "duration", "quick", "out"])]
+    serve: bool,
+
+    /// Address to listen on [default: 127.0.0.1:0, a free port]. Load runs
+    /// need a loopback address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// A TOML file with a [runtime] table (see config/default.toml, which is
+    /// embedded and used when this is absent).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// No progress bars (they are also hidden when stdout is not a terminal).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// Every mode, in the order pool, inline, spawn-blocking, naive.
+    All,
+    /// Our ComputePool.
+    Pool,
+    /// Compute on the Tokio worker.
+    Inline,
+    /// tokio::task::spawn_blocking.
+    SpawnBlocking,
+    /// rayon::ThreadPool::spawn + tokio oneshot + catch_unwind.
+    Naive,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        "expected a number of seconds, or a number with ms, s or m (500ms, 10s, 2m)".to_string()
+    })?;
+    let seconds = value * scale;
+    if !seconds.is_finite() || !(0.01..=3600.0).contains(&seconds) {
+        return Err("must be between 10ms and 1h".to_string());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn modes(args: &[ModeArg]) -> Vec<Mode> {
+    let mut out: Vec<Mode> = Vec::new();
+    for arg in args {
+        let add: &[Mode] = match arg {
+            ModeArg::All => &Mode::ALL,
+            ModeArg::Pool => &[Mode::Pool],
+            ModeArg::Inline => &[Mode::Inline],
+            ModeArg::SpawnBlocking => &[Mode::SpawnBlocking],
+            ModeArg::Naive => &[Mode::Naive],
+        };
+        for m in add {
+            if !out.contains(m) {
+                out.push(*m);
+            }
+        }
+    }
+    out
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn load_runtime_config(path: Option<&Path>) -> Result<(RuntimeConfig, String), BoxError> {
+    let (text, origin) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--config {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            compute_demo::DEFAULT_CONFIG.to_string(),
+            "the embedded default config".to_string(),
+        ),
+    };
+    let config = RuntimeConfig::from_toml_str(&text)
+        .and_then(RuntimeConfig::from_env)
+        .map_err(|e| format!("{origin}: {e}"))?;
+    Ok((config, text))
+}
+
+fn write_outputs(path: &Path, report: &RunReport) -> Result<Vec<PathBuf>, BoxError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let targets: Vec<(PathBuf, String)> = match ext.as_deref() {
+        Some("json") => vec![(path.to_path_buf(), report.to_json())],
+        Some("md") => vec![(path.to_path_buf(), report.to_markdown())],
+        _ => vec![
+            (
+                PathBuf::from(format!("{}.json", path.display())),
+                report.to_json(),
+            ),
+            (
+                PathBuf::from(format!("{}.md", path.display())),
+                report.to_markdown(),
+            ),
+        ],
+    };
+    let mut written = Vec::new();
+    for (target, text) in targets {
+        std::fs::write(&target, text).map_err(|e| format!("--out {}: {e}", target.display()))?;
+        written.push(target);
+    }
+    Ok(written)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, BoxError> {
+    let modes = modes(&cli.mode);
+    let (runtime, runtime_toml) = load_runtime_config(cli.config.as_deref())?;
+    let listen = cli
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let models = Models::load()?;
+
+    if cli.serve {
+        let mode = match modes.as_slice() {
+            [one] => *one,
+            _ if cli.mode.contains(&ModeArg::All) => Mode::Pool,
+            _ => return Err("--serve takes a single --mode".into()),
+        };
+        let server = DemoServer::start(
+            ServerOptions {
+                mode,
+                runtime,
+                listen,
+                limits: Limits::default(),
+            },
+            models,
+        )?;
+        println!(
+            "compute-demo serving on http://{} (mode {mode}); Ctrl-C stops it",
+            server.addr()
+        );
+        println!("  curl -s http://{}/ping", server.addr());
+        println!(
+            "  curl -s -d '{{\"texts\": [\"hello world\"]}}' http://{}/tokenize",
+            server.addr()
+        );
+        server.serve_until_ctrl_c()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if !listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {listen}: the load generator only targets loopback addresses (use --serve to serve elsewhere)"
+        )
+        .into());
+    }
+    let duration = cli.duration.unwrap_or(if cli.quick {
+        QUICK_DURATION
+    } else {
+        DEFAULT_DURATION
+    });
+    let load = LoadConfig {
+        clients: cli.clients.map_or(16, usize::from),
+        warmup: if cli.quick {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(1)
+        }
+        .min(duration / 2),
+        duration,
+        request_timeout: if cli.quick {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(10)
+        },
+        ping_interval: Duration::from_millis(10),
+    };
+    if !cli.quiet {
+        eprintln!(
+            "compute-demo: {} mode(s) x ({:.2?} warm-up + {:.2?}), {} clients",
+            modes.len(),
+            load.warmup,
+            load.duration,
+            load.clients
+        );
+    }
+    let report = run_comparison(
+        &CompareOptions {
+            modes,
+            load,
+            runtime,
+            runtime_toml,
+            limits: Limits::default(),
+            listen,
+            progress: !cli.quiet,
+        },
+        models,
+    )?;
+    println!("{}", report.table());
+    println!("{}", report.settings_line());
+    for m in &report.modes {
+        if let Some(e) = &m.stats.first_error {
+            println!(
+                "{}: {} failed request(s), first: {e}",
+                m.mode,
+                m.stats.total_errors()
+            );
+        }
+    }
+    if let Some(path) = &cli.out {
+        for written in write_outputs(path, &report)? {
+            if !cli.quiet {
+                eprintln!("wrote {}", written.display());
+            }
+        }
+    }
+    let empty: Vec<String> = report
+        .modes
+        .iter()
+        .flat_map(|m| {
+            Endpoint::ALL.iter().filter_map(move |&e| {
+                let served = m.stats.endpoint(e).is_some_and(|s| s.requests > 0);
+                (!served).then(|| format!("{} {}", m.mode, e.path()))
+            })
+        })
+        .collect();
+    if !empty.is_empty() {
+        eprintln!(
+            "error: no successful request measured for: {}",
+            empty.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("12").unwrap(), Duration::from_secs(12));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("2h").is_err());
+    }
+
+    #[test]
+    fn modes_expand_and_dedup() {
+        assert_eq!(modes(&[ModeArg::All]), Mode::ALL.to_vec());
+        assert_eq!(
+            modes(&[ModeArg::Naive, ModeArg::Pool, ModeArg::Naive]),
+            vec![Mode::Naive, Mode::Pool]
+        );
+    }
+
+    #[test]
+    fn the_embedded_config_parses() {
+        let (config, text) = load_runtime_config(None).unwrap();
+        assert!(text.contains("[runtime]"));
+        assert_eq!(config.compute_threads.map(|n| n > 0), Some(true));
+    }
+
+    #[test]
+    fn cli_rejects_bad_values() {
+        assert!(Cli::try_parse_from(["compute-demo", "--clients", "0"]).is_err());
+        assert!(Cli::try_parse_from(["compute-demo", "--mode", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["compute-demo", "--serve", "--quick"]).is_err());
+        let cli = Cli::try_parse_from(["compute-demo", "--mode", "pool,naive", "--duration", "2s"])
+            .unwrap();
+        assert_eq!(modes(&cli.mode), vec![Mode::Pool, Mode::Naive]);
+    }
+}

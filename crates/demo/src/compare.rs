@@ -1,0 +1,142 @@
+//! The default run: the same load against a fresh server in each dispatch
+//! mode, one after the other, collected into a [`RunReport`].
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use compute_pool::RuntimeConfig;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::dispatch::Mode;
+use crate::load::{run_load, Corpus, LoadConfig, LoadError};
+use crate::report::{format_ms, format_rate, ModeReport, RunReport, RunSettings};
+use crate::server::{DemoServer, Limits, ServerError, ServerOptions};
+use crate::workloads::Models;
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Modes to run, in order.
+    pub modes: Vec<Mode>,
+    /// The load sent to each.
+    pub load: LoadConfig,
+    /// The server runtime's threads.
+    pub runtime: RuntimeConfig,
+    /// The `[runtime]` TOML the configuration came from (for the report).
+    pub runtime_toml: String,
+    /// Request limits.
+    pub limits: Limits,
+    /// Address each server binds (a loopback address; port 0 picks one).
+    pub listen: SocketAddr,
+    /// Show a progress bar per mode (only drawn when stdout is a terminal).
+    pub progress: bool,
+}
+
+/// Why a comparison run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A server failed to start or stop.
+    #[error("{mode} server: {source}")]
+    Server {
+        /// The mode being measured.
+        mode: Mode,
+        /// What failed.
+        source: ServerError,
+    },
+    /// The load run failed.
+    #[error("{mode} load: {source}")]
+    Load {
+        /// The mode being measured.
+        mode: Mode,
+        /// What failed.
+        source: LoadError,
+    },
+    /// The client runtime could not be built.
+    #[error("building the client runtime: {0}")]
+    ClientRuntime(std::io::Error),
+}
+
+fn progress_bar(enabled: bool, mode: Mode) -> ProgressBar {
+    if !enabled || !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix:>15} [{bar:32}] {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(mode.name());
+    bar
+}
+
+/// Runs the load against each mode in turn, each on a fresh server (its own
+/// runtime and pool), and returns every mode's figures.
+///
+/// The clients run on a separate one-thread Tokio runtime so they measure
+/// the server, not their own scheduling. Must be called from synchronous
+/// code.
+pub fn run_comparison(
+    options: &CompareOptions,
+    models: Arc<Models>,
+) -> Result<RunReport, CompareError> {
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("load-client")
+        .enable_all()
+        .build()
+        .map_err(CompareError::ClientRuntime)?;
+    let corpus = Arc::new(Corpus::generate(0xC0FF_EE00));
+    let mut modes = Vec::with_capacity(options.modes.len());
+    let mut tokio_workers = options.runtime.num_worker_threads;
+    let mut compute_threads = options.runtime.compute_threads.unwrap_or(0);
+    for &mode in &options.modes {
+        let server = DemoServer::start(
+            ServerOptions {
+                mode,
+                runtime: options.runtime.clone(),
+                listen: options.listen,
+                limits: options.limits.clone(),
+            },
+            models.clone(),
+        )
+        .map_err(|source| CompareError::Server { mode, source })?;
+        if let Some(pool) = &server.state().pool {
+            compute_threads = pool.num_threads();
+        }
+        if tokio_workers.is_none() {
+            tokio_workers = server.handle().map(|h| h.metrics().num_workers());
+        }
+        let bar = progress_bar(options.progress, mode);
+        let stats =
+            client_runtime.block_on(run_load(server.addr(), &options.load, corpus.clone(), &bar));
+        let shutdown = server.shutdown();
+        let stats = stats.map_err(|source| CompareError::Load { mode, source })?;
+        shutdown.map_err(|source| CompareError::Server { mode, source })?;
+        let rate: f64 = stats.endpoints.iter().map(|e| e.req_per_s).sum();
+        let ping_p99 = stats
+            .endpoint(crate::load::Endpoint::Ping)
+            .map_or(0.0, |p| p.p99_ms);
+        bar.finish_with_message(format!(
+            "{:>7} req/s  /ping p99 {} ms  errors {}",
+            format_rate(rate),
+            format_ms(ping_p99),
+            stats.total_errors()
+        ));
+        modes.push(ModeReport { mode, stats });
+    }
+    client_runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(RunReport {
+        settings: RunSettings {
+            clients: options.load.clients,
+            warmup_s: options.load.warmup.as_secs_f64(),
+            duration_s: options.load.duration.as_secs_f64(),
+            ping_interval_ms: options.load.ping_interval.as_secs_f64() * 1000.0,
+            tokio_workers,
+            compute_threads,
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            runtime_config: options.runtime_toml.clone(),
+        },
+        modes,
+    })
+}

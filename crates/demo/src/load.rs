@@ -1,0 +1,713 @@
+//! The built-in load generator: concurrent keep-alive HTTP clients sending a
+//! mix of the compute endpoints for a set time, plus one canary that pings
+//! at a fixed rate, all bounded in time and aimed only at loopback.
+//!
+//! Each client loops over `/tokenize`, `/embed`, `/infer` (closed loop: the
+//! next request leaves when the answer to the previous one is in). The
+//! canary sends `GET /ping` every [`LoadConfig::ping_interval`]; its latency
+//! is the time an I/O-only request waits for a Tokio worker, which is the
+//! figure that shows whether compute is stalling the runtime.
+//!
+//! Requests that start during the warm-up are sent but not recorded.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::Method;
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{ClientError, HttpClient};
+use crate::workloads::{SplitMix64, INFER_INPUT};
+
+/// The endpoints the load generator exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// `POST /tokenize`.
+    Tokenize,
+    /// `POST /embed`.
+    Embed,
+    /// `POST /infer`.
+    Infer,
+    /// `GET /ping`.
+    Ping,
+}
+
+impl Endpoint {
+    /// The compute endpoints, in the order clients cycle through them.
+    pub const COMPUTE: [Endpoint; 3] = [Endpoint::Tokenize, Endpoint::Embed, Endpoint::Infer];
+    /// Every endpoint, in report order.
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::Tokenize,
+        Endpoint::Embed,
+        Endpoint::Infer,
+        Endpoint::Ping,
+    ];
+
+    /// The route.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Tokenize => "/tokenize",
+            Endpoint::Embed => "/embed",
+            Endpoint::Infer => "/infer",
+            Endpoint::Ping => "/ping",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Endpoint::Tokenize => 0,
+            Endpoint::Embed => 1,
+            Endpoint::Infer => 2,
+            Endpoint::Ping => 3,
+        }
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the",
+    "runtime",
+    "schedules",
+    "tasks",
+    "across",
+    "worker",
+    "threads",
+    "while",
+    "compute",
+    "pool",
+    "handles",
+    "batches",
+    "of",
+    "tokens",
+    "embedding",
+    "vectors",
+    "and",
+    "matrix",
+    "products",
+    "a",
+    "request",
+    "arrives",
+    "over",
+    "network",
+    "is",
+    "parsed",
+    "queued",
+    "answered",
+    "latency",
+    "throughput",
+    "stays",
+    "low",
+    "when",
+    "blocking",
+    "work",
+    "moves",
+    "off",
+    "async",
+    "executor",
+    "rayon",
+    "steals",
+    "jobs",
+    "from",
+    "busy",
+    "neighbours",
+    "tokio",
+    "polls",
+    "futures",
+    "wakes",
+    "sleeping",
+    "threads",
+    "only",
+    "needed",
+    "model",
+    "inference",
+    "layer",
+    "weights",
+    "bias",
+    "activation",
+    "softmax",
+    "gradient",
+    "numbers",
+    "like",
+    "42",
+    "3.14159",
+    "2026",
+    "and",
+    "unicode",
+    "café",
+    "naïve",
+    "Zürich",
+    "東京",
+    "données",
+    "ñandú",
+    "emoji",
+    "🚀",
+    "—",
+    "HTTP/1.1",
+    "JSON",
+    "{\"key\":",
+    "[1,2,3]",
+    "user@example.com",
+    "https://example.invalid/path?q=1",
+    "snake_case_identifier",
+    "CamelCaseName",
+    "fn",
+    "main()",
+    "let",
+    "mut",
+    "x",
+    "=",
+    "vec![0;",
+    "64];",
+    "println!",
+    "error:",
+    "warning:",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+];
+
+fn sentence(rng: &mut SplitMix64, words: usize) -> String {
+    let mut text = String::new();
+    for i in 0..words {
+        if i > 0 {
+            text.push(' ');
+        }
+        text.push_str(WORDS[rng.below(WORDS.len())]);
+        if rng.below(11) == 0 {
+            text.push_str([",", ".", ";", "!", "?"][rng.below(5)]);
+        }
+    }
+    text
+}
+
+/// Pre-built request bodies, so the load generator spends its time sending,
+/// not formatting JSON.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    bodies: [Vec<Bytes>; 3],
+}
+
+impl Corpus {
+    /// Texts per `/tokenize` request.
+    pub const TOKENIZE_BATCH: usize = 16;
+    /// Rows per `/infer` request.
+    pub const INFER_BATCH: usize = 16;
+    /// Distinct bodies per endpoint.
+    const VARIANTS: usize = 32;
+
+    /// A corpus from a seed (the same seed gives the same bodies).
+    pub fn generate(seed: u64) -> Corpus {
+        let mut rng = SplitMix64::new(seed);
+        let mut tokenize = Vec::with_capacity(Self::VARIANTS);
+        let mut embed = Vec::with_capacity(Self::VARIANTS);
+        let mut infer = Vec::with_capacity(Self::VARIANTS);
+        for _ in 0..Self::VARIANTS {
+            let texts: Vec<String> = (0..Self::TOKENIZE_BATCH)
+                .map(|_| {
+                    let words = 40 + rng.below(80);
+                    sentence(&mut rng, words)
+                })
+                .collect();
+            tokenize.push(json_bytes(
+                &serde_json::json!({ "texts": texts, "return_ids": true }),
+            ));
+            let text_words = 30 + rng.below(50);
+            let context_words = 100 + rng.below(150);
+            let text = sentence(&mut rng, text_words);
+            let context = sentence(&mut rng, context_words);
+            embed.push(json_bytes(
+                &serde_json::json!({ "text": text, "context": context }),
+            ));
+            let inputs: Vec<Vec<f32>> = (0..Self::INFER_BATCH)
+                .map(|_| (0..INFER_INPUT).map(|_| rng.next_signed_unit()).collect())
+                .collect();
+            infer.push(json_bytes(&serde_json::json!({ "inputs": inputs })));
+        }
+        Corpus {
+            bodies: [tokenize, embed, infer],
+        }
+    }
+
+    /// The `n`-th body for a compute endpoint (cycles), `None` for `/ping`.
+    pub fn body(&self, endpoint: Endpoint, n: usize) -> Option<Bytes> {
+        let bodies = self.bodies.get(endpoint.index())?;
+        Some(bodies[n % bodies.len()].clone())
+    }
+}
+
+fn json_bytes(value: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// How much load to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadConfig {
+    /// Concurrent clients sending compute requests (each its own connection).
+    pub clients: usize,
+    /// Time before measuring starts (sent, not recorded).
+    pub warmup: Duration,
+    /// Measured time.
+    pub duration: Duration,
+    /// A request without a complete answer by then counts as an error.
+    pub request_timeout: Duration,
+    /// Time between two canary pings.
+    pub ping_interval: Duration,
+}
+
+impl Default for LoadConfig {
+    fn default() -> LoadConfig {
+        LoadConfig {
+            clients: 16,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(12),
+            request_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Latency figures of one endpoint over the measured window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSummary {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// Successful (2xx) answers recorded.
+    pub requests: u64,
+    /// Failed requests recorded (non-2xx answers, transport errors, timeouts).
+    pub errors: u64,
+    /// Successful answers per second of measured time.
+    pub req_per_s: f64,
+    /// Median latency of successful answers, in milliseconds.
+    pub p50_ms: f64,
+    /// 90th percentile latency, in milliseconds.
+    pub p90_ms: f64,
+    /// 99th percentile latency, in milliseconds.
+    pub p99_ms: f64,
+    /// Slowest successful answer, in milliseconds.
+    pub max_ms: f64,
+}
+
+/// The outcome of one load run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadStats {
+    /// Per endpoint, in [`Endpoint::ALL`] order.
+    pub endpoints: Vec<EndpointSummary>,
+    /// Measured seconds.
+    pub measured_s: f64,
+    /// The first error seen, if any, to explain a non-zero error count.
+    pub first_error: Option<String>,
+}
+
+impl LoadStats {
+    /// The summary of one endpoint.
+    pub fn endpoint(&self, endpoint: Endpoint) -> Option<&EndpointSummary> {
+        self.endpoints.iter().find(|e| e.endpoint == endpoint)
+    }
+
+    /// Errors over all endpoints.
+    pub fn total_errors(&self) -> u64 {
+        self.endpoints.iter().map(|e| e.errors).sum()
+    }
+
+    /// Successful requests over all endpoints.
+    pub fn total_requests(&self) -> u64 {
+        self.endpoints.iter().map(|e| e.requests).sum()
+    }
+}
+
+/// What one client task recorded.
+#[derive(Debug, Default)]
+struct Recorder {
+    latencies_us: [Vec<u32>; 4],
+    errors: [u64; 4],
+    first_error: Option<String>,
+}
+
+impl Recorder {
+    fn success(&mut self, endpoint: Endpoint, latency: Duration) {
+        let us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self.latencies_us[endpoint.index()].push(us);
+    }
+
+    fn failure(&mut self, endpoint: Endpoint, reason: impl FnOnce() -> String) {
+        self.errors[endpoint.index()] += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("{}: {}", endpoint.path(), reason()));
+        }
+    }
+
+    fn merge(&mut self, other: Recorder) {
+        for (mine, theirs) in self.latencies_us.iter_mut().zip(other.latencies_us) {
+            mine.extend(theirs);
+        }
+        for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
+            *mine += theirs;
+        }
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+/// The value at quantile `q` (0..=1) of sorted samples, in milliseconds.
+fn quantile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted_us.len() as f64 * q).ceil() as usize).clamp(1, sorted_us.len());
+    f64::from(sorted_us[rank - 1]) / 1000.0
+}
+
+/// Time marks shared by the tasks of one run.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    measure_from: Instant,
+    end: Instant,
+}
+
+/// Sends one request and records it if it started inside the window.
+async fn send_one(
+    client: &mut Option<HttpClient>,
+    addr: SocketAddr,
+    endpoint: Endpoint,
+    body: Option<Bytes>,
+    config: &LoadConfig,
+    window: Window,
+    recorder: &mut Recorder,
+) {
+    let started = Instant::now();
+    let measured = started >= window.measure_from;
+    if client.as_ref().is_none_or(|c| !c.is_open()) {
+        match HttpClient::connect(addr).await {
+            Ok(c) => *client = Some(c),
+            Err(e) => {
+                if measured {
+                    recorder.failure(endpoint, || e.to_string());
+                }
+                // Do not spin on a refusing server.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return;
+            }
+        }
+    }
+    let Some(connection) = client.as_mut() else {
+        return;
+    };
+    let method = if body.is_some() {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let outcome = connection
+        .request(method, endpoint.path(), body, config.request_timeout)
+        .await;
+    let latency = started.elapsed();
+    match outcome {
+        Ok((status, _)) if status.is_success() => {
+            if measured {
+                recorder.success(endpoint, latency);
+            }
+        }
+        Ok((status, body)) => {
+            if measured {
+                recorder.failure(endpoint, || {
+                    format!("{status}: {}", String::from_utf8_lossy(&body))
+                });
+            }
+        }
+        Err(e) => {
+            if measured {
+                recorder.failure(endpoint, || e.to_string());
+            }
+            if matches!(e, ClientError::Timeout(_) | ClientError::Http(_)) {
+                // The connection may hold a half-read answer: start afresh.
+                *client = None;
+            }
+        }
+    }
+}
+
+async fn compute_client(
+    index: usize,
+    addr: SocketAddr,
+    corpus: Arc<Corpus>,
+    config: LoadConfig,
+    window: Window,
+    completed: Arc<AtomicU64>,
+) -> Recorder {
+    let mut recorder = Recorder::default();
+    let mut client = None;
+    let mut n = index;
+    while Instant::now() < window.end {
+        let endpoint = Endpoint::COMPUTE[n % Endpoint::COMPUTE.len()];
+        let body = corpus.body(endpoint, n / Endpoint::COMPUTE.len());
+        n += 1;
+        send_one(
+            &mut client,
+            addr,
+            endpoint,
+            body,
+            &config,
+            window,
+            &mut recorder,
+        )
+        .await;
+        // ORDERING: Relaxed: a progress tally, read only for display.
+        completed.fetch_add(1, Ordering::Relaxed);
+    }
+    recorder
+}
+
+async fn canary(
+    addr: SocketAddr,
+    config: LoadConfig,
+    window: Window,
+    completed: Arc<AtomicU64>,
+) -> Recorder {
+    let mut recorder = Recorder::default();
+    let mut client = None;
+    let mut ticks = tokio::time::interval(config.ping_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < window.end {
+        ticks.tick().await;
+        send_one(
+            &mut client,
+            addr,
+            Endpoint::Ping,
+            None,
+            &config,
+            window,
+            &mut recorder,
+        )
+        .await;
+        // ORDERING: Relaxed: a progress tally, read only for display.
+        completed.fetch_add(1, Ordering::Relaxed);
+    }
+    recorder
+}
+
+/// Errors that stop a load run as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A setting is out of range.
+    #[error("{field} = {value}: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The valid range.
+        reason: &'static str,
+    },
+    /// The server address is not loopback.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A client task failed to finish in time or crashed.
+    #[error("load client: {0}")]
+    Task(String),
+}
+
+impl LoadConfig {
+    /// Checks the ranges: 1..=1024 clients, measured time 10 ms..=1 hour,
+    /// warm-up at most 1 minute, non-zero timeout and ping interval.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let invalid = |field, value: String, reason| {
+            Err(LoadError::Invalid {
+                field,
+                value,
+                reason,
+            })
+        };
+        if !(1..=1024).contains(&self.clients) {
+            return invalid(
+                "clients",
+                self.clients.to_string(),
+                "must be between 1 and 1024",
+            );
+        }
+        if self.duration < Duration::from_millis(10) || self.duration > Duration::from_secs(3600) {
+            return invalid(
+                "duration",
+                format!("{:?}", self.duration),
+                "must be between 10ms and 1h",
+            );
+        }
+        if self.warmup > Duration::from_secs(60) {
+            return invalid(
+                "warmup",
+                format!("{:?}", self.warmup),
+                "must be at most 60s",
+            );
+        }
+        if self.request_timeout.is_zero() {
+            return invalid("request_timeout", "0s".into(), "must be positive");
+        }
+        if self.ping_interval.is_zero() {
+            return invalid("ping_interval", "0s".into(), "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Sends the configured load to `addr` (loopback only) and summarises it.
+///
+/// Runs on the caller's Tokio runtime, which should not be the server's (so
+/// the clients measure the server, not their own scheduling). `progress`
+/// shows elapsed time and live requests per second; pass
+/// `ProgressBar::hidden()` for none. Every task ends by `warmup + duration +
+/// request_timeout` plus a second of grace; stragglers are aborted.
+pub async fn run_load(
+    addr: SocketAddr,
+    config: &LoadConfig,
+    corpus: Arc<Corpus>,
+    progress: &ProgressBar,
+) -> Result<LoadStats, LoadError> {
+    config.validate()?;
+    if !addr.ip().is_loopback() {
+        return Err(ClientError::NotLoopback(addr).into());
+    }
+    let start = Instant::now();
+    let window = Window {
+        measure_from: start + config.warmup,
+        end: start + config.warmup + config.duration,
+    };
+    let completed = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..config.clients {
+        tasks.spawn(compute_client(
+            index,
+            addr,
+            corpus.clone(),
+            config.clone(),
+            window,
+            completed.clone(),
+        ));
+    }
+    tasks.spawn(canary(addr, config.clone(), window, completed.clone()));
+
+    let total = config.warmup + config.duration;
+    progress.set_length(u64::try_from(total.as_millis()).unwrap_or(u64::MAX));
+    let ticker = {
+        let progress = progress.clone();
+        let completed = completed.clone();
+        tokio::spawn(async move {
+            let mut last = (Instant::now(), 0u64);
+            let mut ticks = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                ticks.tick().await;
+                let now = Instant::now();
+                // ORDERING: Relaxed: a display-only read of a tally.
+                let done = completed.load(Ordering::Relaxed);
+                let rate =
+                    (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+                last = (now, done);
+                let elapsed = now.duration_since(start).min(total);
+                progress.set_position(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+                let phase = if now < window.measure_from {
+                    "warm-up"
+                } else {
+                    "measuring"
+                };
+                progress.set_message(format!("{rate:>7.0} req/s  {phase}"));
+            }
+        })
+    };
+
+    let deadline = window.end + config.request_timeout + Duration::from_secs(1);
+    let mut merged = Recorder::default();
+    let mut failure = None;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
+            Ok(Some(Ok(recorder))) => merged.merge(recorder),
+            Ok(Some(Err(e))) => failure = Some(LoadError::Task(e.to_string())),
+            Ok(None) => break,
+            Err(_) => {
+                tasks.abort_all();
+                failure = Some(LoadError::Task(format!(
+                    "clients still running {:?} after the end of the run",
+                    config.request_timeout + Duration::from_secs(1)
+                )));
+                break;
+            }
+        }
+    }
+    ticker.abort();
+    progress.set_position(progress.length().unwrap_or(0));
+    if let Some(e) = failure {
+        return Err(e);
+    }
+
+    let measured_s = config.duration.as_secs_f64();
+    let endpoints = Endpoint::ALL
+        .iter()
+        .map(|&endpoint| {
+            let samples = &mut merged.latencies_us[endpoint.index()];
+            samples.sort_unstable();
+            EndpointSummary {
+                endpoint,
+                requests: samples.len() as u64,
+                errors: merged.errors[endpoint.index()],
+                req_per_s: samples.len() as f64 / measured_s,
+                p50_ms: quantile_ms(samples, 0.50),
+                p90_ms: quantile_ms(samples, 0.90),
+                p99_ms: quantile_ms(samples, 0.99),
+                max_ms: quantile_ms(samples, 1.0),
+            }
+        })
+        .collect();
+    Ok(LoadStats {
+        endpoints,
+        measured_s,
+        first_error: merged.first_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_right_rank() {
+        let samples: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(quantile_ms(&samples, 0.5), 50.0);
+        assert_eq!(quantile_ms(&samples, 0.99), 99.0);
+        assert_eq!(quantile_ms(&samples, 1.0), 100.0);
+        assert_eq!(quantile_ms(&[], 0.5), 0.0);
+        assert_eq!(quantile_ms(&[7000], 0.99), 7.0);
+    }
+
+    #[test]
+    fn corpus_is_deterministic_and_valid_json() {
+        let a = Corpus::generate(1);
+        let b = Corpus::generate(1);
+        for endpoint in Endpoint::COMPUTE {
+            let body = a.body(endpoint, 5).unwrap();
+            assert_eq!(body, b.body(endpoint, 5).unwrap());
+            let _: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        }
+        assert!(a.body(Endpoint::Ping, 0).is_none());
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let config = LoadConfig {
+            clients: 0,
+            ..LoadConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("clients = 0"), "{err}");
+    }
+}

@@ -1,0 +1,284 @@
+//! The comparison table, as aligned Markdown (the terminal and README form)
+//! and as JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dispatch::Mode;
+use crate::load::{Endpoint, LoadStats};
+
+/// The figures of one dispatch mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeReport {
+    /// The mode.
+    pub mode: Mode,
+    /// What the load generator measured.
+    pub stats: LoadStats,
+}
+
+/// How the run was set up, recorded beside the figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Concurrent compute clients.
+    pub clients: usize,
+    /// Warm-up per mode, seconds (not measured).
+    pub warmup_s: f64,
+    /// Measured time per mode, seconds.
+    pub duration_s: f64,
+    /// Interval of the `/ping` canary, milliseconds.
+    pub ping_interval_ms: f64,
+    /// Tokio worker threads of the server runtime.
+    pub tokio_workers: Option<usize>,
+    /// Compute threads (the pool's, and the naive bridge's rayon pool).
+    pub compute_threads: usize,
+    /// Logical CPUs of the machine.
+    pub cpus: usize,
+    /// The `[runtime]` configuration used, as TOML text.
+    pub runtime_config: String,
+}
+
+/// A whole run: its settings and one [`ModeReport`] per mode, in run order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The set-up.
+    pub settings: RunSettings,
+    /// The figures.
+    pub modes: Vec<ModeReport>,
+}
+
+/// Formats a latency in milliseconds with a precision that suits its size.
+pub fn format_ms(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+/// Formats a rate with a precision that suits its size.
+pub fn format_rate(rate: f64) -> String {
+    if rate < 10.0 {
+        format!("{rate:.1}")
+    } else {
+        format!("{rate:.0}")
+    }
+}
+
+/// Renders rows as a Markdown table with padded, aligned columns (numbers
+/// right-aligned), readable as is in a terminal.
+pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let numeric: Vec<bool> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .all(|r| r.get(c).is_some_and(|cell| cell.parse::<f64>().is_ok()))
+                && !rows.is_empty()
+        })
+        .collect();
+    let pad = |cell: &str, c: usize| {
+        let fill = widths[c].saturating_sub(cell.chars().count());
+        if numeric[c] {
+            format!("{}{cell}", " ".repeat(fill))
+        } else {
+            format!("{cell}{}", " ".repeat(fill))
+        }
+    };
+    let mut out = String::new();
+    let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    out.push_str(&line(
+        header.iter().enumerate().map(|(c, h)| pad(h, c)).collect(),
+    ));
+    out.push_str(&line(
+        (0..columns)
+            .map(|c| {
+                let dashes = "-".repeat(widths[c].max(3));
+                if numeric[c] {
+                    format!("{}:", &dashes[1..])
+                } else {
+                    dashes
+                }
+            })
+            .collect(),
+    ));
+    for row in rows {
+        out.push_str(&line(
+            row.iter()
+                .enumerate()
+                .map(|(c, cell)| pad(cell, c))
+                .collect(),
+        ));
+    }
+    out
+}
+
+impl RunReport {
+    /// The comparison table: one row per mode; for each compute endpoint its
+    /// requests/s and p50/p99 latency, then the `/ping` canary's p50 and p99
+    /// and the error count.
+    pub fn table(&self) -> String {
+        let mut header = vec!["mode".to_string()];
+        for endpoint in Endpoint::COMPUTE {
+            let path = endpoint.path();
+            header.push(format!("{path} req/s"));
+            header.push("p50 ms".into());
+            header.push("p99 ms".into());
+        }
+        header.push("/ping p50 ms".into());
+        header.push("/ping p99 ms".into());
+        header.push("errors".into());
+        let rows: Vec<Vec<String>> = self
+            .modes
+            .iter()
+            .map(|m| {
+                let mut row = vec![m.mode.to_string()];
+                for endpoint in Endpoint::COMPUTE {
+                    match m.stats.endpoint(endpoint) {
+                        Some(e) => {
+                            row.push(format_rate(e.req_per_s));
+                            row.push(format_ms(e.p50_ms));
+                            row.push(format_ms(e.p99_ms));
+                        }
+                        None => row.extend(["-".to_string(), "-".into(), "-".into()]),
+                    }
+                }
+                match m.stats.endpoint(Endpoint::Ping) {
+                    Some(p) => {
+                        row.push(format_ms(p.p50_ms));
+                        row.push(format_ms(p.p99_ms));
+                    }
+                    None => row.extend(["-".to_string(), "-".into()]),
+                }
+                row.push(m.stats.total_errors().to_string());
+                row
+            })
+            .collect();
+        markdown_table(&header, &rows)
+    }
+
+    /// One line describing the set-up, for under the table.
+    pub fn settings_line(&self) -> String {
+        let s = &self.settings;
+        let workers = s
+            .tokio_workers
+            .map_or_else(|| "default".to_string(), |n| n.to_string());
+        format!(
+            "{} clients, {:.1} s warm-up + {:.1} s measured per mode, /ping every {} ms; \
+             Tokio workers: {workers}, compute threads: {}, CPUs: {}",
+            s.clients, s.warmup_s, s.duration_s, s.ping_interval_ms, s.compute_threads, s.cpus
+        )
+    }
+
+    /// A Markdown document: title, set-up, the table, and any errors seen.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from("# compute-demo results\n\n");
+        out.push_str(&self.settings_line());
+        out.push_str("\n\n");
+        out.push_str(&self.table());
+        let errors: Vec<String> = self
+            .modes
+            .iter()
+            .filter_map(|m| {
+                m.stats
+                    .first_error
+                    .as_ref()
+                    .map(|e| format!("- {}: {e}", m.mode))
+            })
+            .collect();
+        if !errors.is_empty() {
+            out.push_str("\nFirst error per mode:\n\n");
+            out.push_str(&errors.join("\n"));
+            out.push('\n');
+        }
+        out.push_str("\n```toml\n");
+        out.push_str(self.settings.runtime_config.trim_end());
+        out.push_str("\n```\n");
+        out
+    }
+
+    /// The whole report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::EndpointSummary;
+
+    fn report() -> RunReport {
+        let endpoints = Endpoint::ALL
+            .iter()
+            .map(|&endpoint| EndpointSummary {
+                endpoint,
+                requests: 100,
+                errors: 0,
+                req_per_s: 123.4,
+                p50_ms: 0.5,
+                p90_ms: 2.0,
+                p99_ms: 12.34,
+                max_ms: 250.0,
+            })
+            .collect();
+        RunReport {
+            settings: RunSettings {
+                clients: 4,
+                warmup_s: 0.5,
+                duration_s: 2.0,
+                ping_interval_ms: 10.0,
+                tokio_workers: Some(2),
+                compute_threads: 2,
+                cpus: 2,
+                runtime_config: "[runtime]\ncompute_threads = 2\n".into(),
+            },
+            modes: vec![ModeReport {
+                mode: Mode::SpawnBlocking,
+                stats: LoadStats {
+                    endpoints,
+                    measured_s: 2.0,
+                    first_error: Some("/infer: 500".into()),
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_mode_and_aligned_columns() {
+        let table = report().table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].contains("/tokenize req/s") && lines[0].contains("/ping p99 ms"));
+        assert!(lines[2].starts_with("| spawn-blocking |"));
+        assert!(
+            lines[2].contains(" 123 ")
+                && lines[2].contains(" 12.3 ")
+                && lines[2].contains(" 0.50 ")
+        );
+        let width = lines[0].chars().count();
+        assert!(lines.iter().all(|l| l.chars().count() == width), "{table}");
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let r = report();
+        let back: RunReport = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+        assert!(r.to_markdown().contains("- spawn-blocking: /infer: 500"));
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(format_ms(0.123), "0.12");
+        assert_eq!(format_ms(12.34), "12.3");
+        assert_eq!(format_ms(1234.4), "1234");
+        assert_eq!(format_rate(5.54), "5.5");
+        assert_eq!(format_rate(1234.4), "1234");
+    }
+}

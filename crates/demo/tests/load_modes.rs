@@ -1,0 +1,89 @@
+//! A short load run in each mode: every endpoint gets answers, nothing
+//! fails, and the report renders. Bounded in time (a fraction of a second
+//! per mode) and sent to loopback only.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{models, runtime_config, with_watchdog};
+use compute_demo::compare::{run_comparison, CompareOptions};
+use compute_demo::dispatch::Mode;
+use compute_demo::load::{Endpoint, LoadConfig};
+use compute_demo::report::RunReport;
+use compute_demo::server::Limits;
+
+fn quick_options(modes: Vec<Mode>) -> CompareOptions {
+    CompareOptions {
+        modes,
+        load: LoadConfig {
+            clients: 4,
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_millis(600),
+            request_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_millis(10),
+        },
+        runtime: runtime_config(),
+        runtime_toml: "[runtime]\nnum_worker_threads = 2\ncompute_threads = 2\n".into(),
+        limits: Limits::default(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        progress: false,
+    }
+}
+
+#[test]
+fn a_quick_run_in_every_mode_answers_every_endpoint() {
+    let report = with_watchdog(Duration::from_secs(120), || {
+        run_comparison(&quick_options(Mode::ALL.to_vec()), models()).expect("the run completes")
+    });
+    assert_eq!(
+        report.modes.iter().map(|m| m.mode).collect::<Vec<_>>(),
+        Mode::ALL.to_vec()
+    );
+    for m in &report.modes {
+        assert_eq!(
+            m.stats.total_errors(),
+            0,
+            "{}: {:?}",
+            m.mode,
+            m.stats.first_error
+        );
+        for endpoint in Endpoint::ALL {
+            let e = m.stats.endpoint(endpoint).unwrap();
+            assert!(e.requests > 0, "{} {}: no answers", m.mode, endpoint.path());
+            assert!(
+                e.p50_ms <= e.p99_ms && e.p99_ms <= e.max_ms,
+                "{} {e:?}",
+                m.mode
+            );
+        }
+    }
+    assert_eq!(report.settings.compute_threads, 2);
+    assert_eq!(report.settings.tokio_workers, Some(2));
+    let table = report.table();
+    for mode in Mode::ALL {
+        assert!(table.contains(&format!("| {mode} ")), "{table}");
+    }
+    // JSON parsing may round the last digit of a float, so compare counts.
+    let back: RunReport = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(back.settings, report.settings);
+    for (a, b) in back.modes.iter().zip(&report.modes) {
+        assert_eq!(a.mode, b.mode);
+        assert_eq!(a.stats.total_requests(), b.stats.total_requests());
+    }
+    assert!(report.to_markdown().contains(&table));
+}
+
+#[test]
+fn the_load_generator_refuses_non_loopback_targets() {
+    let runtime = common::client_runtime();
+    let result = runtime.block_on(compute_demo::load::run_load(
+        SocketAddr::from(([192, 0, 2, 1], 80)),
+        &LoadConfig::default(),
+        std::sync::Arc::new(compute_demo::load::Corpus::generate(1)),
+        &indicatif::ProgressBar::hidden(),
+    ));
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("only loopback"), "{err}");
+}

@@ -6,7 +6,7 @@
 //! 1. built-in defaults (see [`RuntimeConfig::thread_plan`]);
 //! 2. the `[runtime]` table ([`RuntimeConfig::from_toml_str`]);
 //! 3. environment variables ([`RuntimeConfig::from_env`]), one per key, named
-//!    `COMPUTE_RUNTIME_` followed by the key in upper case (see [`env`]).
+//!    `COMPUTE_RUNTIME_` followed by the key in upper case (see [`mod@env`]).
 //!
 //! Every bad value is a [`ConfigError`] naming the key (or the environment
 //! variable) and the value as written. Nothing here panics on input.
@@ -107,7 +107,7 @@ pub struct RuntimeConfig {
     /// Stack size of each compute thread in bytes (TOML also takes
     /// `"4MB"`, `"512KiB"`, `"2 MiB"`; every unit is a power of 1024).
     /// `None`: the pool's default. At least 64 KiB
-    /// ([`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)), at most 1 GiB ([`MAX_STACK_SIZE`]).
+    /// ([`crate::MIN_STACK_SIZE`]), at most 1 GiB ([`MAX_STACK_SIZE`]).
     #[serde(deserialize_with = "deserialize_size")]
     pub compute_stack_size: Option<usize>,
     /// Compute threads are named `"{prefix}-{index}"`. `None`: the pool's
@@ -417,7 +417,7 @@ impl RuntimeConfig {
         Ok(config)
     }
 
-    /// Overrides fields with the process environment; see [`env`] for the
+    /// Overrides fields with the process environment; see [`mod@env`] for the
     /// variable names. An invalid value is a [`ConfigError`] naming the
     /// variable and its value.
     ///

@@ -198,7 +198,9 @@ impl ComputePool {
     /// deployments; when it is known, [`run_small`](ComputePool::run_small),
     /// [`run_medium`](ComputePool::run_medium) and
     /// [`run_large`](ComputePool::run_large) say so directly. Either way a
-    /// panic in the job is [`ComputeError::Panicked`].
+    /// panic in the job is [`ComputeError::Panicked`]. Once the pool is shut
+    /// down, every call resolves to [`ComputeError::Shutdown`], inline sites
+    /// included.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -220,6 +222,10 @@ impl ComputePool {
         R: Send + 'static,
     {
         let stats = site(TypeId::of::<F>());
+        if self.is_shutdown() {
+            // Refused like any other job: `execute` resolves to `Shutdown`.
+            return self.execute(f).await;
+        }
         if stats.should_inline() {
             self.inner.shared.metrics.record_adaptive_inline();
             let start = Instant::now();

@@ -184,3 +184,32 @@ async fn concurrent_callers_share_a_site() {
     .await
     .expect("hung");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_shut_down_pool_refuses_inline_sites_too() {
+    tokio::time::timeout(LIMIT, async {
+        let pool = pool();
+        // One closure value, copied: every call is the same site.
+        let tiny = || 1u32;
+        let mut went_inline = false;
+        for _ in 0..1000 {
+            pool.execute_adaptive(tiny).await.unwrap();
+            if pool.metrics().adaptive_inline() > 0 {
+                went_inline = true;
+                break;
+            }
+        }
+        assert!(went_inline, "{:?}", pool.metrics());
+        assert!(pool.shutdown(Duration::from_secs(10)).await);
+        let inline_before = pool.metrics().adaptive_inline();
+        let err = pool.execute_adaptive(tiny).await.unwrap_err();
+        assert!(err.is_shutdown(), "{err:?}");
+        assert_eq!(
+            pool.metrics().adaptive_inline(),
+            inline_before,
+            "nothing ran inline"
+        );
+    })
+    .await
+    .expect("hung");
+}

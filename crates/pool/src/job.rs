@@ -9,9 +9,12 @@
 //! 2. skips with `Err(Shutdown)` if the pool is past its shutdown deadline;
 //! 3. records the queue wait, runs the work under `catch_unwind` (inside the
 //!    submitter's tracing span), records the compute time;
-//! 4. sends the result; if nobody waits any more the value comes back and is
-//!    dropped here, under `catch_unwind` too;
-//! 5. releases its back-pressure permit last (in `Drop`).
+//! 4. releases its back-pressure permit (the job's work is over, so the
+//!    awaiter that wakes next finds the room its job held), then sends the
+//!    result; if nobody waits any more the value comes back and is dropped
+//!    here, under `catch_unwind` too.
+//!
+//! A job skipped in steps 1 or 2 releases its permit when it is dropped.
 //!
 //! A job dropped without running (which rayon never does, but a handle that
 //! still waits for a permit may) accounts for itself in `Drop`, so nothing
@@ -91,6 +94,9 @@ where
             work,
             CancelToken::new(&tx, shared),
         );
+        if std::mem::take(&mut self.holds_permit) {
+            shared.release_permit();
+        }
         if let Err(unclaimed) = tx.send(result) {
             // Nobody awaits the result: drop it here, containing a panicking Drop.
             if catch_unwind(AssertUnwindSafe(move || drop(unclaimed))).is_err() {
@@ -98,7 +104,6 @@ where
             }
         }
         shared.notify_if_closing();
-        // `self` drops here and releases the permit, last.
     }
 }
 

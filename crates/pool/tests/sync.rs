@@ -1,0 +1,98 @@
+//! `execute_sync`: blocks only the caller, may borrow, contains panics.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+use support::{count_primes, pool, watchdog, within};
+
+#[test]
+fn borrows_local_data() {
+    watchdog(|| {
+        let pool = pool(2);
+        let mut words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
+        let total = pool
+            .execute_sync(|| words.par_iter().map(|w| w.len()).sum::<usize>())
+            .unwrap();
+        assert_eq!(total, words.iter().map(|w| w.len()).sum::<usize>());
+        // Mutable borrows work too.
+        pool.execute_sync(|| words.par_iter_mut().for_each(|w| w.push('!')))
+            .unwrap();
+        assert!(words.iter().all(|w| w.ends_with('!')));
+    });
+}
+
+#[test]
+fn runs_on_a_pool_thread() {
+    watchdog(|| {
+        let pool = pool(1);
+        let p = pool.clone();
+        assert!(pool.execute_sync(move || p.is_worker_thread()).unwrap());
+    });
+}
+
+#[test]
+fn panics_become_errors() {
+    watchdog(|| {
+        let pool = pool(1);
+        let err = pool
+            .execute_sync(|| -> u32 { panic!("sync boom") })
+            .unwrap_err();
+        assert!(err.is_panic());
+        assert!(err.to_string().contains("sync boom"));
+        assert_eq!(pool.execute_sync(|| 3).unwrap(), 3);
+        let m = pool.metrics();
+        assert_eq!(
+            (m.tasks_panicked(), m.tasks_completed(), m.tasks_active()),
+            (1, 1, 0)
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_spawn_blocking_it_blocks_only_that_thread() {
+    let pool = pool(1);
+    let finished = Arc::new(AtomicBool::new(false));
+    let f = finished.clone();
+    let p = pool.clone();
+    let blocking = tokio::task::spawn_blocking(move || {
+        let n = p
+            .execute_sync(|| {
+                std::thread::sleep(Duration::from_millis(30));
+                count_primes(3000)
+            })
+            .unwrap();
+        f.store(true, Ordering::SeqCst);
+        n
+    });
+    // The async side keeps running while the blocking thread waits.
+    let mut ticks = 0;
+    while ticks < 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        ticks += 1;
+    }
+    assert_eq!(within(blocking).await.unwrap(), count_primes(3000));
+    assert!(finished.load(Ordering::SeqCst));
+}
+
+#[test]
+fn many_threads_at_once() {
+    watchdog(|| {
+        let pool = pool(2);
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let pool = &pool;
+                s.spawn(move || {
+                    for i in 0..50u64 {
+                        assert_eq!(pool.execute_sync(|| t * i).unwrap(), t * i);
+                    }
+                });
+            }
+        });
+        assert_eq!(pool.metrics().tasks_completed(), 400);
+        assert_eq!(pool.metrics().tasks_active(), 0);
+    });
+}

@@ -5,6 +5,28 @@ use std::time::Duration;
 
 use compute_pool::{ComputePool, Runtime, RuntimeConfig};
 
+/// Runs `body` on its own thread and fails the test if it takes longer than
+/// `limit` (a hang fails fast instead of stalling the suite).
+fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
+    }
+}
+
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
         num_worker_threads: Some(2),
@@ -89,49 +111,53 @@ fn every_runtime_thread_sees_the_pool() {
 
 #[test]
 fn two_runtimes_see_their_own_pools() {
-    let first = runtime();
-    let second = runtime();
-    let first_pool = first.compute_pool().unwrap();
-    let second_pool = second.compute_pool().unwrap();
-    assert!(!first_pool.same_pool(&second_pool));
+    with_watchdog(Duration::from_secs(30), || {
+        let first = runtime();
+        let second = runtime();
+        let first_pool = first.compute_pool().unwrap();
+        let second_pool = second.compute_pool().unwrap();
+        assert!(!first_pool.same_pool(&second_pool));
 
-    let seen = first.block_on(async {
-        tokio::spawn(async { compute_pool::current() })
-            .await
-            .unwrap()
-    });
-    assert!(is(&first_pool, seen));
-    let seen = second.block_on(async {
-        tokio::task::spawn_blocking(compute_pool::current)
-            .await
-            .unwrap()
-    });
-    assert!(is(&second_pool, seen));
+        let seen = first.block_on(async {
+            tokio::spawn(async { compute_pool::current() })
+                .await
+                .unwrap()
+        });
+        assert!(is(&first_pool, seen));
+        let seen = second.block_on(async {
+            tokio::task::spawn_blocking(compute_pool::current)
+                .await
+                .unwrap()
+        });
+        assert!(is(&second_pool, seen));
 
-    // block_on nested in a pool's context restores that context afterwards.
-    compute_pool::enter_context(&first_pool);
-    let inside = second.block_on(async { compute_pool::current() });
-    assert!(is(&second_pool, inside));
-    assert!(is(&first_pool, compute_pool::current()));
-    compute_pool::leave_context();
+        // block_on nested in a pool's context restores that context afterwards.
+        compute_pool::enter_context(&first_pool);
+        let inside = second.block_on(async { compute_pool::current() });
+        assert!(is(&second_pool, inside));
+        assert!(is(&first_pool, compute_pool::current()));
+        compute_pool::leave_context();
+    });
 }
 
 #[test]
 fn no_pool_no_context() {
-    let runtime = Runtime::new(RuntimeConfig {
-        num_worker_threads: Some(1),
-        compute_threads: Some(0),
-        ..Default::default()
-    })
-    .unwrap();
-    let seen = runtime.block_on(async {
-        let worker = tokio::spawn(async { compute_pool::current().is_none() })
-            .await
-            .unwrap();
-        let blocking = tokio::task::spawn_blocking(|| compute_pool::current().is_none())
-            .await
-            .unwrap();
-        worker && blocking && compute_pool::current().is_none()
+    with_watchdog(Duration::from_secs(30), || {
+        let runtime = Runtime::new(RuntimeConfig {
+            num_worker_threads: Some(1),
+            compute_threads: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        let seen = runtime.block_on(async {
+            let worker = tokio::spawn(async { compute_pool::current().is_none() })
+                .await
+                .unwrap();
+            let blocking = tokio::task::spawn_blocking(|| compute_pool::current().is_none())
+                .await
+                .unwrap();
+            worker && blocking && compute_pool::current().is_none()
+        });
+        assert!(seen);
     });
-    assert!(seen);
 }

@@ -164,3 +164,11 @@ fn bad_configs_are_errors() {
     .unwrap_err();
     assert!(err.to_string().contains("compute_thread_prefix"), "{err}");
 }
+
+#[test]
+fn runtime_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Runtime>();
+    assert_send_sync::<RuntimeConfig>();
+    assert_send_sync::<ConfigError>();
+}

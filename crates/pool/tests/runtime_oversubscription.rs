@@ -3,8 +3,31 @@
 
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use compute_pool::{Runtime, RuntimeConfig};
+
+/// Runs `body` on its own thread and fails the test if it takes longer than
+/// `limit` (a hang fails fast instead of stalling the suite).
+fn with_watchdog<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
+    }
+}
 
 /// A `tracing` subscriber writing into a buffer, and the buffer.
 fn capture() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<u8>>>) {
@@ -71,31 +94,33 @@ fn fitting_plan_is_quiet() {
 /// thread" from `Runtime::new`; the defaults do not warn.
 #[test]
 fn runtime_new_warns_by_how_much() {
-    let budget = RuntimeConfig::default().thread_plan().budget();
-    let over = RuntimeConfig {
-        num_worker_threads: Some(budget),
-        compute_threads: Some(1),
-        ..Default::default()
-    };
-    let (subscriber, buffer) = capture();
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = Runtime::new(over).unwrap();
-        drop(runtime);
-    });
-    let log = text(&buffer);
-    assert!(
-        log.contains("oversubscribes the machine by 1 thread:"),
-        "{log}"
-    );
-    assert!(log.contains("excess=1"), "{log}");
+    with_watchdog(Duration::from_secs(30), || {
+        let budget = RuntimeConfig::default().thread_plan().budget();
+        let over = RuntimeConfig {
+            num_worker_threads: Some(budget),
+            compute_threads: Some(1),
+            ..Default::default()
+        };
+        let (subscriber, buffer) = capture();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = Runtime::new(over).unwrap();
+            drop(runtime);
+        });
+        let log = text(&buffer);
+        assert!(
+            log.contains("oversubscribes the machine by 1 thread:"),
+            "{log}"
+        );
+        assert!(log.contains("excess=1"), "{log}");
 
-    let (subscriber, buffer) = capture();
-    tracing::subscriber::with_default(subscriber, || {
-        drop(Runtime::new(RuntimeConfig::default()).unwrap());
+        let (subscriber, buffer) = capture();
+        tracing::subscriber::with_default(subscriber, || {
+            drop(Runtime::new(RuntimeConfig::default()).unwrap());
+        });
+        assert!(
+            !text(&buffer).contains("oversubscribes"),
+            "{}",
+            text(&buffer)
+        );
     });
-    assert!(
-        !text(&buffer).contains("oversubscribes"),
-        "{}",
-        text(&buffer)
-    );
 }

@@ -42,9 +42,26 @@ fn with_watchdog<T: Send + 'static>(
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_class_runs_where_it_says() {
-    tokio::time::timeout(LIMIT, async {
+/// Runs `body` on a 2-worker multi-thread runtime under a watchdog thread:
+/// `run_medium` blocks its worker (`block_in_place`), where a Tokio timeout
+/// in the same task could not fire.
+fn on_multi_thread<F: std::future::Future + Send + 'static>(body: F)
+where
+    F::Output: Send + 'static,
+{
+    with_watchdog(LIMIT, move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(body)
+    });
+}
+
+#[test]
+fn each_class_runs_where_it_says() {
+    on_multi_thread(async {
         let pool = pool(1);
         let caller = thread_name();
 
@@ -71,14 +88,12 @@ async fn each_class_runs_where_it_says() {
             let name = pool.run_sized(class, thread_name).await.unwrap();
             assert_eq!(name.starts_with("sized-"), on_pool, "{class:?}: {name}");
         }
-    })
-    .await
-    .expect("hung");
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn panics_are_errors_in_every_class() {
-    tokio::time::timeout(LIMIT, async {
+#[test]
+fn panics_are_errors_in_every_class() {
+    on_multi_thread(async {
         let pool = pool(1);
         for class in [SizeClass::Small, SizeClass::Medium, SizeClass::Large] {
             let err = pool
@@ -92,31 +107,33 @@ async fn panics_are_errors_in_every_class() {
         }
         // The pool lives on.
         assert_eq!(pool.run_large(|| 5).await.unwrap(), 5);
-    })
-    .await
-    .expect("hung");
+    });
 }
 
 /// `block_in_place` panics on a current-thread runtime; `run_medium` must
 /// not call it there.
-#[tokio::test(flavor = "current_thread")]
-async fn medium_on_a_current_thread_runtime() {
-    tokio::time::timeout(LIMIT, async {
-        let pool = pool(1);
-        let name = pool.run_medium(thread_name).await.unwrap();
-        assert!(name.starts_with("sized-"), "{name}");
-        // Other tasks on this single thread still run while it waits.
-        let (a, b) = tokio::join!(
-            pool.run_medium(|| {
-                std::thread::sleep(Duration::from_millis(5));
-                1
-            }),
-            async { 2 }
-        );
-        assert_eq!((a.unwrap(), b), (1, 2));
-    })
-    .await
-    .expect("hung");
+#[test]
+fn medium_on_a_current_thread_runtime() {
+    with_watchdog(LIMIT, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let pool = pool(1);
+            let name = pool.run_medium(thread_name).await.unwrap();
+            assert!(name.starts_with("sized-"), "{name}");
+            // Other tasks on this single thread still run while it waits.
+            let (a, b) = tokio::join!(
+                pool.run_medium(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    1
+                }),
+                async { 2 }
+            );
+            assert_eq!((a.unwrap(), b), (1, 2));
+        });
+    });
 }
 
 /// Inside a `LocalSet` on a current-thread runtime: same fallback.
@@ -216,9 +233,9 @@ fn classes_by_expected_duration() {
 
 /// Many medium jobs at once on a small multi-thread runtime: all complete,
 /// and the runtime keeps serving other tasks.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_medium_jobs_at_once() {
-    tokio::time::timeout(LIMIT, async {
+#[test]
+fn many_medium_jobs_at_once() {
+    on_multi_thread(async {
         let pool = pool(2);
         let mut tasks = Vec::new();
         for i in 0..32u64 {
@@ -238,7 +255,5 @@ async fn many_medium_jobs_at_once() {
             assert_eq!(task.await.unwrap().unwrap(), expected);
         }
         ticker.await.unwrap();
-    })
-    .await
-    .expect("hung");
+    });
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::mem;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -189,8 +190,17 @@ impl<R> TaskHandle<R> {
 
 /// Closes `rx`; if the job had not started, counts it cancelled here (the
 /// job will see `try_start() == false` and do nothing).
+///
+/// Closing drops a result that already arrived. A panic in its `Drop` is
+/// contained and counted, as on the compute thread, so dropping a handle
+/// never panics (and never aborts a thread that is already unwinding).
 fn close_and_account<R>(rx: Receiver<JobResult<R>>, shared: &Shared) -> bool {
-    match rx.close() {
+    let closed = catch_unwind(AssertUnwindSafe(move || rx.close())).unwrap_or_else(|_| {
+        // Only a value that had arrived is dropped by `close`.
+        shared.metrics.record_drop_panic();
+        Closed::AfterCompletion
+    });
+    match closed {
         Closed::BeforeStart => {
             shared.metrics.record_cancelled();
             shared.notify_if_closing();

@@ -4,9 +4,21 @@ use std::fmt;
 use std::time::Duration;
 
 /// The smallest stack a compute thread may be given (64 KiB).
+///
+/// ```
+/// use compute_pool::{ComputeConfig, MIN_STACK_SIZE};
+/// let config = ComputeConfig { stack_size: Some(MIN_STACK_SIZE - 1), ..Default::default() };
+/// assert!(config.validate().is_err());
+/// ```
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
 
 /// The largest thread count accepted; anything above is taken for a mistake.
+///
+/// ```
+/// use compute_pool::{ComputeConfig, MAX_THREADS};
+/// let config = ComputeConfig { num_threads: Some(MAX_THREADS + 1), ..Default::default() };
+/// assert!(config.validate().unwrap_err().to_string().contains("num_threads"));
+/// ```
 pub const MAX_THREADS: usize = 4096;
 
 /// How to build a [`ComputePool`](crate::ComputePool).

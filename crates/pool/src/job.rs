@@ -74,13 +74,15 @@ where
         let (Some(tx), Some(work)) = (self.tx.take(), self.work.take()) else {
             return;
         };
+        let shared = &*self.shared;
         if !tx.try_start() {
             // The handle closed first and counted the job cancelled.
+            drop_contained(shared, work);
             return;
         }
-        let shared = &*self.shared;
         if shared.is_past_deadline() {
             shared.metrics.record_cancelled();
+            drop_contained(shared, work);
             // An error value: if nobody waits, dropping it here is harmless.
             let _ = tx.send(Err(ComputeError::Shutdown));
             shared.notify_if_closing();
@@ -98,10 +100,8 @@ where
             shared.release_permit();
         }
         if let Err(unclaimed) = tx.send(result) {
-            // Nobody awaits the result: drop it here, containing a panicking Drop.
-            if catch_unwind(AssertUnwindSafe(move || drop(unclaimed))).is_err() {
-                shared.metrics.record_drop_panic();
-            }
+            // Nobody awaits the result: drop it here.
+            drop_contained(shared, unclaimed);
         }
         shared.notify_if_closing();
     }
@@ -122,6 +122,14 @@ impl<W, R> Drop for Job<W, R> {
         if self.holds_permit {
             self.shared.release_permit();
         }
+    }
+}
+
+/// Drops `value` (an unclaimed result, or the captures of work that will
+/// never run), containing and counting a panic from its `Drop`.
+fn drop_contained<T>(shared: &Shared, value: T) {
+    if catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+        shared.metrics.record_drop_panic();
     }
 }
 

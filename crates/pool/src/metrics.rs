@@ -366,8 +366,9 @@ impl ComputeMetrics {
         self.rejected
     }
 
-    /// Results nobody awaited whose `Drop` panicked on the compute thread
-    /// (the panic was contained).
+    /// Values dropped on a compute thread whose `Drop` panicked (the panic
+    /// was contained): results nobody awaited, and the captures of jobs
+    /// skipped because they were cancelled or discarded at shutdown.
     ///
     /// ```
     /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();

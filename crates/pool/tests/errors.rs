@@ -83,3 +83,13 @@ fn resume_unwind_of_a_non_panic_panics_with_its_message() {
     let msg = caught.downcast_ref::<String>().unwrap();
     assert!(msg.contains("saturated"), "{msg}");
 }
+
+#[test]
+fn pool_and_handle_traits() {
+    fn pool_traits<T: Clone + Send + Sync + std::fmt::Debug + 'static>() {}
+    fn handle_traits<T: Send + Unpin + std::fmt::Debug + 'static>() {}
+    pool_traits::<ComputePool>();
+    handle_traits::<compute_pool::TaskHandle<Vec<u8>>>();
+    // Unpin even for a result that is not.
+    handle_traits::<compute_pool::TaskHandle<std::marker::PhantomPinned>>();
+}

@@ -129,3 +129,23 @@ async fn panics_under_concurrency_all_reported() {
         (100, 100, 0)
     );
 }
+
+#[tokio::test]
+async fn a_panicking_capture_of_a_cancelled_job_is_contained() {
+    let pool = pool(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let blocker = support::Blocker::occupy(&pool);
+    let bomb = Bomb(drops.clone());
+    let handle = pool.execute(move || {
+        let _keep = &bomb;
+        unreachable!("cancelled before it started")
+    });
+    drop(handle);
+    within(blocker.release()).await.unwrap();
+    wait_until("the skipped job was dropped", || {
+        pool.metrics().result_drop_panics() == 1
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.metrics().escaped_panics(), 0);
+    assert_eq!(within(pool.execute(|| 4)).await.unwrap(), 4);
+}

@@ -81,7 +81,7 @@ struct ChannelRoundTrip {
     per_batch: u32,
 }
 
-/// One case through one bridge, in one thread layout.
+/// One case through one bridge (or blocking caller), in one thread layout.
 #[derive(Debug, Serialize)]
 struct PoolCost {
     layout: String,
@@ -90,7 +90,14 @@ struct PoolCost {
     jobs: u64,
     /// The job's own duration (0 for the trivial job).
     job_us: f64,
-    wall_us_per_job: f64,
+    /// Round trip per job: median over single jobs, and mean.
+    wall_p50_us: f64,
+    wall_mean_us: f64,
+    /// Round trip minus the job's own run time (measured by the job on its
+    /// thread): median, 90th percentile and mean over single jobs.
+    added_p50_us: f64,
+    added_p90_us: f64,
+    added_mean_us: f64,
     /// Process CPU time (all threads) per job.
     cpu_us_per_job: f64,
     allocations_per_job: f64,
@@ -236,18 +243,28 @@ impl Case {
         }
     }
 
-    /// How many jobs make a measurement.
+    /// How many jobs make a measurement, over all rounds.
     fn jobs(self, quick: bool) -> u64 {
         let full = match self.job().as_micros() {
-            0 => 20_000,
+            0 => 20_480,
             1..=10 => 5_000,
             11..=100 => 1_000,
-            _ => 200,
+            _ => 300,
         };
         if quick {
-            (full / 20).max(10)
+            full / 20
         } else {
             full
+        }
+    }
+
+    fn callers(self) -> Vec<Caller> {
+        match self {
+            Case::Sync(..) => ["inline", "ours", "rayon_install", "naive_bridge"]
+                .into_iter()
+                .map(Caller::Blocking)
+                .collect(),
+            _ => Bridge::ALL.into_iter().map(Caller::Async).collect(),
         }
     }
 }
@@ -262,33 +279,77 @@ const CASES: [Case; 7] = [
     Case::Sync("sync_100us", Duration::from_micros(100)),
 ];
 
-/// The blocking callers of the `Sync` cases.
-const SYNC_BRIDGES: [&str; 4] = ["inline", "ours", "rayon_install", "naive_bridge"];
+/// Who submits the jobs: an async bridge awaited from a tokio task, or a
+/// blocking call from a plain thread.
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    Async(Bridge),
+    Blocking(&'static str),
+}
 
-/// Runs `jobs` jobs of `case` through `bridge` (for `Sync` cases, the
-/// blocking caller named `sync`).
-fn run_case(setup: &Setup, case: Case, bridge: Bridge, sync: &str, jobs: u64) {
+impl Caller {
+    fn name(self) -> &'static str {
+        match self {
+            Caller::Async(bridge) => bridge.name(),
+            Caller::Blocking(name) => name,
+        }
+    }
+}
+
+/// Per-job round trips and added latencies of one batch, in ns.
+struct Timings {
+    total: Vec<f64>,
+    added: Vec<f64>,
+}
+
+impl Timings {
+    fn with_capacity(n: usize) -> Timings {
+        Timings {
+            total: Vec::with_capacity(n),
+            added: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, total: Duration, ran: Duration) {
+        self.total.push(total.as_nanos() as f64);
+        self.added.push(total.saturating_sub(ran).as_nanos() as f64);
+    }
+}
+
+/// Runs `jobs` jobs of `case` through `caller`, timing each one (for the
+/// in-flight case, each round of 256, divided among its jobs).
+fn run_batch(setup: &Setup, case: Case, caller: Caller, jobs: u64, mut t: Timings) -> Timings {
     let duration = case.job();
-    let work = move || job::spin_for(duration);
-    match case {
-        Case::Sequential(..) => setup.on_worker(|pools| async move {
-            for _ in 0..jobs {
-                black_box(pools.run(bridge, work).await);
-            }
-        }),
-        Case::InFlight256 => setup.on_worker(|pools| async move {
+    let work = move || job::timed_spin(duration);
+    match (case, caller) {
+        (Case::InFlight256, Caller::Async(bridge)) => setup.on_worker(|pools| async move {
             let mut handles = Vec::with_capacity(256);
-            for _ in 0..jobs / 256 {
+            for _ in 0..jobs.div_ceil(256) {
+                let start = Instant::now();
                 handles.extend((0..256).map(|_| pools.submit(bridge, job::trivial)));
                 for handle in handles.drain(..) {
                     black_box(handle.await);
                 }
+                let each = start.elapsed() / 256;
+                for _ in 0..256 {
+                    t.push(each, Duration::ZERO);
+                }
             }
+            t
         }),
-        Case::Sync(..) => {
+        (_, Caller::Async(bridge)) => setup.on_worker(|pools| async move {
+            for _ in 0..jobs {
+                let start = Instant::now();
+                let ran = pools.run(bridge, work).await;
+                t.push(start.elapsed(), ran);
+            }
+            t
+        }),
+        (_, Caller::Blocking(name)) => {
             let pools = &setup.pools;
             for _ in 0..jobs {
-                let out = match sync {
+                let start = Instant::now();
+                let ran = match name {
                     "inline" => work(),
                     "ours" => pools
                         .ours
@@ -299,71 +360,122 @@ fn run_case(setup: &Setup, case: Case, bridge: Bridge, sync: &str, jobs: u64) {
                         .wait()
                         .expect("the job does not panic"),
                 };
-                black_box(out);
+                t.push(start.elapsed(), ran);
             }
+            t
         }
     }
 }
 
-fn measure(setup: &Setup, case: Case, bridge: Bridge, sync: &'static str, quick: bool) -> PoolCost {
-    let jobs = case.jobs(quick);
-    let jobs = if matches!(case, Case::InFlight256) {
-        (jobs / 256).max(1) * 256
-    } else {
-        jobs
-    };
-    // Warm the threads and caches up; not measured.
-    run_case(setup, case, bridge, sync, (jobs / 10).max(1));
-    std::thread::sleep(Duration::from_millis(2));
-
-    let alloc_before = Snapshot::now();
-    let cpu_before = process_cpu_time();
-    let start = Instant::now();
-    run_case(setup, case, bridge, sync, jobs);
-    let wall = start.elapsed();
-    let cpu = process_cpu_time() - cpu_before;
-    let allocated = Snapshot::now().since(alloc_before);
-
-    // The CPU the process burns in the 10 ms after its last job.
-    let idle_start = process_cpu_time();
-    let idle_wall = Instant::now();
-    std::thread::sleep(Duration::from_millis(10));
-    let idle_cpu = process_cpu_time() - idle_start;
-    let idle_window = idle_wall.elapsed();
-
-    let per_job = |d: Duration| d.as_secs_f64() * 1e6 / jobs as f64;
-    PoolCost {
-        layout: setup.threads.label(),
-        case: case.label(),
-        bridge: if matches!(case, Case::Sync(..)) {
-            sync
-        } else {
-            bridge.name()
-        },
-        jobs,
-        job_us: case.job().as_secs_f64() * 1e6,
-        wall_us_per_job: per_job(wall),
-        cpu_us_per_job: per_job(cpu),
-        allocations_per_job: allocated.allocations as f64 / jobs as f64,
-        bytes_per_job: allocated.bytes as f64 / jobs as f64,
-        idle_cpu_percent: 100.0 * idle_cpu.as_secs_f64() / idle_window.as_secs_f64(),
+fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
     }
+    samples.sort_by(f64::total_cmp);
+    let index = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[index]
+}
+
+/// Measures one case for every caller, the callers taking turns batch by
+/// batch so that a change in the machine's load hits all of them alike.
+fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<PoolCost> {
+    let callers = case.callers();
+    let per_batch = (case.jobs(quick) / rounds).max(1);
+    let per_batch = if matches!(case, Case::InFlight256) {
+        per_batch.div_ceil(256) * 256
+    } else {
+        per_batch
+    };
+    // Warm every caller up once; not measured.
+    for &caller in &callers {
+        run_batch(
+            setup,
+            case,
+            caller,
+            per_batch.min(100),
+            Timings::with_capacity(512),
+        );
+    }
+    struct Acc {
+        timings: Timings,
+        wall: Duration,
+        cpu: Duration,
+        allocated: Snapshot,
+    }
+    let capacity = (per_batch * rounds) as usize;
+    let mut accs: Vec<Acc> = callers
+        .iter()
+        .map(|_| Acc {
+            timings: Timings::with_capacity(capacity),
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
+            allocated: Snapshot::default(),
+        })
+        .collect();
+    for _ in 0..rounds {
+        for (acc, &caller) in accs.iter_mut().zip(&callers) {
+            // Let the previous caller's threads fall asleep first, so their
+            // wind-down is not billed to this one.
+            std::thread::sleep(Duration::from_millis(1));
+            let timings = std::mem::replace(&mut acc.timings, Timings::with_capacity(0));
+            let alloc_before = Snapshot::now();
+            let cpu_before = process_cpu_time();
+            let start = Instant::now();
+            acc.timings = run_batch(setup, case, caller, per_batch, timings);
+            acc.wall += start.elapsed();
+            acc.cpu += process_cpu_time() - cpu_before;
+            let spent = Snapshot::now().since(alloc_before);
+            acc.allocated.allocations += spent.allocations;
+            acc.allocated.bytes += spent.bytes;
+        }
+    }
+    let mut rows = Vec::new();
+    for (mut acc, &caller) in accs.into_iter().zip(&callers) {
+        // The CPU the process burns in the 10 ms after this caller's last job.
+        std::thread::sleep(Duration::from_millis(5));
+        run_batch(
+            setup,
+            case,
+            caller,
+            per_batch.min(256),
+            Timings::with_capacity(512),
+        );
+        let idle_cpu = process_cpu_time();
+        let idle_wall = Instant::now();
+        std::thread::sleep(Duration::from_millis(10));
+        let idle_cpu = process_cpu_time() - idle_cpu;
+        let idle_window = idle_wall.elapsed();
+
+        let jobs = acc.timings.total.len() as u64;
+        let us = |ns: f64| ns / 1000.0;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        rows.push(PoolCost {
+            layout: setup.threads.label(),
+            case: case.label(),
+            bridge: caller.name(),
+            jobs,
+            job_us: case.job().as_secs_f64() * 1e6,
+            wall_p50_us: us(percentile(&mut acc.timings.total, 0.5)),
+            wall_mean_us: acc.wall.as_secs_f64() * 1e6 / jobs as f64,
+            added_p50_us: us(percentile(&mut acc.timings.added, 0.5)),
+            added_p90_us: us(percentile(&mut acc.timings.added, 0.9)),
+            added_mean_us: us(mean(&acc.timings.added)),
+            cpu_us_per_job: acc.cpu.as_secs_f64() * 1e6 / jobs as f64,
+            allocations_per_job: acc.allocated.allocations as f64 / jobs as f64,
+            bytes_per_job: acc.allocated.bytes as f64 / jobs as f64,
+            idle_cpu_percent: 100.0 * idle_cpu.as_secs_f64() / idle_window.as_secs_f64(),
+        });
+    }
+    rows
 }
 
 fn pool_costs(quick: bool) -> Vec<PoolCost> {
+    let rounds = if quick { 2 } else { 10 };
     let mut rows = Vec::new();
     for threads in Threads::BOTH {
         let setup = Setup::new(threads);
         for case in CASES {
-            if matches!(case, Case::Sync(..)) {
-                for sync in SYNC_BRIDGES {
-                    rows.push(measure(&setup, case, Bridge::Inline, sync, quick));
-                }
-            } else {
-                for bridge in Bridge::ALL {
-                    rows.push(measure(&setup, case, bridge, "", quick));
-                }
-            }
+            rows.extend(measure_case(&setup, case, rounds, quick));
         }
     }
     rows
@@ -371,40 +483,40 @@ fn pool_costs(quick: bool) -> Vec<PoolCost> {
 
 fn print_pool(rows: &[PoolCost]) {
     println!(
-        "\n== pool cases: per job; added = wall - inline's wall; cpu/job counts every thread of the process"
+        "\n== pool cases, callers taking turns. Per job: wall p50 and added latency \
+         (round trip - the job's own run time) p50/p90 over single jobs; cpu = process CPU \
+         (all threads) per job; idle = process CPU in the 10 ms after the last job"
     );
     println!(
-        "{:<6} {:<14} {:<15} {:>7} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9} {:>7}",
-        "layout",
+        "{:<5} {:<13} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6}",
+        "lay",
         "case",
         "bridge",
         "jobs",
-        "wall us",
-        "added us",
+        "wall p50",
+        "add p50",
+        "add p90",
         "cpu us",
         "cpu/job",
         "allocs",
         "bytes",
-        "idle %"
+        "idle%"
     );
     for row in rows {
-        let floor = rows
-            .iter()
-            .find(|r| r.layout == row.layout && r.case == row.case && r.bridge == "inline")
-            .map_or(f64::NAN, |r| r.wall_us_per_job);
         let cpu_ratio = if row.job_us > 0.0 {
             format!("{:.3}x", row.cpu_us_per_job / row.job_us)
         } else {
             "-".to_owned()
         };
         println!(
-            "{:<6} {:<14} {:<15} {:>7} {:>11.2} {:>11.2} {:>11.2} {:>9} {:>9.2} {:>9.1} {:>7.2}",
+            "{:<5} {:<13} {:<14} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>7.2} {:>7.1} {:>6.2}",
             row.layout,
             row.case,
             row.bridge,
             row.jobs,
-            row.wall_us_per_job,
-            row.wall_us_per_job - floor,
+            row.wall_p50_us,
+            row.added_p50_us,
+            row.added_p90_us,
             row.cpu_us_per_job,
             cpu_ratio,
             row.allocations_per_job,

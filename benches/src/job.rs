@@ -27,6 +27,19 @@ pub fn spin_for(duration: Duration) -> u64 {
     black_box(rounds)
 }
 
+/// A [`spin_for`] job that returns how long it ran, measured on the thread
+/// that ran it: the part of a round trip that is the job's own.
+///
+/// ```
+/// let ran = compute_benches::job::timed_spin(std::time::Duration::from_micros(20));
+/// assert!(ran >= std::time::Duration::from_micros(20));
+/// ```
+pub fn timed_spin(duration: Duration) -> Duration {
+    let start = Instant::now();
+    black_box(spin_for(duration));
+    start.elapsed()
+}
+
 /// The trivial job: no work, one value out.
 pub fn trivial() -> u64 {
     black_box(1)

@@ -11,9 +11,10 @@
 //! ```
 //!
 //! With `--source criterion` (the default) added latency is the median of
-//! `pool_*/latency/<bridge>/<size>` minus the median of the `inline` member
-//! (the bare job) of the same size, from `target/criterion/**/new/`. With
-//! `--source cost` it is the cost report's wall time per job minus inline's.
+//! `pool_*/added_latency/<bridge>/<size>` from `target/criterion/**/new/`
+//! (each job's round trip minus its own run time; see `benches/pool.rs`).
+//! With `--source cost` it is the cost report's per-job median of the same
+//! quantity, measured with the bridges taking turns.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,75 +154,46 @@ fn job_micros(label: &str) -> Option<f64> {
 }
 
 fn points_from_criterion(found: &[Measurement]) -> Vec<Point> {
-    let mut points = Vec::new();
-    for m in found {
-        let Some(layout) = m
-            .group
-            .strip_prefix("pool_")
-            .and_then(|g| g.strip_suffix("/latency"))
-        else {
-            continue;
-        };
-        if m.function == "inline" {
-            continue;
-        }
-        let Some(job_us) = job_micros(&m.parameter) else {
-            continue;
-        };
-        let floor = found
-            .iter()
-            .find(|f| f.group == m.group && f.function == "inline" && f.parameter == m.parameter);
-        if let Some(floor) = floor {
-            points.push(Point {
+    found
+        .iter()
+        .filter(|m| m.function != "inline")
+        .filter_map(|m| {
+            let layout = m
+                .group
+                .strip_prefix("pool_")?
+                .strip_suffix("/added_latency")?;
+            Some(Point {
                 layout: layout.to_owned(),
                 bridge: m.function.clone(),
-                job_us,
-                added_us: (m.median_ns - floor.median_ns) / 1000.0,
-            });
-        }
-    }
-    points
+                job_us: job_micros(&m.parameter)?,
+                added_us: m.median_ns / 1000.0,
+            })
+        })
+        .collect()
 }
 
 fn points_from_cost(report: &serde_json::Value) -> Vec<Point> {
-    let mut points = Vec::new();
     let Some(rows) = report["pool"].as_array() else {
-        return points;
+        return Vec::new();
     };
-    for row in rows {
-        let (Some(layout), Some(case), Some(bridge), Some(wall)) = (
-            row["layout"].as_str(),
-            row["case"].as_str(),
-            row["bridge"].as_str(),
-            row["wall_us_per_job"].as_f64(),
-        ) else {
-            continue;
-        };
-        let Some(job_us) = job_micros(case) else {
-            continue;
-        };
-        if bridge == "inline" {
-            continue;
-        }
-        let floor = rows.iter().find(|r| {
-            r["layout"].as_str() == Some(layout)
-                && r["case"].as_str() == Some(case)
-                && r["bridge"].as_str() == Some("inline")
-        });
-        if let Some(floor_wall) = floor.and_then(|r| r["wall_us_per_job"].as_f64()) {
-            points.push(Point {
-                layout: layout.to_owned(),
+    rows.iter()
+        .filter_map(|row| {
+            let bridge = row["bridge"].as_str()?;
+            if bridge == "inline" {
+                return None;
+            }
+            Some(Point {
+                layout: row["layout"].as_str()?.to_owned(),
                 bridge: bridge.to_owned(),
-                job_us,
-                added_us: wall - floor_wall,
-            });
-        }
-    }
-    points
+                // Only the timed-job cases have a size label such as "10us".
+                job_us: job_micros(row["case"].as_str()?)?,
+                added_us: row["added_p50_us"].as_f64()?,
+            })
+        })
+        .collect()
 }
 
-/// The smallest added latency the log axis shows; anything below (the
-/// noise of a difference of two medians can even be negative) sits on it.
+/// The smallest added latency the log axis shows; anything below sits on it.
 const FLOOR_US: f64 = 0.1;
 
 fn colour(bridge: &str) -> RGBColor {

@@ -29,9 +29,12 @@ use crate::pool::{PoolHandle, Shared};
 /// on the compute thread. Jobs that want to stop early can poll a
 /// [`CancelToken`] (see [`ComputePool::execute_cancellable`](crate::ComputePool::execute_cancellable)).
 ///
-/// With `max_in_flight` set and no room in the pool, the handle holds the job
-/// and submits it when first polled, in first-come first-served order: such
-/// a handle that is never polled never runs.
+/// With `max_in_flight` set and no room in the pool (or other submissions
+/// already waiting for room), the handle holds the job, joins the queue for
+/// room when first polled, and submits the job when its turn comes, first
+/// come first served. So a handle that is never polled never runs: await
+/// it, or hand it to an executor (`tokio::spawn`) or a combinator that
+/// polls it.
 ///
 /// ```
 /// use compute_pool::{ComputePool, TaskHandle};

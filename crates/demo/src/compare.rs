@@ -86,7 +86,7 @@ pub fn run_comparison(
         .enable_all()
         .build()
         .map_err(CompareError::ClientRuntime)?;
-    let corpus = Arc::new(Corpus::generate(0xC0FF_EE00));
+    let corpus = Arc::new(Corpus::generate(0xC0FF_EE00, options.load.size));
     let mut modes = Vec::with_capacity(options.modes.len());
     let mut tokio_workers = options.runtime.num_worker_threads;
     let mut compute_threads = options.runtime.compute_threads.unwrap_or(0);
@@ -132,6 +132,7 @@ pub fn run_comparison(
             warmup_s: options.load.warmup.as_secs_f64(),
             duration_s: options.load.duration.as_secs_f64(),
             ping_interval_ms: options.load.ping_interval.as_secs_f64() * 1000.0,
+            request_size: options.load.size,
             tokio_workers,
             compute_threads,
             cpus: std::thread::available_parallelism().map_or(1, usize::from),

@@ -193,6 +193,46 @@ fn sentence(rng: &mut SplitMix64, words: usize) -> String {
     text
 }
 
+/// How big the generated requests are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestSize {
+    /// The default run: 64 texts per `/tokenize`, a 200-500 word context
+    /// per `/embed`, 32 rows per `/infer` (a few milliseconds of compute
+    /// each in a release build).
+    #[default]
+    Full,
+    /// `--quick`: 8 texts, a 50-100 word context, 4 rows (so that even an
+    /// unoptimised build answers every endpoint within seconds).
+    Light,
+}
+
+impl RequestSize {
+    /// Texts per `/tokenize` request.
+    pub fn tokenize_batch(self) -> usize {
+        match self {
+            RequestSize::Full => 64,
+            RequestSize::Light => 8,
+        }
+    }
+
+    /// Rows per `/infer` request.
+    pub fn infer_batch(self) -> usize {
+        match self {
+            RequestSize::Full => 32,
+            RequestSize::Light => 4,
+        }
+    }
+
+    /// Range of words in an `/embed` context.
+    fn context_words(self) -> (usize, usize) {
+        match self {
+            RequestSize::Full => (200, 300),
+            RequestSize::Light => (50, 50),
+        }
+    }
+}
+
 /// Pre-built request bodies, so the load generator spends its time sending,
 /// not formatting JSON.
 #[derive(Debug, Clone)]
@@ -201,21 +241,18 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Texts per `/tokenize` request.
-    pub const TOKENIZE_BATCH: usize = 16;
-    /// Rows per `/infer` request.
-    pub const INFER_BATCH: usize = 16;
     /// Distinct bodies per endpoint.
     const VARIANTS: usize = 32;
 
-    /// A corpus from a seed (the same seed gives the same bodies).
-    pub fn generate(seed: u64) -> Corpus {
+    /// A corpus from a seed (the same seed and size give the same bodies).
+    pub fn generate(seed: u64, size: RequestSize) -> Corpus {
         let mut rng = SplitMix64::new(seed);
         let mut tokenize = Vec::with_capacity(Self::VARIANTS);
         let mut embed = Vec::with_capacity(Self::VARIANTS);
         let mut infer = Vec::with_capacity(Self::VARIANTS);
+        let (context_min, context_spread) = size.context_words();
         for _ in 0..Self::VARIANTS {
-            let texts: Vec<String> = (0..Self::TOKENIZE_BATCH)
+            let texts: Vec<String> = (0..size.tokenize_batch())
                 .map(|_| {
                     let words = 40 + rng.below(80);
                     sentence(&mut rng, words)
@@ -225,13 +262,13 @@ impl Corpus {
                 &serde_json::json!({ "texts": texts, "return_ids": true }),
             ));
             let text_words = 30 + rng.below(50);
-            let context_words = 100 + rng.below(150);
+            let context_words = context_min + rng.below(context_spread);
             let text = sentence(&mut rng, text_words);
             let context = sentence(&mut rng, context_words);
             embed.push(json_bytes(
                 &serde_json::json!({ "text": text, "context": context }),
             ));
-            let inputs: Vec<Vec<f32>> = (0..Self::INFER_BATCH)
+            let inputs: Vec<Vec<f32>> = (0..size.infer_batch())
                 .map(|_| (0..INFER_INPUT).map(|_| rng.next_signed_unit()).collect())
                 .collect();
             infer.push(json_bytes(&serde_json::json!({ "inputs": inputs })));
@@ -265,6 +302,8 @@ pub struct LoadConfig {
     pub request_timeout: Duration,
     /// Time between two canary pings.
     pub ping_interval: Duration,
+    /// How big the compute requests are.
+    pub size: RequestSize,
 }
 
 impl Default for LoadConfig {
@@ -275,6 +314,7 @@ impl Default for LoadConfig {
             duration: Duration::from_secs(12),
             request_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_millis(10),
+            size: RequestSize::Full,
         }
     }
 }
@@ -621,7 +661,11 @@ pub async fn run_load(
                 } else {
                     "measuring"
                 };
-                progress.set_message(format!("{rate:>7.0} req/s  {phase}"));
+                progress.set_message(format!(
+                    "{:>5.1}/{:.1} s {rate:>7.0} req/s  {phase}",
+                    elapsed.as_secs_f64(),
+                    total.as_secs_f64()
+                ));
             }
         })
     };
@@ -691,8 +735,8 @@ mod tests {
 
     #[test]
     fn corpus_is_deterministic_and_valid_json() {
-        let a = Corpus::generate(1);
-        let b = Corpus::generate(1);
+        let a = Corpus::generate(1, RequestSize::Light);
+        let b = Corpus::generate(1, RequestSize::Light);
         for endpoint in Endpoint::COMPUTE {
             let body = a.body(endpoint, 5).unwrap();
             assert_eq!(body, b.body(endpoint, 5).unwrap());

@@ -1,6 +1,7 @@
 //! `compute-demo`: run the mixed-workload service under load in each dispatch
 //! mode and print one comparison table, or just serve it (`--serve`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use compute_demo::compare::{run_comparison, CompareOptions};
 use compute_demo::dispatch::Mode;
-use compute_demo::load::{Endpoint, LoadConfig};
+use compute_demo::load::{Endpoint, LoadConfig, RequestSize};
 use compute_demo::report::RunReport;
 use compute_demo::server::{DemoServer, Limits, ServerOptions};
 use compute_demo::workloads::Models;
@@ -35,7 +36,7 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     mode: Vec<ModeArg>,
 
-    /// Concurrent compute clients (1-1024) [default: 16].
+    /// Concurrent compute clients (1-1024) [default: 16, or 8 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     clients: Option<u16>,
 
@@ -44,7 +45,8 @@ struct Cli {
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 
-    /// A short run (a few seconds in all), for CI and smoke tests.
+    /// A short run with small requests (about 10 s in all), for CI and
+    /// smoke tests.
     #[arg(long)]
     quick: bool,
 
@@ -221,7 +223,9 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         DEFAULT_DURATION
     });
     let load = LoadConfig {
-        clients: cli.clients.map_or(16, usize::from),
+        clients: cli
+            .clients
+            .map_or(if cli.quick { 8 } else { 16 }, usize::from),
         warmup: if cli.quick {
             Duration::from_millis(250)
         } else {
@@ -235,6 +239,11 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             Duration::from_secs(10)
         },
         ping_interval: Duration::from_millis(10),
+        size: if cli.quick {
+            RequestSize::Light
+        } else {
+            RequestSize::Full
+        },
     };
     if !cli.quiet {
         eprintln!(
@@ -297,6 +306,15 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings (for example an oversubscribed [runtime]) go to stderr;
+    // RUST_LOG overrides the level.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -334,7 +352,7 @@ mod tests {
     fn the_embedded_config_parses() {
         let (config, text) = load_runtime_config(None).unwrap();
         assert!(text.contains("[runtime]"));
-        assert_eq!(config.compute_threads.map(|n| n > 0), Some(true));
+        assert_eq!(config.compute_stack_size, Some(2 * 1024 * 1024));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct RunSettings {
     pub duration_s: f64,
     /// Interval of the `/ping` canary, milliseconds.
     pub ping_interval_ms: f64,
+    /// Size of the compute requests.
+    pub request_size: crate::load::RequestSize,
     /// Tokio worker threads of the server runtime.
     pub tokio_workers: Option<usize>,
     /// Compute threads (the pool's, and the naive bridge's rayon pool).
@@ -169,9 +171,10 @@ impl RunReport {
             .tokio_workers
             .map_or_else(|| "default".to_string(), |n| n.to_string());
         format!(
-            "{} clients, {:.1} s warm-up + {:.1} s measured per mode, /ping every {} ms; \
+            "{} clients, {:?} requests, {:.1} s warm-up + {:.1} s measured per mode, /ping every {} ms; \
              Tokio workers: {workers}, compute threads: {}, CPUs: {}",
-            s.clients, s.warmup_s, s.duration_s, s.ping_interval_ms, s.compute_threads, s.cpus
+            s.clients,
+            s.request_size, s.warmup_s, s.duration_s, s.ping_interval_ms, s.compute_threads, s.cpus
         )
     }
 
@@ -233,6 +236,7 @@ mod tests {
                 warmup_s: 0.5,
                 duration_s: 2.0,
                 ping_interval_ms: 10.0,
+                request_size: crate::load::RequestSize::Light,
                 tokio_workers: Some(2),
                 compute_threads: 2,
                 cpus: 2,

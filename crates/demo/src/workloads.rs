@@ -236,9 +236,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Sizes of the embedding model.
-pub const FEATURE_DIM: usize = 2048;
+pub const FEATURE_DIM: usize = 4096;
 /// Width of the embedding model's hidden layer.
-pub const EMBED_HIDDEN: usize = 256;
+pub const EMBED_HIDDEN: usize = 512;
 /// Length of an embedding vector.
 pub const EMBED_DIM: usize = 128;
 
@@ -334,13 +334,13 @@ impl EmbedModel {
 /// Input width of the inference network.
 pub const INFER_INPUT: usize = 64;
 /// Hidden width of the inference network.
-pub const INFER_HIDDEN: usize = 512;
+pub const INFER_HIDDEN: usize = 768;
 /// Number of classes the inference network scores.
 pub const INFER_CLASSES: usize = 16;
 /// Output neurons computed by one task inside a layer.
 const NEURON_BLOCK: usize = 64;
 
-/// A multi-layer perceptron `64 → 512 → 512 → 16` with ReLU and a softmax.
+/// A multi-layer perceptron `64 → 768 → 768 → 16` with ReLU and a softmax.
 #[derive(Debug, Clone)]
 pub struct InferModel {
     layers: Vec<Dense>,

@@ -1,5 +1,7 @@
 //! The binary: bad flags are clear errors, and a tiny run writes its
-//! results.
+//! results. Three clients, so each compute endpoint is hit from the start
+//! (each client begins at a different one), and runs of 2 s, long enough
+//! for an unoptimised build to answer each.
 
 mod common;
 
@@ -79,9 +81,9 @@ fn a_tiny_run_prints_the_table_and_writes_json_and_markdown() {
         "--mode",
         "pool,naive",
         "--clients",
-        "2",
+        "3",
         "--duration",
-        "300ms",
+        "2s",
         "--quiet",
         "--out",
         base.to_str().unwrap(),
@@ -105,9 +107,9 @@ fn a_tiny_run_prints_the_table_and_writes_json_and_markdown() {
         "--mode",
         "pool",
         "--clients",
-        "1",
+        "3",
         "--duration",
-        "200ms",
+        "2s",
         "-q",
         "--out",
         only_json.to_str().unwrap(),

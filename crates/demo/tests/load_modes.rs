@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{models, runtime_config, with_watchdog};
 use compute_demo::compare::{run_comparison, CompareOptions};
 use compute_demo::dispatch::Mode;
-use compute_demo::load::{Endpoint, LoadConfig};
+use compute_demo::load::{Endpoint, LoadConfig, RequestSize};
 use compute_demo::report::RunReport;
 use compute_demo::server::Limits;
 
@@ -18,11 +18,12 @@ fn quick_options(modes: Vec<Mode>) -> CompareOptions {
     CompareOptions {
         modes,
         load: LoadConfig {
-            clients: 4,
+            clients: 3,
             warmup: Duration::from_millis(100),
-            duration: Duration::from_millis(600),
+            duration: Duration::from_secs(2),
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_millis(10),
+            size: RequestSize::Light,
         },
         runtime: runtime_config(),
         runtime_toml: "[runtime]\nnum_worker_threads = 2\ncompute_threads = 2\n".into(),
@@ -81,7 +82,7 @@ fn the_load_generator_refuses_non_loopback_targets() {
     let result = runtime.block_on(compute_demo::load::run_load(
         SocketAddr::from(([192, 0, 2, 1], 80)),
         &LoadConfig::default(),
-        std::sync::Arc::new(compute_demo::load::Corpus::generate(1)),
+        std::sync::Arc::new(compute_demo::load::Corpus::generate(1, RequestSize::Light)),
         &indicatif::ProgressBar::hidden(),
     ));
     let err = result.unwrap_err().to_string();

@@ -92,8 +92,34 @@ where
 mod tests {
     use super::*;
 
+    /// Runs `body` on its own thread and fails the test if it takes longer
+    /// than 30 s, so a lost wake-up fails fast instead of hanging.
+    fn with_watchdog(body: impl FnOnce() + Send + 'static) {
+        let (done, finished) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            body();
+            let _ = done.send(());
+        });
+        match finished.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(()) => worker.join().expect("the test body does not panic"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // The body panicked: re-raise its panic here.
+                if let Err(panic) = worker.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the test did not finish within 30 s")
+            }
+        }
+    }
+
     #[test]
     fn naive_spawn_reports_a_panic() {
+        with_watchdog(naive_spawn_reports_a_panic_body);
+    }
+
+    fn naive_spawn_reports_a_panic_body() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
@@ -108,6 +134,10 @@ mod tests {
 
     #[test]
     fn double_hop_runs_on_the_custom_pool() {
+        with_watchdog(double_hop_runs_on_the_custom_pool_body);
+    }
+
+    fn double_hop_runs_on_the_custom_pool_body() {
         let pool = Arc::new(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(1)

@@ -410,3 +410,81 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_sizes_parse() {
+        assert_eq!(job_micros("10us"), Some(10.0));
+        assert_eq!(job_micros("1ms"), Some(1000.0));
+        assert_eq!(job_micros("trivial"), None);
+        assert_eq!(job_micros("in_flight_256"), None);
+    }
+
+    #[test]
+    fn cost_points_skip_inline_and_untimed_cases() {
+        let report = serde_json::json!({
+            "pool": [
+                {"layout": "1w1c", "case": "10us", "bridge": "inline", "added_p50_us": 0.05},
+                {"layout": "1w1c", "case": "10us", "bridge": "ours", "added_p50_us": 2.5},
+                {"layout": "1w1c", "case": "trivial", "bridge": "ours", "added_p50_us": 2.4},
+                {"layout": "2w2c", "case": "1ms", "bridge": "naive_bridge", "added_p50_us": 9.0}
+            ]
+        });
+        let points = points_from_cost(&report);
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].bridge, "ours");
+        assert_eq!(points[0].job_us, 10.0);
+        assert_eq!(points[1].layout, "2w2c");
+        assert_eq!(points[1].job_us, 1000.0);
+    }
+
+    #[test]
+    fn criterion_points_come_from_added_latency_groups() {
+        let m = |group: &str, function: &str, parameter: &str, ns: f64| Measurement {
+            group: group.to_owned(),
+            function: function.to_owned(),
+            parameter: parameter.to_owned(),
+            median_ns: ns,
+            elements: None,
+        };
+        let found = vec![
+            m("pool_1w1c/added_latency", "inline", "10us", 50.0),
+            m("pool_1w1c/added_latency", "ours", "100us", 3000.0),
+            m("pool_1w1c/roundtrip", "ours", "", 2500.0),
+        ];
+        let points = points_from_criterion(&found);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].layout, "1w1c");
+        assert_eq!(points[0].job_us, 100.0);
+        assert!((points[0].added_us - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn drawing_writes_an_svg() {
+        let dir = std::env::temp_dir().join(format!("plot-test-{}", std::process::id()));
+        let out = dir.join("added.svg");
+        let points = vec![
+            Point {
+                layout: "1w1c".to_owned(),
+                bridge: "ours".to_owned(),
+                job_us: 10.0,
+                added_us: 2.0,
+            },
+            Point {
+                layout: "1w1c".to_owned(),
+                bridge: "ours".to_owned(),
+                job_us: 1000.0,
+                added_us: -1.0,
+            },
+        ];
+        draw(&points, &out, "test").expect("draws");
+        let svg = std::fs::read_to_string(&out).expect("written");
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+        assert!(svg.contains("ours"));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        assert!(draw(&[], &out, "test").is_err());
+    }
+}

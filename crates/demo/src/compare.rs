@@ -137,6 +137,7 @@ pub fn run_comparison(
             compute_threads,
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             runtime_config: options.runtime_toml.clone(),
+            command: None,
         },
         modes,
     })

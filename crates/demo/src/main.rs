@@ -254,7 +254,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             load.clients
         );
     }
-    let report = run_comparison(
+    let mut report = run_comparison(
         &CompareOptions {
             modes,
             load,
@@ -266,6 +266,12 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         },
         models,
     )?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    report.settings.command = Some(
+        format!("compute-demo {}", args.join(" "))
+            .trim_end()
+            .to_string(),
+    );
     println!("{}", report.table());
     println!("{}", report.settings_line());
     for m in &report.modes {

@@ -36,6 +36,9 @@ pub struct RunSettings {
     pub cpus: usize,
     /// The `[runtime]` configuration used, as TOML text.
     pub runtime_config: String,
+    /// The command line that made the run, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// A whole run: its settings and one [`ModeReport`] per mode, in run order.
@@ -171,16 +174,22 @@ impl RunReport {
             .tokio_workers
             .map_or_else(|| "default".to_string(), |n| n.to_string());
         format!(
-            "{} clients, {:?} requests, {:.1} s warm-up + {:.1} s measured per mode, /ping every {} ms; \
+            "{} clients, {} requests, {:.1} s warm-up + {:.1} s measured per mode, /ping every {} ms; \
              Tokio workers: {workers}, compute threads: {}, CPUs: {}",
             s.clients,
-            s.request_size, s.warmup_s, s.duration_s, s.ping_interval_ms, s.compute_threads, s.cpus
+            match s.request_size {
+                crate::load::RequestSize::Full => "full-size",
+                crate::load::RequestSize::Light => "light",
+            }, s.warmup_s, s.duration_s, s.ping_interval_ms, s.compute_threads, s.cpus
         )
     }
 
     /// A Markdown document: title, set-up, the table, and any errors seen.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("# compute-demo results\n\n");
+        if let Some(command) = &self.settings.command {
+            out.push_str(&format!("`{command}`\n\n"));
+        }
         out.push_str(&self.settings_line());
         out.push_str("\n\n");
         out.push_str(&self.table());
@@ -241,6 +250,7 @@ mod tests {
                 compute_threads: 2,
                 cpus: 2,
                 runtime_config: "[runtime]\ncompute_threads = 2\n".into(),
+                command: Some("compute-demo --quick".into()),
             },
             modes: vec![ModeReport {
                 mode: Mode::SpawnBlocking,
@@ -274,7 +284,10 @@ mod tests {
         let r = report();
         let back: RunReport = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(back, r);
-        assert!(r.to_markdown().contains("- spawn-blocking: /infer: 500"));
+        let markdown = r.to_markdown();
+        assert!(markdown.contains("- spawn-blocking: /infer: 500"));
+        assert!(markdown.contains("`compute-demo --quick`"));
+        assert!(markdown.contains("4 clients, light requests"), "{markdown}");
     }
 
     #[test]

@@ -102,9 +102,7 @@ impl<T> Sender<T> {
         // SAFETY: until VALUE_SENT is set the value cell is the sender's alone
         // (the receiver reads it only after observing VALUE_SENT) and `send`
         // consumes the only sender, so this is the one and only write.
-        inner
-            .value
-            .with_mut(|slot| unsafe { (*slot).write(value) });
+        inner.value.with_mut(|slot| unsafe { (*slot).write(value) });
 
         // ORDERING: AcqRel. Release publishes the value written above to the
         // receiver's Acquire operation that observes VALUE_SENT. Acquire pairs
@@ -219,9 +217,9 @@ impl<T> Receiver<T> {
         if state.is_waker_set() {
             // SAFETY: WAKER_SET is set, so the cell is initialised and frozen:
             // the sender may read it too, but nobody writes it.
-            let unchanged = inner.waker.with(|stored| unsafe {
-                (*stored).as_ref().is_some_and(|w| w.will_wake(waker))
-            });
+            let unchanged = inner
+                .waker
+                .with(|stored| unsafe { (*stored).as_ref().is_some_and(|w| w.will_wake(waker)) });
             if unchanged {
                 // A spurious or repeated poll: the published waker is current.
                 return Poll::Pending;

@@ -46,7 +46,6 @@
 //! `docs/bridge.md`; every race it handles has a loom model in the
 //! `loom-tests` package.
 
-
 mod channel;
 mod error;
 mod state;

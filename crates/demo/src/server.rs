@@ -797,19 +797,27 @@ impl DemoServer {
         }
         let mut result = Ok(());
         if let Some(mut task) = self.task.take() {
-            result = runtime.block_on(async {
-                match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-                    Ok(Ok(Ok(()))) => Ok(()),
-                    Ok(Ok(Err(e))) => Err(ServerError::Serve(e.to_string())),
-                    Ok(Err(e)) => Err(ServerError::Serve(format!("server task failed: {e}"))),
-                    Err(_) => {
-                        task.abort();
-                        Ok(())
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Inside an async context (a drop in a task) we cannot block
+                // on the graceful shutdown: stop serving at once.
+                task.abort();
+            } else {
+                result = runtime.block_on(async {
+                    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                        Ok(Ok(Ok(()))) => Ok(()),
+                        Ok(Ok(Err(e))) => Err(ServerError::Serve(e.to_string())),
+                        Ok(Err(e)) => Err(ServerError::Serve(format!("server task failed: {e}"))),
+                        Err(_) => {
+                            task.abort();
+                            Ok(())
+                        }
                     }
-                }
-            });
+                });
+            }
         }
-        drop(runtime);
+        // Ordered: the pool drains first while Tokio still runs, then Tokio
+        // stops; both bounded by the grace period.
+        runtime.shutdown(SHUTDOWN_GRACE);
         result
     }
 }

@@ -8,7 +8,9 @@
 //! is the time an I/O-only request waits for a Tokio worker, which is the
 //! figure that shows whether compute is stalling the runtime.
 //!
-//! Requests that start during the warm-up are sent but not recorded.
+//! Requests that start during the warm-up are sent but not recorded. Every
+//! loop is bounded in time (the run's end) and in count
+//! ([`MAX_REQUESTS_PER_CLIENT`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -480,6 +482,10 @@ async fn send_one(
     }
 }
 
+/// A hard cap on the requests one client sends in a run, on top of the
+/// time limit (at 100 000 requests/s it would take 100 s to reach).
+pub const MAX_REQUESTS_PER_CLIENT: u64 = 10_000_000;
+
 async fn compute_client(
     index: usize,
     addr: SocketAddr,
@@ -491,7 +497,10 @@ async fn compute_client(
     let mut recorder = Recorder::default();
     let mut client = None;
     let mut n = index;
-    while Instant::now() < window.end {
+    for _ in 0..MAX_REQUESTS_PER_CLIENT {
+        if Instant::now() >= window.end {
+            break;
+        }
         let endpoint = Endpoint::COMPUTE[n % Endpoint::COMPUTE.len()];
         let body = corpus.body(endpoint, n / Endpoint::COMPUTE.len());
         n += 1;
@@ -521,7 +530,10 @@ async fn canary(
     let mut client = None;
     let mut ticks = tokio::time::interval(config.ping_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while Instant::now() < window.end {
+    for _ in 0..MAX_REQUESTS_PER_CLIENT {
+        if Instant::now() >= window.end {
+            break;
+        }
         ticks.tick().await;
         send_one(
             &mut client,

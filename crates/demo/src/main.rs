@@ -69,7 +69,8 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// No progress bars (they are also hidden when stdout is not a terminal).
+    /// No progress bars or status lines on stderr (bars are also hidden when
+    /// stdout is not a terminal); the table is still printed.
     #[arg(long, short)]
     quiet: bool,
 }

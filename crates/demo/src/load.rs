@@ -484,7 +484,7 @@ async fn send_one(
 
 /// A hard cap on the requests one client sends in a run, on top of the
 /// time limit (at 100 000 requests/s it would take 100 s to reach).
-pub const MAX_REQUESTS_PER_CLIENT: u64 = 10_000_000;
+pub const MAX_REQUESTS_PER_CLIENT: usize = 10_000_000;
 
 async fn compute_client(
     index: usize,
@@ -496,14 +496,12 @@ async fn compute_client(
 ) -> Recorder {
     let mut recorder = Recorder::default();
     let mut client = None;
-    let mut n = index;
-    for _ in 0..MAX_REQUESTS_PER_CLIENT {
+    for n in (index..).take(MAX_REQUESTS_PER_CLIENT) {
         if Instant::now() >= window.end {
             break;
         }
         let endpoint = Endpoint::COMPUTE[n % Endpoint::COMPUTE.len()];
         let body = corpus.body(endpoint, n / Endpoint::COMPUTE.len());
-        n += 1;
         send_one(
             &mut client,
             addr,

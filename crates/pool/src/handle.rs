@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use compute_bridge::{Closed, Receiver, Sender};
-use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 
 use crate::error::ComputeError;
-use crate::job::{Job, JobResult};
-use crate::pool::{PoolHandle, Shared};
+use crate::job::JobResult;
+use crate::pool::Shared;
 
 /// A job submitted to a [`ComputePool`](crate::ComputePool): a future of its
 /// result.
@@ -29,12 +28,9 @@ use crate::pool::{PoolHandle, Shared};
 /// on the compute thread. Jobs that want to stop early can poll a
 /// [`CancelToken`] (see [`ComputePool::execute_cancellable`](crate::ComputePool::execute_cancellable)).
 ///
-/// With `max_in_flight` set and no room in the pool (or other submissions
-/// already waiting for room), the handle holds the job, joins the queue for
-/// room when first polled, and submits the job when its turn comes, first
-/// come first served. So a handle that is never polled never runs: await
-/// it, or hand it to an executor (`tokio::spawn`) or a combinator that
-/// polls it.
+/// With `max_in_flight` set and no room in the pool, the job waits in the
+/// pool's queue, first come first served, and starts when a running job
+/// ends; the handle is awaited the same way either way.
 ///
 /// ```
 /// use compute_pool::{ComputePool, TaskHandle};
@@ -57,41 +53,10 @@ enum State<R> {
         rx: Receiver<JobResult<R>>,
         shared: Arc<Shared>,
     },
-    /// Waiting for a `max_in_flight` permit before it is submitted.
-    Deferred(Box<Deferred<R>>),
     /// Resolved already (ran inline, refused, or cancelled).
     Ready(JobResult<R>),
     /// The result was taken.
     Done,
-}
-
-/// A job held back by `max_in_flight` until a permit is acquired.
-struct Deferred<R> {
-    rx: Receiver<JobResult<R>>,
-    shared: Arc<Shared>,
-    job: Box<dyn SubmitWithPermit>,
-    acquire: Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>,
-    /// Keeps the pool alive until the job is submitted: an accepted job runs
-    /// even if every `ComputePool` clone is dropped meanwhile.
-    pool: Arc<PoolHandle>,
-}
-
-/// A type-erased [`Job`] that can be spawned once it holds a permit.
-pub(crate) trait SubmitWithPermit: Send {
-    /// Spawns the job on `pool`, owning one permit that it releases when done.
-    fn spawn_with_permit(self: Box<Self>, pool: &rayon::ThreadPool);
-}
-
-impl<W, R> SubmitWithPermit for Job<W, R>
-where
-    W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
-    R: Send + 'static,
-{
-    fn spawn_with_permit(self: Box<Self>, pool: &rayon::ThreadPool) {
-        let mut job = *self;
-        job.set_holds_permit();
-        pool.spawn(move || job.run());
-    }
 }
 
 impl<R> TaskHandle<R> {
@@ -109,25 +74,6 @@ impl<R> TaskHandle<R> {
         }
     }
 
-    /// A handle holding a job until `acquire` yields a permit.
-    pub(crate) fn deferred(
-        rx: Receiver<JobResult<R>>,
-        shared: Arc<Shared>,
-        job: Box<dyn SubmitWithPermit>,
-        acquire: Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>,
-        pool: Arc<PoolHandle>,
-    ) -> Self {
-        TaskHandle {
-            state: State::Deferred(Box::new(Deferred {
-                rx,
-                shared,
-                job,
-                acquire,
-                pool,
-            })),
-        }
-    }
-
     /// Whether the result is ready, so awaiting returns at once (also true
     /// after the result was taken or the handle cancelled).
     ///
@@ -142,7 +88,6 @@ impl<R> TaskHandle<R> {
     pub fn is_finished(&self) -> bool {
         match &self.state {
             State::Waiting { rx, .. } => rx.is_finished(),
-            State::Deferred(_) => false,
             State::Ready(_) | State::Done => true,
         }
     }
@@ -176,16 +121,6 @@ impl<R> TaskHandle<R> {
     fn abandon(&mut self) -> bool {
         match mem::replace(&mut self.state, State::Done) {
             State::Waiting { rx, shared } => close_and_account(rx, &shared),
-            State::Deferred(deferred) => {
-                let Deferred {
-                    rx, shared, job, ..
-                } = *deferred;
-                // Close first, so the held job sees it was cancelled and does
-                // not count itself when it is dropped.
-                let stopped = close_and_account(rx, &shared);
-                drop(job);
-                stopped
-            }
             State::Ready(_) | State::Done => false,
         }
     }
@@ -213,24 +148,6 @@ fn close_and_account<R>(rx: Receiver<JobResult<R>>, shared: &Shared) -> bool {
     }
 }
 
-impl<R> Deferred<R> {
-    /// Waits for a permit and submits the job. Ready once the job is
-    /// submitted (`Ok`) or can no longer be (`Err(Shutdown)`).
-    fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ComputeError>> {
-        let acquired = ready!(self.acquire.as_mut().poll(cx));
-        Poll::Ready(match acquired {
-            Ok(permit) => {
-                // The job owns the permit from here and gives it back with
-                // `Shared::release_permit` when it ends.
-                permit.forget();
-                Ok(())
-            }
-            // The semaphore closes when shutdown passes its deadline.
-            Err(AcquireError { .. }) => Err(ComputeError::Shutdown),
-        })
-    }
-}
-
 // The handle never pins `R` (it only moves results out), so it is `Unpin`
 // whatever `R` is.
 impl<R> Unpin for TaskHandle<R> {}
@@ -240,50 +157,19 @@ impl<R> Future for TaskHandle<R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        loop {
-            match &mut this.state {
-                State::Waiting { rx, .. } => {
-                    let received = ready!(Pin::new(rx).poll(cx));
-                    this.state = State::Done;
-                    // A sender dropped without sending belongs to a job that
-                    // never ran (and has accounted for itself).
-                    return Poll::Ready(received.unwrap_or(Err(ComputeError::Lost)));
-                }
-                State::Deferred(deferred) => {
-                    let submitted = ready!(deferred.poll_submit(cx));
-                    let State::Deferred(deferred) = mem::replace(&mut this.state, State::Done)
-                    else {
-                        unreachable!("matched above");
-                    };
-                    let Deferred {
-                        rx,
-                        shared,
-                        job,
-                        pool,
-                        ..
-                    } = *deferred;
-                    match submitted {
-                        Ok(()) => {
-                            job.spawn_with_permit(&pool.rayon);
-                            this.state = State::Waiting { rx, shared };
-                        }
-                        Err(err) => {
-                            // The receiver is still open, so the dropped job
-                            // counts itself cancelled.
-                            drop(job);
-                            drop(rx);
-                            this.state = State::Ready(Err(err));
-                        }
-                    }
-                }
-                State::Ready(_) => {
-                    let State::Ready(result) = mem::replace(&mut this.state, State::Done) else {
-                        unreachable!("matched above");
-                    };
-                    return Poll::Ready(result);
-                }
-                State::Done => panic!("TaskHandle polled after it returned Ready"),
+        match &mut this.state {
+            State::Waiting { rx, .. } => {
+                let received = ready!(Pin::new(rx).poll(cx));
+                this.state = State::Done;
+                // A sender dropped without sending belongs to a job that
+                // never ran (and has accounted for itself).
+                Poll::Ready(received.unwrap_or(Err(ComputeError::Lost)))
             }
+            State::Ready(_) => match mem::replace(&mut this.state, State::Done) {
+                State::Ready(result) => Poll::Ready(result),
+                _ => unreachable!("matched above"),
+            },
+            State::Done => panic!("TaskHandle polled after it returned Ready"),
         }
     }
 }
@@ -299,7 +185,6 @@ impl<R> fmt::Debug for TaskHandle<R> {
         let state = match &self.state {
             State::Waiting { rx, .. } if rx.is_finished() => "finished",
             State::Waiting { .. } => "submitted",
-            State::Deferred(_) => "waiting for room (max_in_flight)",
             State::Ready(Ok(_)) => "ready",
             State::Ready(Err(_)) => "failed",
             State::Done => "taken",

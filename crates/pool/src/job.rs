@@ -9,12 +9,11 @@
 //! 2. skips with `Err(Shutdown)` if the pool is past its shutdown deadline;
 //! 3. records the queue wait, runs the work under `catch_unwind` (inside the
 //!    submitter's tracing span), records the compute time;
-//! 4. releases its back-pressure permit (the job's work is over, so the
-//!    awaiter that wakes next finds the room its job held), then sends the
-//!    result; if nobody waits any more the value comes back and is dropped
-//!    here, under `catch_unwind` too.
+//! 4. sends the result; if nobody waits any more the value comes back and
+//!    is dropped here, under `catch_unwind` too.
 //!
-//! A job skipped in steps 1 or 2 releases its permit when it is dropped.
+//! With `max_in_flight`, jobs wait in the pool's queue and run inside a
+//! puller that holds the permit (see the `gate` module).
 //!
 //! A job dropped without running (which rayon never does, but a handle that
 //! still waits for a permit may) accounts for itself in `Drop`, so nothing
@@ -27,6 +26,7 @@ use std::time::Instant;
 use compute_bridge::Sender;
 
 use crate::error::ComputeError;
+use crate::gate::QueuedJob;
 use crate::handle::CancelToken;
 use crate::pool::Shared;
 
@@ -41,8 +41,6 @@ pub(crate) struct Job<W, R> {
     /// `None` once the work has been called.
     work: Option<W>,
     submitted_at: Instant,
-    /// Whether this job holds a `max_in_flight` permit, released on drop.
-    holds_permit: bool,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
 }
@@ -58,31 +56,35 @@ where
             tx: Some(tx),
             work: Some(work),
             submitted_at: Instant::now(),
-            holds_permit: false,
             #[cfg(feature = "tracing")]
             span: tracing::Span::current(),
         }
     }
 
-    /// Marks the job as holding a back-pressure permit.
-    pub(crate) fn set_holds_permit(&mut self) {
-        self.holds_permit = true;
+    /// Runs the job on the current (compute) thread. See the module docs.
+    pub(crate) fn run(self) {
+        self.run_then(|| {});
     }
 
-    /// Runs the job on the current (compute) thread. See the module docs.
-    pub(crate) fn run(mut self) {
+    /// Runs the job, calling `before_send` once its work is over (or
+    /// skipped) and before the result is sent, so that whoever awaits it
+    /// finds the job's room already given back.
+    pub(crate) fn run_then(mut self, before_send: impl FnOnce()) {
         let (Some(tx), Some(work)) = (self.tx.take(), self.work.take()) else {
+            before_send();
             return;
         };
         let shared = &*self.shared;
         if !tx.try_start() {
             // The handle closed first and counted the job cancelled.
             drop_contained(shared, work);
+            before_send();
             return;
         }
         if shared.is_past_deadline() {
             shared.metrics.record_cancelled();
             drop_contained(shared, work);
+            before_send();
             // An error value: if nobody waits, dropping it here is harmless.
             let _ = tx.send(Err(ComputeError::Shutdown));
             shared.notify_if_closing();
@@ -96,14 +98,41 @@ where
             work,
             CancelToken::new(&tx, shared),
         );
-        if std::mem::take(&mut self.holds_permit) {
-            shared.release_permit();
-        }
+        before_send();
         if let Err(unclaimed) = tx.send(result) {
             // Nobody awaits the result: drop it here.
             drop_contained(shared, unclaimed);
         }
         shared.notify_if_closing();
+    }
+}
+
+impl<W, R> QueuedJob for Job<W, R>
+where
+    W: FnOnce(CancelToken<'_>) -> R + Send,
+    R: Send,
+{
+    fn is_abandoned(&self) -> bool {
+        self.tx.as_ref().is_none_or(Sender::is_closed)
+    }
+
+    fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
+        (*self).run_then(before_send);
+    }
+
+    fn discard(self: Box<Self>) {
+        let mut job = *self;
+        let shared = &*job.shared;
+        if let Some(tx) = job.tx.take() {
+            if tx.try_start() {
+                shared.metrics.record_cancelled();
+                if let Some(work) = job.work.take() {
+                    drop_contained(shared, work);
+                }
+                let _ = tx.send(Err(ComputeError::Shutdown));
+            }
+            shared.notify_if_closing();
+        }
     }
 }
 
@@ -118,9 +147,6 @@ impl<W, R> Drop for Job<W, R> {
             }
             drop(tx);
             self.shared.notify_if_closing();
-        }
-        if self.holds_permit {
-            self.shared.release_permit();
         }
     }
 }

@@ -48,6 +48,7 @@
 mod config;
 mod context;
 mod error;
+mod gate;
 mod handle;
 mod job;
 mod metrics;

@@ -6,11 +6,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use tokio::sync::Semaphore;
 
 use crate::config::{ComputeConfig, ConfigError};
 use crate::context;
 use crate::error::ComputeError;
+use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
 use crate::job::{run_measured, Job};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
@@ -30,8 +30,8 @@ pub(crate) struct Shared {
     config: ComputeConfig,
     num_threads: usize,
     lifecycle: AtomicU8,
-    /// `max_in_flight` permits; `None` when unbounded.
-    semaphore: Option<Arc<Semaphore>>,
+    /// The `max_in_flight` limit and its queue; `None` when unbounded.
+    pub(crate) gate: Option<Gate>,
     /// Shutdown waits here for the pool to go idle.
     idle_lock: Mutex<()>,
     idle: Condvar,
@@ -68,13 +68,6 @@ impl Shared {
         }
     }
 
-    /// Gives back the `max_in_flight` permit a finished job held.
-    pub(crate) fn release_permit(&self) {
-        if let Some(semaphore) = &self.semaphore {
-            semaphore.add_permits(1);
-        }
-    }
-
     /// The pool this state belongs to, while it is alive.
     pub(crate) fn pool(&self) -> Option<ComputePool> {
         let inner = self.handle.get()?.upgrade()?;
@@ -82,8 +75,9 @@ impl Shared {
     }
 }
 
-/// Owns the rayon pool. Dropped with the last [`ComputePool`] clone (and the
-/// last handle still waiting for a `max_in_flight` permit).
+/// Owns the rayon pool. Dropped with the last [`ComputePool`] clone; its
+/// threads then finish the queued jobs (including those waiting for room,
+/// which finishing jobs start) and exit.
 pub(crate) struct PoolHandle {
     pub(crate) rayon: rayon::ThreadPool,
     pub(crate) shared: Arc<Shared>,
@@ -152,7 +146,7 @@ impl ComputePool {
         let num_threads = config.effective_num_threads();
         let shared = Arc::new(Shared {
             metrics: PoolMetrics::new(config.slow_task_threshold),
-            semaphore: config.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+            gate: config.max_in_flight.map(Gate::new),
             num_threads,
             lifecycle: AtomicU8::new(OPEN),
             idle_lock: Mutex::new(()),
@@ -560,16 +554,23 @@ impl ComputePool {
         if self.is_worker_thread() {
             return Ok(TaskHandle::ready(self.run_inline(move |_| f())));
         }
-        let Some(semaphore) = &shared.semaphore else {
-            return Ok(self.spawn_job(move |_: CancelToken<'_>| f(), false));
+        let Some(gate) = &shared.gate else {
+            return Ok(self.spawn_job(move |_: CancelToken<'_>| f()));
         };
-        match semaphore.try_acquire() {
-            Ok(permit) => {
-                // The job gives it back with `release_permit` when it ends.
-                permit.forget();
-                Ok(self.spawn_job(move |_: CancelToken<'_>| f(), true))
+        let (tx, rx) = compute_bridge::channel();
+        let job = Job::new(shared.clone(), tx, move |_: CancelToken<'_>| f());
+        match gate.try_enqueue(Box::new(job)) {
+            Ok(spawn) => {
+                shared.metrics.record_submitted();
+                if spawn {
+                    self.spawn_puller();
+                }
+                Ok(TaskHandle::waiting(rx, shared.clone()))
             }
-            Err(_) => {
+            Err(job) => {
+                // Close the channel first, so the job does not count itself.
+                drop(rx);
+                drop(job);
                 shared.metrics.record_rejected();
                 Err(ComputeError::Saturated)
             }
@@ -583,8 +584,8 @@ impl ComputePool {
     /// New submissions resolve to `Err(Shutdown)` at once. Jobs already
     /// accepted run normally until the timeout; after it, jobs that have not
     /// started resolve to `Err(Shutdown)` without running (as soon as a
-    /// compute thread reaches them), jobs still waiting for a `max_in_flight`
-    /// permit resolve to `Err(Shutdown)`, and running jobs see their
+    /// compute thread reaches them), jobs waiting for room under
+    /// `max_in_flight` resolve to `Err(Shutdown)` at once, and running jobs see their
     /// [`CancelToken`] cancelled. Needs no Tokio runtime (the wait happens on
     /// a short-lived helper thread). Called from one of this pool's own jobs
     /// it cannot go idle (the caller is active) and waits for the timeout.
@@ -694,34 +695,32 @@ impl ComputePool {
         if self.is_worker_thread() {
             return TaskHandle::ready(self.run_inline(work));
         }
-        let Some(semaphore) = &shared.semaphore else {
-            return self.spawn_job(work, false);
+        let Some(gate) = &shared.gate else {
+            return self.spawn_job(work);
         };
-        match semaphore.try_acquire() {
-            Ok(permit) => {
-                // The job gives it back with `release_permit` when it ends.
-                permit.forget();
-                self.spawn_job(work, true)
-            }
-            Err(_) => {
-                // No room: the handle holds the job and submits it once it
-                // gets a permit, in the semaphore's FIFO order.
-                let (tx, rx) = compute_bridge::channel();
-                shared.metrics.record_submitted();
-                let job = Job::new(shared.clone(), tx, work);
-                TaskHandle::deferred(
-                    rx,
-                    shared.clone(),
-                    Box::new(job),
-                    Box::pin(semaphore.clone().acquire_owned()),
-                    self.inner.clone(),
-                )
-            }
+        // With a limit, the job waits its turn in the pool's queue; a puller
+        // holding a permit runs it. The handle just waits for the result.
+        let (tx, rx) = compute_bridge::channel();
+        shared.metrics.record_submitted();
+        let job = Job::new(shared.clone(), tx, work);
+        if gate.enqueue(Box::new(job)) {
+            self.spawn_puller();
         }
+        TaskHandle::waiting(rx, shared.clone())
+    }
+
+    /// Spawns a puller, which holds a permit the caller took.
+    fn spawn_puller(&self) {
+        let shared = self.inner.shared.clone();
+        self.inner.rayon.spawn(move || {
+            if let Some(gate) = &shared.gate {
+                gate.pull(&shared.metrics);
+            }
+        });
     }
 
     /// Wraps `work` in a [`Job`] and spawns it on the pool's threads.
-    fn spawn_job<W, R>(&self, work: W, holds_permit: bool) -> TaskHandle<R>
+    fn spawn_job<W, R>(&self, work: W) -> TaskHandle<R>
     where
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
         R: Send + 'static,
@@ -729,10 +728,7 @@ impl ComputePool {
         let shared = &self.inner.shared;
         let (tx, rx) = compute_bridge::channel();
         shared.metrics.record_submitted();
-        let mut job = Job::new(shared.clone(), tx, work);
-        if holds_permit {
-            job.set_holds_permit();
-        }
+        let job = Job::new(shared.clone(), tx, work);
         self.inner.rayon.spawn(move || job.run());
         TaskHandle::waiting(rx, shared.clone())
     }
@@ -749,13 +745,13 @@ impl Shared {
             .compare_exchange(OPEN, CLOSED, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// Discards jobs that have not started and wakes handles waiting for a
-    /// permit (they resolve to `Shutdown`).
+    /// Discards jobs that have not started: those waiting for room resolve
+    /// to `Shutdown` now, those in rayon's queue when a thread reaches them.
     fn pass_deadline(&self) {
         // ORDERING: Relaxed: as in `close`.
         self.lifecycle.store(PAST_DEADLINE, Ordering::Relaxed);
-        if let Some(semaphore) = &self.semaphore {
-            semaphore.close();
+        if let Some(gate) = &self.gate {
+            gate.discard_all();
         }
     }
 }
@@ -771,7 +767,8 @@ impl fmt::Debug for ComputePool {
         f.debug_struct("ComputePool")
             .field("num_threads", &shared.num_threads)
             .field("thread_name_prefix", &shared.config.thread_name_prefix)
-            .field("max_in_flight", &shared.config.max_in_flight)
+            .field("max_in_flight", &shared.gate.as_ref().map(Gate::limit))
+            .field("waiting_for_room", &shared.gate.as_ref().map(Gate::waiting))
             .field("shutdown", &shared.is_closed())
             .field("tasks_active", &shared.metrics.active())
             .finish()

@@ -114,9 +114,7 @@ async fn waiting_submitters_are_served_in_order() {
     for i in 0..20 {
         let o = order.clone();
         let handle = pool.execute(move || o.lock().unwrap().push(i));
-        // Each task polls its handle (and joins the permit queue) in turn.
         tasks.push(tokio::spawn(handle));
-        tokio::task::yield_now().await;
     }
     assert_eq!(pool.metrics().tasks_queued(), 20);
     within(blocker.release()).await.unwrap();
@@ -133,7 +131,6 @@ async fn a_waiting_handle_that_is_dropped_never_runs() {
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let mut waiting = pool.execute(move || r.fetch_add(1, Ordering::SeqCst));
-    // Polled once: it is in the permit queue now.
     assert!(futures::poll!(&mut waiting).is_pending());
     assert_eq!(pool.metrics().tasks_active(), 2);
     drop(waiting);
@@ -156,8 +153,36 @@ async fn cancel_of_a_waiting_handle() {
     assert_eq!(pool.metrics().tasks_active(), 0);
 }
 
+#[tokio::test]
+async fn handles_may_be_awaited_in_any_order() {
+    let pool = bounded(1, 1);
+    let blocker = Blocker::occupy(&pool);
+    let handles: Vec<_> = (0..10).map(|i| pool.execute(move || i)).collect();
+    within(blocker.release()).await.unwrap();
+    // Await the last first: nothing depends on the others being polled.
+    for (i, h) in handles.into_iter().enumerate().rev() {
+        assert_eq!(within(h).await.unwrap(), i);
+    }
+    assert_eq!(pool.metrics().tasks_active(), 0);
+}
+
 #[test]
-fn deferred_submission_needs_no_tokio_runtime() {
+fn a_waiting_job_runs_even_if_its_handle_is_never_polled() {
+    watchdog(|| {
+        let pool = bounded(1, 1);
+        let blocker = Blocker::occupy(&pool);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let handle = pool.execute(move || r.fetch_add(1, Ordering::SeqCst));
+        drop(blocker.release());
+        support::wait_until("the queued job ran", || ran.load(Ordering::SeqCst) == 1);
+        assert!(handle.is_finished());
+        drop(handle);
+    });
+}
+
+#[test]
+fn queued_submissions_need_no_tokio_runtime() {
     watchdog(|| {
         let pool = bounded(1, 1);
         let handles: Vec<_> = (0..50u32).map(|i| pool.execute(move || i * 2)).collect();

@@ -40,3 +40,56 @@ pub mod workloads;
 
 /// The embedded default `[runtime]` configuration (`config/default.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// A `[runtime]` configuration failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("--config {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML or an environment override was refused.
+    #[error("{origin}: {source}")]
+    Invalid {
+        /// The file, or "the embedded default config".
+        origin: String,
+        /// What was wrong, naming the field and the value.
+        source: compute_pool::ConfigError,
+    },
+}
+
+/// Reads the `[runtime]` configuration from `path` (or the embedded
+/// [`DEFAULT_CONFIG`]), then applies the `COMPUTE_RUNTIME_*` environment
+/// overrides. Returns the configuration and the TOML text it came from.
+///
+/// ```
+/// let (config, text) = compute_demo::runtime_config(None)?;
+/// assert!(text.contains("[runtime]"));
+/// assert!(config.compute_stack_size.is_some());
+/// # Ok::<(), compute_demo::ConfigFileError>(())
+/// ```
+pub fn runtime_config(
+    path: Option<&std::path::Path>,
+) -> Result<(compute_pool::RuntimeConfig, String), ConfigFileError> {
+    let (text, origin) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?,
+            path.display().to_string(),
+        ),
+        None => (
+            DEFAULT_CONFIG.to_string(),
+            "the embedded default config".to_string(),
+        ),
+    };
+    let config = compute_pool::RuntimeConfig::from_toml_str(&text)
+        .and_then(compute_pool::RuntimeConfig::from_env)
+        .map_err(|source| ConfigFileError::Invalid { origin, source })?;
+    Ok((config, text))
+}

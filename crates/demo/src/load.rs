@@ -571,6 +571,19 @@ pub enum LoadError {
 }
 
 impl LoadConfig {
+    /// The `--quick` run: 8 clients, light requests, 0.25 s warm-up and
+    /// 1.5 s measured per mode, 5 s request timeout.
+    pub fn quick() -> LoadConfig {
+        LoadConfig {
+            clients: 8,
+            warmup: Duration::from_millis(250),
+            duration: Duration::from_millis(1500),
+            request_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_millis(10),
+            size: RequestSize::Light,
+        }
+    }
+
     /// Checks the ranges: 1..=1024 clients, measured time 10 ms..=1 hour,
     /// warm-up at most 1 minute, non-zero timeout and ping interval.
     pub fn validate(&self) -> Result<(), LoadError> {

@@ -3,23 +3,16 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use compute_demo::compare::{run_comparison, CompareOptions};
 use compute_demo::dispatch::Mode;
-use compute_demo::load::{Endpoint, LoadConfig, RequestSize};
-use compute_demo::report::RunReport;
+use compute_demo::load::{Endpoint, LoadConfig};
 use compute_demo::server::{DemoServer, Limits, ServerOptions};
 use compute_demo::workloads::Models;
-use compute_pool::RuntimeConfig;
-
-/// Default measured time per mode (4 modes: about a minute in all).
-const DEFAULT_DURATION: Duration = Duration::from_secs(12);
-/// Measured time per mode with `--quick`.
-const QUICK_DURATION: Duration = Duration::from_millis(1500);
 
 /// A mixed-workload HTTP service (tokenize, embed, infer, ping) measured
 /// under load with its compute on our pool, inline on the Tokio workers,
@@ -131,54 +124,9 @@ fn modes(args: &[ModeArg]) -> Vec<Mode> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn load_runtime_config(path: Option<&Path>) -> Result<(RuntimeConfig, String), BoxError> {
-    let (text, origin) = match path {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("--config {}: {e}", path.display()))?,
-            path.display().to_string(),
-        ),
-        None => (
-            compute_demo::DEFAULT_CONFIG.to_string(),
-            "the embedded default config".to_string(),
-        ),
-    };
-    let config = RuntimeConfig::from_toml_str(&text)
-        .and_then(RuntimeConfig::from_env)
-        .map_err(|e| format!("{origin}: {e}"))?;
-    Ok((config, text))
-}
-
-fn write_outputs(path: &Path, report: &RunReport) -> Result<Vec<PathBuf>, BoxError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let targets: Vec<(PathBuf, String)> = match ext.as_deref() {
-        Some("json") => vec![(path.to_path_buf(), report.to_json())],
-        Some("md") => vec![(path.to_path_buf(), report.to_markdown())],
-        _ => vec![
-            (
-                PathBuf::from(format!("{}.json", path.display())),
-                report.to_json(),
-            ),
-            (
-                PathBuf::from(format!("{}.md", path.display())),
-                report.to_markdown(),
-            ),
-        ],
-    };
-    let mut written = Vec::new();
-    for (target, text) in targets {
-        std::fs::write(&target, text).map_err(|e| format!("--out {}: {e}", target.display()))?;
-        written.push(target);
-    }
-    Ok(written)
-}
-
 fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let modes = modes(&cli.mode);
-    let (runtime, runtime_toml) = load_runtime_config(cli.config.as_deref())?;
+    let (runtime, runtime_toml) = compute_demo::runtime_config(cli.config.as_deref())?;
     let listen = cli
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -218,33 +166,17 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         )
         .into());
     }
-    let duration = cli.duration.unwrap_or(if cli.quick {
-        QUICK_DURATION
+    let base = if cli.quick {
+        LoadConfig::quick()
     } else {
-        DEFAULT_DURATION
-    });
+        LoadConfig::default()
+    };
+    let duration = cli.duration.unwrap_or(base.duration);
     let load = LoadConfig {
-        clients: cli
-            .clients
-            .map_or(if cli.quick { 8 } else { 16 }, usize::from),
-        warmup: if cli.quick {
-            Duration::from_millis(250)
-        } else {
-            Duration::from_secs(1)
-        }
-        .min(duration / 2),
+        clients: cli.clients.map_or(base.clients, usize::from),
+        warmup: base.warmup.min(duration / 2),
         duration,
-        request_timeout: if cli.quick {
-            Duration::from_secs(5)
-        } else {
-            Duration::from_secs(10)
-        },
-        ping_interval: Duration::from_millis(10),
-        size: if cli.quick {
-            RequestSize::Light
-        } else {
-            RequestSize::Full
-        },
+        ..base
     };
     if !cli.quiet {
         eprintln!(
@@ -285,7 +217,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         }
     }
     if let Some(path) = &cli.out {
-        for written in write_outputs(path, &report)? {
+        for written in report.write_files(path)? {
             if !cli.quiet {
                 eprintln!("wrote {}", written.display());
             }
@@ -357,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_embedded_config_parses() {
-        let (config, text) = load_runtime_config(None).unwrap();
+        let (config, text) = compute_demo::runtime_config(None).unwrap();
         assert!(text.contains("[runtime]"));
         assert_eq!(config.compute_stack_size, Some(2 * 1024 * 1024));
     }

@@ -1,10 +1,22 @@
 //! The comparison table, as aligned Markdown (the terminal and README form)
 //! and as JSON.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use crate::dispatch::Mode;
 use crate::load::{Endpoint, LoadStats};
+
+/// A report file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("--out {}: {source}", path.display())]
+pub struct WriteError {
+    /// The file.
+    pub path: PathBuf,
+    /// The OS error.
+    pub source: std::io::Error,
+}
 
 /// The figures of one dispatch mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +226,34 @@ impl RunReport {
         out
     }
 
+    /// Writes the report next to `path`: a name ending in `.json` gets
+    /// JSON, `.md` gets Markdown, any other name gets both `path.json` and
+    /// `path.md`. Returns the files written.
+    pub fn write_files(&self, path: &Path) -> Result<Vec<PathBuf>, WriteError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let with_suffix = |suffix: &str| PathBuf::from(format!("{}.{suffix}", path.display()));
+        let targets: Vec<(PathBuf, String)> = match ext.as_deref() {
+            Some("json") => vec![(path.to_path_buf(), self.to_json())],
+            Some("md") => vec![(path.to_path_buf(), self.to_markdown())],
+            _ => vec![
+                (with_suffix("json"), self.to_json()),
+                (with_suffix("md"), self.to_markdown()),
+            ],
+        };
+        let mut written = Vec::new();
+        for (target, text) in targets {
+            std::fs::write(&target, text).map_err(|source| WriteError {
+                path: target.clone(),
+                source,
+            })?;
+            written.push(target);
+        }
+        Ok(written)
+    }
+
     /// The whole report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
@@ -288,6 +328,26 @@ mod tests {
         assert!(markdown.contains("- spawn-blocking: /infer: 500"));
         assert!(markdown.contains("`compute-demo --quick`"));
         assert!(markdown.contains("4 clients, light requests"), "{markdown}");
+    }
+
+    #[test]
+    fn files_are_chosen_by_extension() {
+        let dir = std::env::temp_dir().join(format!("compute-demo-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = report();
+        let both = r.write_files(&dir.join("run")).unwrap();
+        assert_eq!(both, vec![dir.join("run.json"), dir.join("run.md")]);
+        let json = r.write_files(&dir.join("x.JSON")).unwrap();
+        assert_eq!(json, vec![dir.join("x.JSON")]);
+        let md = r.write_files(&dir.join("y.md")).unwrap();
+        assert!(std::fs::read_to_string(&md[0])
+            .unwrap()
+            .starts_with("# compute-demo results"));
+        let err = r
+            .write_files(&dir.join("missing-dir").join("z.json"))
+            .unwrap_err();
+        assert!(err.to_string().contains("z.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

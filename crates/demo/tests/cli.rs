@@ -1,7 +1,7 @@
 //! The binary: bad flags are clear errors, and a tiny run writes its
 //! results. Three clients, so each compute endpoint is hit from the start
-//! (each client begins at a different one), and runs of 2 s, long enough
-//! for an unoptimised build to answer each.
+//! (each client begins at a different one), with `--quick`'s light requests
+//! for 2 s, long enough for an unoptimised build on a busy machine.
 
 mod common;
 
@@ -82,6 +82,7 @@ fn a_tiny_run_prints_the_table_and_writes_json_and_markdown() {
         "pool,naive",
         "--clients",
         "3",
+        "--quick",
         "--duration",
         "2s",
         "--quiet",
@@ -108,6 +109,7 @@ fn a_tiny_run_prints_the_table_and_writes_json_and_markdown() {
         "pool",
         "--clients",
         "3",
+        "--quick",
         "--duration",
         "2s",
         "-q",

@@ -19,7 +19,7 @@ fn quick_options(modes: Vec<Mode>) -> CompareOptions {
         modes,
         load: LoadConfig {
             clients: 3,
-            warmup: Duration::from_millis(100),
+            warmup: Duration::ZERO,
             duration: Duration::from_secs(2),
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_millis(10),

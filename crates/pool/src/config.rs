@@ -51,7 +51,9 @@ pub struct ComputeConfig {
     pub thread_name_prefix: String,
     /// Jobs whose compute time reaches this count as slow in the metrics.
     pub slow_task_threshold: Duration,
-    /// At most this many jobs queued or running; `None`: unbounded.
+    /// At most this many jobs queued on, or running in, the rayon pool; the
+    /// rest wait in the pool's own queue, first come first served, and start
+    /// as running jobs end. `None`: no limit (rayon's queue is unbounded).
     pub max_in_flight: Option<usize>,
 }
 

@@ -15,9 +15,10 @@
 //! With `max_in_flight`, jobs wait in the pool's queue and run inside a
 //! puller that holds the permit (see the `gate` module).
 //!
-//! A job dropped without running (which rayon never does, but a handle that
-//! still waits for a permit may) accounts for itself in `Drop`, so nothing
-//! leaks and no receiver hangs.
+//! A job dropped without running (rayon never does that, but the queue
+//! drops abandoned jobs, and `try_execute` drops one it refuses) accounts
+//! for itself in `Drop` if its handle still waits, so nothing leaks and no
+//! receiver hangs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

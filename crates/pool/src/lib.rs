@@ -35,8 +35,10 @@
 //!   can watch a [`CancelToken`] to stop early.
 //! - **Nested calls cannot deadlock**: calling the pool from its own threads
 //!   runs the work inline.
-//! - **Back-pressure** with `max_in_flight`: submitters wait, in order, for
-//!   room; [`ComputePool::try_execute`] answers [`ComputeError::Saturated`].
+//! - **Back-pressure** with `max_in_flight`: at most that many jobs are on
+//!   the rayon pool; the rest wait their turn in the pool's queue, first come
+//!   first served; [`ComputePool::try_execute`] answers
+//!   [`ComputeError::Saturated`] instead of queueing.
 //! - **Shutdown** refuses new work, lets accepted work finish within a
 //!   timeout, and leaves no handle hanging.
 //! - **Metrics never leak**: [`ComputeMetrics::tasks_active`] returns to 0

@@ -112,6 +112,12 @@ pub(crate) struct PoolHandle {
 /// thread, and gets an already-resolved handle. That can never deadlock,
 /// even with one thread; use rayon's `join` or `scope` inside a job for
 /// parallelism instead.
+///
+/// What can deadlock is a compute thread *blocking* on a handle it did not
+/// create inline (say `futures::executor::block_on(handle)` inside a job,
+/// for a handle submitted from outside): if every thread waits that way,
+/// nothing is left to run the jobs they wait for. Pass data, not handles,
+/// into jobs, or use `execute_sync`.
 #[derive(Clone)]
 pub struct ComputePool {
     pub(crate) inner: Arc<PoolHandle>,
@@ -529,8 +535,9 @@ impl ComputePool {
     }
 
     /// Like [`execute`](Self::execute), but with `max_in_flight` set and no
-    /// room, answers `Err(ComputeError::Saturated)` at once instead of
-    /// waiting; after shutdown, `Err(ComputeError::Shutdown)`.
+    /// room (or other jobs already waiting for room), answers
+    /// `Err(ComputeError::Saturated)` at once instead of queueing the job;
+    /// after shutdown, `Err(ComputeError::Shutdown)`.
     ///
     /// ```
     /// use compute_pool::{ComputeConfig, ComputeError, ComputePool};

@@ -186,3 +186,21 @@ fn dropping_the_pool_from_inside_a_job_is_fine() {
         assert_eq!(futures::executor::block_on(handle).unwrap(), 7);
     });
 }
+
+#[test]
+fn dropping_the_last_clone_runs_jobs_waiting_for_room() {
+    watchdog(|| {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(1),
+            max_in_flight: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        let blocker = Blocker::occupy(&pool);
+        let handles: Vec<_> = (0..50).map(|i| pool.execute(move || i)).collect();
+        drop(pool);
+        futures::executor::block_on(blocker.release()).unwrap();
+        let out = futures::executor::block_on(futures::future::try_join_all(handles)).unwrap();
+        assert_eq!(out, (0..50).collect::<Vec<_>>());
+    });
+}

@@ -141,13 +141,24 @@ impl Activation {
 
 /// A fully connected layer: `y = act(W x + b)`, `W` stored row-major
 /// (`outputs × inputs`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Dense {
     inputs: usize,
     outputs: usize,
     weights: Vec<f32>,
     bias: Vec<f32>,
     activation: Activation,
+}
+
+impl std::fmt::Debug for Dense {
+    // The shape, not the millions of weights.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dense")
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .field("activation", &self.activation)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dense {
@@ -509,6 +520,12 @@ mod tests {
         assert_ne!(a, c, "the two towers have different weights");
         let joined = model.combine(&a, &c);
         assert!((dot(&joined, &joined) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn debug_output_shows_shapes_not_weights() {
+        let text = format!("{:?}", InferModel::new(1));
+        assert!(text.contains("inputs: 64") && text.len() < 1000, "{text}");
     }
 
     #[test]

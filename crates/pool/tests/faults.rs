@@ -201,6 +201,10 @@ fn a_waker_that_panics_on_clone_or_wake_loses_nothing() {
     // Every waker copy the channel took was dropped exactly once.
     drop((cloning, good, waking));
     for state in [&clone_state, &good_state, &wake_state] {
+        // ORDERING: SeqCst: test bookkeeping (see the test below for the wait).
+        wait_until("every waker copy was dropped", || {
+            state.live.load(Ordering::SeqCst) <= 0
+        });
         assert_eq!(
             state.live.load(Ordering::SeqCst),
             0,
@@ -237,6 +241,14 @@ fn a_waker_that_panics_on_wake_under_many_jobs_keeps_the_pool_serving() {
     wait_until("the pool is idle", || pool.metrics().tasks_active() == 0);
     assert_eq!(pool.metrics().tasks_completed(), jobs);
     drop(waking);
+    // The last job's channel (and the waker copy in it) goes when its
+    // compute thread has finished sending, just after the job's accounting:
+    // wait for it. A leaked copy keeps `live` above 0 and fails this wait; a
+    // copy dropped twice makes it negative.
+    // ORDERING: SeqCst: test bookkeeping.
+    wait_until("every waker copy was dropped", || {
+        wake_state.live.load(Ordering::SeqCst) <= 0
+    });
     assert_eq!(
         wake_state.live.load(Ordering::SeqCst),
         0,

@@ -349,6 +349,11 @@ pub struct LoadStats {
     pub endpoints: Vec<EndpointSummary>,
     /// Measured seconds.
     pub measured_s: f64,
+    /// CPU time the whole process (server and load generator) used during
+    /// the measured window, in seconds; `None` where the platform does not
+    /// report it.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
     /// The first error seen, if any, to explain a non-zero error count.
     pub first_error: Option<String>,
 }
@@ -367,6 +372,23 @@ impl LoadStats {
     /// Successful requests over all endpoints.
     pub fn total_requests(&self) -> u64 {
         self.endpoints.iter().map(|e| e.requests).sum()
+    }
+
+    /// Average number of CPUs the process kept busy while measuring.
+    pub fn cpu_cores(&self) -> Option<f64> {
+        self.cpu_s.map(|cpu| cpu / self.measured_s.max(1e-9))
+    }
+
+    /// Process CPU time per successful compute request (`/ping` excluded),
+    /// in milliseconds.
+    pub fn cpu_ms_per_compute_request(&self) -> Option<f64> {
+        let compute: u64 = Endpoint::COMPUTE
+            .iter()
+            .filter_map(|&e| self.endpoint(e).map(|s| s.requests))
+            .sum();
+        self.cpu_s
+            .filter(|_| compute > 0)
+            .map(|cpu| cpu * 1000.0 / compute as f64)
     }
 }
 
@@ -549,6 +571,32 @@ async fn canary(
     recorder
 }
 
+/// CPU time (user + system) this process has used so far, where the
+/// platform reports it.
+pub fn process_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+        // SAFETY: `getrusage` writes a whole `rusage` through the valid,
+        // writable pointer it is given and reads nothing from it.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: `getrusage` returned 0, so it initialised `usage`.
+        let usage = unsafe { usage.assume_init() };
+        let time = |t: libc::timeval| {
+            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        };
+        Some(time(usage.ru_utime) + time(usage.ru_stime))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Errors that stop a load run as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -660,6 +708,15 @@ pub async fn run_load(
         ));
     }
     tasks.spawn(canary(addr, config.clone(), window, completed.clone()));
+    let cpu_probe = tokio::spawn(async move {
+        tokio::time::sleep_until(window.measure_from.into()).await;
+        let before = process_cpu_time();
+        tokio::time::sleep_until(window.end.into()).await;
+        let after = process_cpu_time();
+        before
+            .zip(after)
+            .map(|(before, after)| after.saturating_sub(before).as_secs_f64())
+    });
 
     let total = config.warmup + config.duration;
     progress.set_length(u64::try_from(total.as_millis()).unwrap_or(u64::MAX));
@@ -712,6 +769,10 @@ pub async fn run_load(
         }
     }
     ticker.abort();
+    let cpu_s = match tokio::time::timeout(Duration::from_secs(1), cpu_probe).await {
+        Ok(Ok(cpu)) => cpu,
+        _ => None,
+    };
     progress.set_position(progress.length().unwrap_or(0));
     if let Some(e) = failure {
         return Err(e);
@@ -738,6 +799,7 @@ pub async fn run_load(
     Ok(LoadStats {
         endpoints,
         measured_s,
+        cpu_s,
         first_error: merged.first_error,
     })
 }
@@ -754,6 +816,19 @@ mod tests {
         assert_eq!(quantile_ms(&samples, 1.0), 100.0);
         assert_eq!(quantile_ms(&[], 0.5), 0.0);
         assert_eq!(quantile_ms(&[7000], 0.99), 7.0);
+    }
+
+    #[test]
+    fn process_cpu_time_moves_forward() {
+        let before = process_cpu_time();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        if cfg!(unix) {
+            assert!(process_cpu_time().unwrap() > before.unwrap());
+        }
     }
 
     #[test]

@@ -137,8 +137,9 @@ pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
 
 impl RunReport {
     /// The comparison table: one row per mode; for each compute endpoint its
-    /// requests/s and p50/p99 latency, then the `/ping` canary's p50 and p99
-    /// and the error count.
+    /// requests/s and p50/p99 latency, then the `/ping` canary's p50 and p99,
+    /// the CPUs the process kept busy, its CPU time per compute request
+    /// (server and load generator together), and the error count.
     pub fn table(&self) -> String {
         let mut header = vec!["mode".to_string()];
         for endpoint in Endpoint::COMPUTE {
@@ -149,6 +150,8 @@ impl RunReport {
         }
         header.push("/ping p50 ms".into());
         header.push("/ping p99 ms".into());
+        header.push("CPU cores".into());
+        header.push("CPU ms/req".into());
         header.push("errors".into());
         let rows: Vec<Vec<String>> = self
             .modes
@@ -172,6 +175,16 @@ impl RunReport {
                     }
                     None => row.extend(["-".to_string(), "-".into()]),
                 }
+                row.push(
+                    m.stats
+                        .cpu_cores()
+                        .map_or_else(|| "-".to_string(), |c| format!("{c:.2}")),
+                );
+                row.push(
+                    m.stats
+                        .cpu_ms_per_compute_request()
+                        .map_or_else(|| "-".to_string(), format_ms),
+                );
                 row.push(m.stats.total_errors().to_string());
                 row
             })
@@ -297,6 +310,7 @@ mod tests {
                 stats: LoadStats {
                     endpoints,
                     measured_s: 2.0,
+                    cpu_s: Some(3.0),
                     first_error: Some("/infer: 500".into()),
                 },
             }],
@@ -314,6 +328,11 @@ mod tests {
             lines[2].contains(" 123 ")
                 && lines[2].contains(" 12.3 ")
                 && lines[2].contains(" 0.50 ")
+        );
+        // 3 CPU-seconds over 2 s; 3000 ms over 300 compute requests.
+        assert!(
+            lines[2].contains(" 1.50 ") && lines[2].contains(" 10.0 "),
+            "{table}"
         );
         let width = lines[0].chars().count();
         assert!(lines.iter().all(|l| l.chars().count() == width), "{table}");

@@ -3,9 +3,10 @@
 //!
 //! Groups:
 //! - `bridge/cross_thread_parked`: create a channel, hand its sender to a
-//!   persistent worker thread (through an `std::sync::mpsc` feed, the same
-//!   for all three), the worker sends, this thread awaits (parking when the
-//!   value is not there yet). What a real hand-off costs, wake-ups included.
+//!   persistent worker thread (one thread for all three channels, fed
+//!   through an `std::sync::mpsc` of boxed jobs), the worker sends, this
+//!   thread awaits (parking when the value is not there yet). What a real
+//!   hand-off costs, wake-ups included.
 //! - `bridge/cross_thread_spinning`: the same, but the worker spins on its
 //!   feed and this thread polls in a loop instead of parking, so no thread
 //!   ever sleeps: the figure is the channel plus the cache-line traffic.
@@ -26,15 +27,15 @@ use futures::FutureExt;
 
 fn cross_thread_parked<O: Oneshot>(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    worker: &Worker,
 ) {
-    let worker = Worker::<O>::start(Feed::Blocking);
     group.bench_function(O::NAME, |b| {
         b.iter_custom(|iters| {
             futures::executor::block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let (tx, rx) = O::channel();
-                    worker.give(tx);
+                    worker.give::<O>(tx);
                     let _ = black_box(rx.await);
                 }
                 start.elapsed()
@@ -45,14 +46,14 @@ fn cross_thread_parked<O: Oneshot>(
 
 fn cross_thread_spinning<O: Oneshot>(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    worker: &Worker,
 ) {
-    let worker = Worker::<O>::start(Feed::Spinning);
     group.bench_function(O::NAME, |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
                 let (tx, rx) = O::channel();
-                worker.give(tx);
+                worker.give::<O>(tx);
                 let _ = black_box(spin_on(rx));
             }
             start.elapsed()
@@ -71,17 +72,22 @@ fn same_thread<O: Oneshot>(group: &mut BenchmarkGroup<'_, criterion::measurement
 }
 
 fn bridge(c: &mut Criterion) {
+    // One sending thread for all three channels: see `Worker`.
+    let worker = Worker::start(Feed::Blocking);
     let mut group = c.benchmark_group("bridge/cross_thread_parked");
-    cross_thread_parked::<Ours>(&mut group);
-    cross_thread_parked::<Tokio>(&mut group);
-    cross_thread_parked::<Futures>(&mut group);
+    cross_thread_parked::<Ours>(&mut group, &worker);
+    cross_thread_parked::<Tokio>(&mut group, &worker);
+    cross_thread_parked::<Futures>(&mut group, &worker);
     group.finish();
+    drop(worker);
 
+    let worker = Worker::start(Feed::Spinning);
     let mut group = c.benchmark_group("bridge/cross_thread_spinning");
-    cross_thread_spinning::<Ours>(&mut group);
-    cross_thread_spinning::<Tokio>(&mut group);
-    cross_thread_spinning::<Futures>(&mut group);
+    cross_thread_spinning::<Ours>(&mut group, &worker);
+    cross_thread_spinning::<Tokio>(&mut group, &worker);
+    cross_thread_spinning::<Futures>(&mut group, &worker);
     group.finish();
+    drop(worker);
 
     let mut group = c.benchmark_group("bridge/same_thread");
     same_thread::<Ours>(&mut group);

@@ -171,12 +171,12 @@ fn bridge_costs(rounds: u32) -> Vec<ChannelCost> {
 }
 
 /// Times `per_batch` round trips of channel `O` through `worker`, in ns each.
-fn round_trip_batch<O: Oneshot>(worker: &Worker<O>, per_batch: u32) -> f64 {
+fn round_trip_batch<O: Oneshot>(worker: &Worker, per_batch: u32) -> f64 {
     futures::executor::block_on(async {
         let start = Instant::now();
         for _ in 0..per_batch {
             let (tx, rx) = O::channel();
-            worker.give(tx);
+            worker.give::<O>(tx);
             let _ = black_box(rx.await);
         }
         start.elapsed().as_nanos() as f64 / f64::from(per_batch)
@@ -196,14 +196,13 @@ fn median(mut samples: Vec<f64>) -> f64 {
 }
 
 fn bridge_round_trips(batches: usize, per_batch: u32) -> Vec<ChannelRoundTrip> {
-    let ours = Worker::<Ours>::start(Feed::Blocking);
-    let tokio = Worker::<Tokio>::start(Feed::Blocking);
-    let futures = Worker::<Futures>::start(Feed::Blocking);
+    // One sending thread for all three: see `Worker`.
+    let worker = Worker::start(Feed::Blocking);
     let mut samples = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..batches {
-        samples[0].push(round_trip_batch(&ours, per_batch));
-        samples[1].push(round_trip_batch(&tokio, per_batch));
-        samples[2].push(round_trip_batch(&futures, per_batch));
+        samples[0].push(round_trip_batch::<Ours>(&worker, per_batch));
+        samples[1].push(round_trip_batch::<Tokio>(&worker, per_batch));
+        samples[2].push(round_trip_batch::<Futures>(&worker, per_batch));
     }
     let [a, b, c] = samples;
     [(Ours::NAME, a), (Tokio::NAME, b), (Futures::NAME, c)]

@@ -238,7 +238,11 @@ fn draw(points: &[Point], out: &Path, source: &str) -> Result<(), Box<dyn std::e
             .unwrap_or(("?", "?"));
         let mut chart = ChartBuilder::on(panel)
             .caption(
-                format!("tokio {workers} worker(s) + {compute} compute thread(s)"),
+                format!(
+                    "tokio {workers} worker{} + {compute} compute thread{}",
+                    plural(workers),
+                    plural(compute)
+                ),
                 ("sans-serif", 15),
             )
             .margin(12)
@@ -298,6 +302,14 @@ fn draw(points: &[Point], out: &Path, source: &str) -> Result<(), Box<dyn std::e
     }
     root.present()?;
     Ok(())
+}
+
+fn plural(count: &str) -> &'static str {
+    if count == "1" {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn format_ns(ns: f64) -> String {

@@ -14,11 +14,17 @@
 //! - the pool's metrics agree: `tasks_active` returns to 0, the totals add
 //!   up, panics and contained result-drop panics are counted exactly;
 //! - a counting global allocator shows live bytes back where they started
-//!   once the pool and the runtime are gone (see `WARM_SLACK`);
+//!   once the pool and the runtime are gone (see `WARM_SLACK`), and a peak
+//!   that does not grow with the job count;
 //! - a watchdog turns any hang into a failure.
 //!
-//! Size: `STRESS_JOBS` (default 1 000 000, about 6 s in a debug build on 2
-//! cores); `STRESS_SOAK=1` makes it 10 000 000 with a 30-minute watchdog,
+//! Rounds: two small warm-up rounds (unbounded, and with `max_in_flight =
+//! 64`), then the measured round without a limit, then one with
+//! `max_in_flight = 64` and a quarter of the jobs (512 submitted at a time,
+//! so cancellations and timeouts also hit jobs waiting in the pool's queue).
+//!
+//! Size: `STRESS_JOBS` (default 1 000 000, about 10 s for the whole test in
+//! a debug build on 2 cores); `STRESS_SOAK=1` makes it 10 000 000 with a 30-minute watchdog,
 //! and `STRESS_ROUNDS=n` repeats the round with fresh seeds (memory must not
 //! creep between rounds); `COMPUTE_TEST_SCALE` multiplies the job count (the
 //! memcheck step shrinks it under valgrind); `STRESS_SEED` picks the plan;
@@ -50,19 +56,24 @@ const BATCH: usize = 8;
 const DEFAULT_JOBS: u64 = 1_000_000;
 /// Jobs per round in the soak (`STRESS_SOAK=1`).
 const SOAK_JOBS: u64 = 10_000_000;
+/// `max_in_flight` of the bounded round.
+const MAX_IN_FLIGHT: usize = 64;
+/// The bounded round runs this fraction (1/n) of the jobs.
+const BOUNDED_SHARE: usize = 4;
 /// Jobs in the warm-up round that initialises process-wide lazy state
 /// before the measured round takes its memory baseline.
 const WARMUP_JOBS: u64 = 4_000;
 
-/// Live bytes the measured round may leave behind after the pool and the
+/// Live bytes a measured round may leave behind after the pool and the
 /// runtime are gone and their threads have exited. What can remain is not
 /// per job: crossbeam-epoch (rayon's deques) frees retired deque buffers
 /// lazily, and the first use of a lazily-initialised thread-local on the
-/// test thread allocates once. Measured (docs/reliability.md): +8.9 to
-/// +13 KB in the first round after the warm-up whether it runs 20 000,
-/// 200 000 or 1 000 000 jobs, and +128 bytes in each further round with the
-/// starting figure unchanged, so nothing accumulates per job or per pool.
-/// The bound leaves room for a few more retired deque buffers.
+/// test thread allocates once. Measured (docs/reliability.md): after the two
+/// warm-up rounds, +128 bytes per measured round (the test's own
+/// bookkeeping) whether it runs 20 000, 1 000 000 or 10 000 000 jobs, with
+/// the starting figure unchanged from round to round; the first round after
+/// a single warm-up kept +8.9 to +13 KB. The bound leaves room for a few
+/// retired deque buffers and never grows with the job count.
 const WARM_SLACK: isize = 64 * 1024;
 /// Bound on the peak of live bytes during a round, above its start. Jobs in
 /// flight are bounded (64 tasks x 8), so the peak must not grow with the
@@ -517,8 +528,15 @@ struct Round {
     drop_panics_at_awaiter: u64,
 }
 
-/// One full round: fresh runtime and pool, `jobs` jobs, every check.
-fn round(jobs: usize, seed: u64, slack: isize, watchdog: Duration) -> Round {
+/// One full round: fresh runtime and pool (with `max_in_flight`), `jobs`
+/// jobs, every check.
+fn round(
+    jobs: usize,
+    seed: u64,
+    max_in_flight: Option<usize>,
+    slack: isize,
+    watchdog: Duration,
+) -> Round {
     let book = Arc::new(Book::new(jobs, seed, "stress"));
     let progress = {
         let book = book.clone();
@@ -547,6 +565,7 @@ fn round(jobs: usize, seed: u64, slack: isize, watchdog: Duration) -> Round {
     let pool = ComputePool::new(ComputeConfig {
         num_threads: Some(2),
         thread_name_prefix: "stress".into(),
+        max_in_flight,
         ..Default::default()
     })
     .expect("pool");
@@ -742,14 +761,32 @@ fn a_million_mixed_jobs_with_faults_lose_nothing() {
     let warm = round(
         scaled(WARMUP_JOBS, TASKS as u64) as usize,
         seed ^ 1,
+        None,
         COLD_SLACK,
         watchdog,
     );
-    let r = round(jobs, seed, WARM_SLACK, watchdog);
+    let warm_bounded = round(
+        scaled(WARMUP_JOBS, TASKS as u64) as usize,
+        seed ^ 2,
+        Some(MAX_IN_FLIGHT),
+        COLD_SLACK,
+        watchdog,
+    );
+    let r = round(jobs, seed, None, WARM_SLACK, watchdog);
+    // The same under back-pressure: 512 jobs submitted at a time against
+    // room for 64, so cancellations and timeouts also hit jobs that wait
+    // in the pool's queue.
+    let bounded = round(
+        (jobs / BOUNDED_SHARE).max(TASKS),
+        seed ^ 3,
+        Some(MAX_IN_FLIGHT),
+        WARM_SLACK,
+        watchdog,
+    );
     // More rounds (STRESS_ROUNDS, for soaks): memory must not creep from
     // one round to the next either.
     for extra in 1..env_u64("STRESS_ROUNDS", 1) {
-        let again = round(jobs, seed.wrapping_add(extra), WARM_SLACK, watchdog);
+        let again = round(jobs, seed.wrapping_add(extra), None, WARM_SLACK, watchdog);
         eprintln!(
             "stress: round {} of {} jobs in {:.2?}: live bytes {} -> {}",
             extra + 1,
@@ -768,15 +805,22 @@ fn a_million_mixed_jobs_with_faults_lose_nothing() {
     }
     let _ = std::panic::take_hook();
 
+    eprintln!("stress: scale {}, seed {seed:#x}", test_scale());
+    for (label, round) in [
+        ("warm-up, unbounded", &warm),
+        ("warm-up, max_in_flight 64", &warm_bounded),
+        ("unbounded", &r),
+        ("max_in_flight 64", &bounded),
+    ] {
+        report(label, round);
+    }
+}
+
+/// Prints a round's figures (shown with `--nocapture`).
+fn report(label: &str, r: &Round) {
     eprintln!(
-        "stress: warm-up {} jobs, live bytes {} -> {} (+{}); \
-         run {} jobs (scale {}, seed {seed:#x}) in {:.2?}: live bytes {} -> {} (+{}), peak +{}",
-        warm.jobs,
-        warm.live_before,
-        warm.live_after,
-        warm.live_after - warm.live_before,
+        "stress: {label}: {} jobs in {:.2?}: live bytes {} -> {} ({:+}), peak +{}",
         r.jobs,
-        test_scale(),
         r.elapsed,
         r.live_before,
         r.live_after,
@@ -784,9 +828,9 @@ fn a_million_mixed_jobs_with_faults_lose_nothing() {
         r.peak - r.live_before,
     );
     eprintln!(
-        "stress: kinds {:?} = {:?}; handles {:?} = {:?}; planned panics {}, armed drops {}; \
-         cancelled (never ran) {}; result-drop panics contained by the pool {} \
-         ({} of them on compute threads), caught by awaiters {}",
+        "stress: {label}: kinds {:?} = {:?}; handles {:?} = {:?}; planned panics {}, \
+         armed drops {}; cancelled (never ran) {}; result-drop panics contained by the \
+         pool {} ({} of them on compute threads), caught by awaiters {}",
         KINDS,
         r.by_kind,
         CANCELS,

@@ -36,15 +36,8 @@ pub enum ComputeError {
     /// [`ComputePool::try_execute`](crate::ComputePool::try_execute) found
     /// `max_in_flight` jobs already queued or running.
     Saturated,
-    /// An argument was out of range; `name` and `value` say which.
-    InvalidArgument {
-        /// The argument's name, for example `"batch_size"`.
-        name: &'static str,
-        /// The value it was given.
-        value: String,
-        /// Why it was refused.
-        reason: &'static str,
-    },
+    /// An argument was out of range; [`ArgumentError`] says which and why.
+    InvalidArgument(Box<ArgumentError>),
     /// The job was dropped without reporting a result (it never ran and its
     /// pool went away). Rayon runs every job it accepts, so this should not
     /// be seen in practice; it exists so that no handle can hang.
@@ -146,11 +139,11 @@ impl fmt::Display for ComputeError {
             ComputeError::Saturated => f.write_str(
                 "the compute pool is saturated: max_in_flight jobs are already queued or running",
             ),
-            ComputeError::InvalidArgument {
-                name,
-                value,
-                reason,
-            } => write!(f, "invalid argument {name} = {value}: {reason}"),
+            ComputeError::InvalidArgument(arg) => write!(
+                f,
+                "invalid argument {} = {}: {}",
+                arg.name, arg.value, arg.reason
+            ),
             ComputeError::Lost => f.write_str(
                 "the compute job was dropped without reporting a result (its pool went away)",
             ),
@@ -174,9 +167,34 @@ impl std::error::Error for ComputeError {}
 /// let ComputeError::Panicked(payload) = err else { unreachable!() };
 /// assert_eq!(payload.message(), "at 3");
 /// ```
-pub struct PanicPayload {
+///
+/// It is one pointer wide, so an error costs little room in every job's
+/// result slot.
+pub struct PanicPayload(Box<PanicInner>);
+
+struct PanicInner {
     message: String,
     payload: Mutex<Box<dyn Any + Send>>,
+}
+
+/// The argument a call refused; inside [`ComputeError::InvalidArgument`].
+///
+/// ```
+/// use compute_pool::ComputeError;
+/// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+/// let err = futures::executor::block_on(pool.parallel_batch(vec![1, 2], 0, |c: &[i32]| c.to_vec()))
+///     .unwrap_err();
+/// let ComputeError::InvalidArgument(arg) = err else { unreachable!() };
+/// assert_eq!((arg.name, arg.value.as_str()), ("batch_size", "0"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgumentError {
+    /// The argument's name, for example `"batch_size"`.
+    pub name: &'static str,
+    /// The value it was given.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: &'static str,
 }
 
 impl PanicPayload {
@@ -188,10 +206,10 @@ impl PanicPayload {
         } else {
             "a non-string panic payload".to_owned()
         };
-        PanicPayload {
+        PanicPayload(Box::new(PanicInner {
             message,
             payload: Mutex::new(payload),
-        }
+        }))
     }
 
     /// The panic message, or `"a non-string panic payload"`.
@@ -204,7 +222,7 @@ impl PanicPayload {
     /// assert_eq!(payload.message(), "a non-string panic payload");
     /// ```
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The payload itself, for `downcast` or `std::panic::resume_unwind`.
@@ -217,7 +235,8 @@ impl PanicPayload {
     /// assert_eq!(payload.into_inner().downcast_ref::<&str>(), Some(&"x"));
     /// ```
     pub fn into_inner(self) -> Box<dyn Any + Send> {
-        self.payload
+        self.0
+            .payload
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -226,13 +245,13 @@ impl PanicPayload {
 impl fmt::Debug for PanicPayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PanicPayload")
-            .field("message", &self.message)
+            .field("message", &self.0.message)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for PanicPayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }

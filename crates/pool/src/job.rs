@@ -42,8 +42,7 @@ pub(crate) struct Job<W, R> {
     /// `None` once the work has been called.
     work: Option<W>,
     submitted_at: Instant,
-    #[cfg(feature = "tracing")]
-    span: tracing::Span,
+    span: SubmitSpan,
 }
 
 impl<W, R> Job<W, R>
@@ -57,8 +56,7 @@ where
             tx: Some(tx),
             work: Some(work),
             submitted_at: Instant::now(),
-            #[cfg(feature = "tracing")]
-            span: tracing::Span::current(),
+            span: SubmitSpan::current(),
         }
     }
 
@@ -94,7 +92,6 @@ where
         let result = run_measured(
             shared,
             self.submitted_at,
-            #[cfg(feature = "tracing")]
             &self.span,
             work,
             CancelToken::new(&tx, shared),
@@ -168,7 +165,7 @@ fn drop_contained<T>(shared: &Shared, value: T) {
 pub(crate) fn run_measured<'t, W, R>(
     shared: &Shared,
     submitted_at: Instant,
-    #[cfg(feature = "tracing")] span: &tracing::Span,
+    span: &SubmitSpan,
     work: W,
     token: CancelToken<'t>,
 ) -> JobResult<R>
@@ -180,12 +177,43 @@ where
         .metrics
         .record_started(started.saturating_duration_since(submitted_at));
     let outcome = {
-        #[cfg(feature = "tracing")]
         let _entered = span.enter();
         catch_unwind(AssertUnwindSafe(move || work(token)))
     };
-    shared
-        .metrics
-        .record_finished(started.elapsed(), outcome.is_err());
+    let compute = started.elapsed();
+    shared.metrics.record_finished(compute, outcome.is_err());
+    shared.await_spin.observe(compute);
     outcome.map_err(ComputeError::panicked)
+}
+
+/// The submitter's tracing span, carried to the compute thread and entered
+/// while the job runs. Boxed, and only when the span is live (a subscriber
+/// wants it), so it costs a job one pointer; without the `tracing` feature
+/// it is empty.
+pub(crate) struct SubmitSpan {
+    #[cfg(feature = "tracing")]
+    span: Option<Box<tracing::Span>>,
+}
+
+impl SubmitSpan {
+    /// The span active on the calling thread.
+    pub(crate) fn current() -> SubmitSpan {
+        #[cfg(feature = "tracing")]
+        {
+            let span = tracing::Span::current();
+            SubmitSpan {
+                span: (!span.is_none()).then(|| Box::new(span)),
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        SubmitSpan {}
+    }
+
+    /// Enters the span until the guard drops.
+    fn enter(&self) -> impl Sized + '_ {
+        #[cfg(feature = "tracing")]
+        return self.span.as_deref().map(tracing::Span::enter);
+        #[cfg(not(feature = "tracing"))]
+        ()
+    }
 }

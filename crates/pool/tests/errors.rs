@@ -5,7 +5,7 @@ mod support;
 use std::error::Error;
 use std::time::Duration;
 
-use compute_pool::{ComputeError, ComputePool};
+use compute_pool::{ArgumentError, ComputeError, ComputePool};
 use support::{pool, within};
 
 fn assert_error_traits<E: Error + Send + Sync + 'static>() {}
@@ -45,11 +45,11 @@ fn display_says_what_happened() {
         (ComputeError::Saturated, "max_in_flight"),
         (ComputeError::Lost, "without reporting"),
         (
-            ComputeError::InvalidArgument {
+            ComputeError::InvalidArgument(Box::new(ArgumentError {
                 name: "batch_size",
                 value: "0".into(),
                 reason: "must be at least 1",
-            },
+            })),
             "batch_size = 0: must be at least 1",
         ),
     ];

@@ -84,9 +84,9 @@ async fn zero_batch_size_is_an_error_naming_the_argument() {
         .await
         .unwrap_err();
     match &err {
-        ComputeError::InvalidArgument { name, value, .. } => {
-            assert_eq!(*name, "batch_size");
-            assert_eq!(value, "0");
+        ComputeError::InvalidArgument(arg) => {
+            assert_eq!(arg.name, "batch_size");
+            assert_eq!(arg.value, "0");
         }
         other => panic!("unexpected {other:?}"),
     }

@@ -14,6 +14,7 @@ use compute_bridge::{Closed, Receiver, Sender};
 use crate::error::ComputeError;
 use crate::job::JobResult;
 use crate::pool::Shared;
+use crate::spin::spin_until;
 
 /// A job submitted to a [`ComputePool`](crate::ComputePool): a future of its
 /// result.
@@ -52,6 +53,8 @@ enum State<R> {
     Waiting {
         rx: Receiver<JobResult<R>>,
         shared: Arc<Shared>,
+        /// Whether a poll already had its chance to spin (see `spin.rs`).
+        spun: bool,
     },
     /// Resolved already (ran inline, refused, or cancelled).
     Ready(JobResult<R>),
@@ -63,7 +66,11 @@ impl<R> TaskHandle<R> {
     /// A handle for a job already on the pool.
     pub(crate) fn waiting(rx: Receiver<JobResult<R>>, shared: Arc<Shared>) -> Self {
         TaskHandle {
-            state: State::Waiting { rx, shared },
+            state: State::Waiting {
+                rx,
+                shared,
+                spun: false,
+            },
         }
     }
 
@@ -120,7 +127,7 @@ impl<R> TaskHandle<R> {
     /// Returns whether the job was stopped before it started.
     fn abandon(&mut self) -> bool {
         match mem::replace(&mut self.state, State::Done) {
-            State::Waiting { rx, shared } => close_and_account(rx, &shared),
+            State::Waiting { rx, shared, .. } => close_and_account(rx, &shared),
             State::Ready(_) | State::Done => false,
         }
     }
@@ -158,7 +165,15 @@ impl<R> Future for TaskHandle<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.state {
-            State::Waiting { rx, .. } => {
+            State::Waiting { rx, shared, spun } => {
+                if !*spun {
+                    // The first poll may stay awake briefly for a short job
+                    // (learned, bounded; see `spin.rs`) instead of parking.
+                    *spun = true;
+                    if let Some(budget) = shared.spin_budget() {
+                        spin_until(budget, || rx.is_finished());
+                    }
+                }
                 let received = ready!(Pin::new(rx).poll(cx));
                 this.state = State::Done;
                 // A sender dropped without sending belongs to a job that

@@ -55,6 +55,7 @@ mod handle;
 mod job;
 mod metrics;
 mod pool;
+mod spin;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
@@ -64,9 +65,11 @@ pub mod settings;
 pub mod size_class;
 // -- end runtime modules --
 
-pub use config::{default_num_threads, ComputeConfig, ConfigError, MAX_THREADS, MIN_STACK_SIZE};
+pub use config::{
+    default_num_threads, ComputeConfig, ConfigError, MAX_AWAIT_SPIN, MAX_THREADS, MIN_STACK_SIZE,
+};
 pub use context::{current, enter_context, leave_context};
-pub use error::{ComputeError, PanicPayload};
+pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::{CancelToken, TaskHandle};
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;

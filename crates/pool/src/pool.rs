@@ -9,11 +9,12 @@ use rayon::prelude::*;
 
 use crate::config::{ComputeConfig, ConfigError};
 use crate::context;
-use crate::error::ComputeError;
+use crate::error::{ArgumentError, ComputeError};
 use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
-use crate::job::{run_measured, Job};
+use crate::job::{run_measured, Job, SubmitSpan};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
+use crate::spin::AwaitSpin;
 
 /// Lifecycle: accepting work.
 const OPEN: u8 = 0;
@@ -27,6 +28,8 @@ const PAST_DEADLINE: u8 = 2;
 /// dropping the last [`ComputePool`] lets the threads finish and exit.
 pub(crate) struct Shared {
     pub(crate) metrics: PoolMetrics,
+    /// How long a first `.await` may spin; learned from compute times.
+    pub(crate) await_spin: AwaitSpin,
     config: ComputeConfig,
     num_threads: usize,
     lifecycle: AtomicU8,
@@ -66,6 +69,14 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner);
             self.idle.notify_all();
         }
+    }
+
+    /// How long a first poll of a job's handle may spin, if at all: only
+    /// while every active job has a thread (so this one is running or about
+    /// to), and as long as the learned budget says.
+    pub(crate) fn spin_budget(&self) -> Option<Duration> {
+        let budget = self.await_spin.budget()?;
+        (self.metrics.active() <= self.num_threads as u64).then_some(budget)
     }
 
     /// The pool this state belongs to, while it is alive.
@@ -152,6 +163,7 @@ impl ComputePool {
         let num_threads = config.effective_num_threads();
         let shared = Arc::new(Shared {
             metrics: PoolMetrics::new(config.slow_task_threshold),
+            await_spin: AwaitSpin::new(config.await_spin_limit),
             gate: config.max_in_flight.map(Gate::new),
             num_threads,
             lifecycle: AtomicU8::new(OPEN),
@@ -476,11 +488,13 @@ impl ComputePool {
         F: Fn(&[T]) -> Vec<R> + Send + Sync + 'static,
     {
         if batch_size == 0 {
-            return TaskHandle::ready(Err(ComputeError::InvalidArgument {
-                name: "batch_size",
-                value: batch_size.to_string(),
-                reason: "must be at least 1",
-            }));
+            return TaskHandle::ready(Err(ComputeError::InvalidArgument(Box::new(
+                ArgumentError {
+                    name: "batch_size",
+                    value: batch_size.to_string(),
+                    reason: "must be at least 1",
+                },
+            ))));
         }
         self.submit(move |_: CancelToken<'_>| {
             items.par_chunks(batch_size).flat_map_iter(&f).collect()
@@ -518,13 +532,11 @@ impl ComputePool {
         }
         shared.metrics.record_submitted();
         let submitted_at = Instant::now();
-        #[cfg(feature = "tracing")]
-        let span = tracing::Span::current();
+        let span = SubmitSpan::current();
         let result = self.inner.rayon.install(move || {
             run_measured(
                 shared,
                 submitted_at,
-                #[cfg(feature = "tracing")]
                 &span,
                 move |_| f(),
                 CancelToken::inline(shared),
@@ -679,8 +691,7 @@ impl ComputePool {
         let result = run_measured(
             shared,
             Instant::now(),
-            #[cfg(feature = "tracing")]
-            &tracing::Span::current(),
+            &SubmitSpan::current(),
             work,
             CancelToken::inline(shared),
         );

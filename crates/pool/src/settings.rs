@@ -49,14 +49,17 @@ pub mod env {
     pub const SLOW_TASK_THRESHOLD_MS: &str = "COMPUTE_RUNTIME_SLOW_TASK_THRESHOLD_MS";
     /// Overrides `max_in_flight`.
     pub const MAX_IN_FLIGHT: &str = "COMPUTE_RUNTIME_MAX_IN_FLIGHT";
+    /// Overrides `await_spin_us` (`0` switches the await spin off).
+    pub const AWAIT_SPIN_US: &str = "COMPUTE_RUNTIME_AWAIT_SPIN_US";
     /// All of the above, in the order they are applied.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         NUM_WORKER_THREADS,
         COMPUTE_THREADS,
         COMPUTE_STACK_SIZE,
         COMPUTE_THREAD_PREFIX,
         SLOW_TASK_THRESHOLD_MS,
         MAX_IN_FLIGHT,
+        AWAIT_SPIN_US,
     ];
 }
 
@@ -118,6 +121,10 @@ pub struct RuntimeConfig {
     pub slow_task_threshold_ms: Option<u64>,
     /// At most this many jobs queued or running at once. `None`: unbounded.
     pub max_in_flight: Option<usize>,
+    /// The most a first `.await` of a short job may spin, in microseconds
+    /// (see [`ComputeConfig::await_spin_limit`]). `Some(0)`: never spin.
+    /// `None`: the pool's default (200 µs). At most 10 000.
+    pub await_spin_us: Option<u64>,
 }
 
 /// One `[runtime]` key: its TOML name, its environment variable, and how a
@@ -130,6 +137,7 @@ enum Key {
     ComputeThreadPrefix,
     SlowTaskThresholdMs,
     MaxInFlight,
+    AwaitSpinUs,
 }
 
 /// A value as it came from its source, before it is checked.
@@ -171,13 +179,14 @@ impl Raw<'_> {
 }
 
 impl Key {
-    const ALL: [Key; 6] = [
+    const ALL: [Key; 7] = [
         Key::NumWorkerThreads,
         Key::ComputeThreads,
         Key::ComputeStackSize,
         Key::ComputeThreadPrefix,
         Key::SlowTaskThresholdMs,
         Key::MaxInFlight,
+        Key::AwaitSpinUs,
     ];
 
     fn toml_name(self) -> &'static str {
@@ -188,6 +197,7 @@ impl Key {
             Key::ComputeThreadPrefix => "compute_thread_prefix",
             Key::SlowTaskThresholdMs => "slow_task_threshold_ms",
             Key::MaxInFlight => "max_in_flight",
+            Key::AwaitSpinUs => "await_spin_us",
         }
     }
 
@@ -199,6 +209,7 @@ impl Key {
             Key::ComputeThreadPrefix => env::COMPUTE_THREAD_PREFIX,
             Key::SlowTaskThresholdMs => env::SLOW_TASK_THRESHOLD_MS,
             Key::MaxInFlight => env::MAX_IN_FLIGHT,
+            Key::AwaitSpinUs => env::AWAIT_SPIN_US,
         }
     }
 
@@ -303,6 +314,18 @@ impl Key {
                     Err(_) => return Err(ConfigError::invalid(field, shown, "too large")),
                 };
                 config.max_in_flight = Some(limit);
+            }
+            Key::AwaitSpinUs => {
+                let n = raw.integer(field, "a number of microseconds")?;
+                let max = crate::MAX_AWAIT_SPIN.as_micros() as i128;
+                if !(0..=max).contains(&n) {
+                    return Err(ConfigError::invalid(
+                        field,
+                        shown,
+                        format!("must be between 0 and {max} microseconds"),
+                    ));
+                }
+                config.await_spin_us = Some(n as u64);
             }
         }
         Ok(())
@@ -483,6 +506,7 @@ impl RuntimeConfig {
                 self.slow_task_threshold_ms.map(i128::from),
             ),
             (Key::MaxInFlight, self.max_in_flight.map(|n| n as i128)),
+            (Key::AwaitSpinUs, self.await_spin_us.map(i128::from)),
         ];
         for (key, value) in integers {
             if let Some(n) = value {
@@ -570,6 +594,10 @@ impl RuntimeConfig {
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.slow_task_threshold),
             max_in_flight: self.max_in_flight.or(defaults.max_in_flight),
+            await_spin_limit: self
+                .await_spin_us
+                .map(Duration::from_micros)
+                .unwrap_or(defaults.await_spin_limit),
         }
     }
 }

@@ -133,6 +133,7 @@ async fn the_config_is_applied() {
         stack_size: Some(1 << 20),
         max_in_flight: Some(8),
         slow_task_threshold: Duration::from_millis(5),
+        await_spin_limit: Duration::from_micros(50),
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);
@@ -159,4 +160,25 @@ async fn the_config_is_applied() {
             .all(|n| ["cfg-0", "cfg-1", "cfg-2"].contains(&n.as_str())),
         "{names:?}"
     );
+}
+
+#[test]
+fn await_spin_limit_is_bounded() {
+    use compute_pool::{ComputeConfig, ConfigError, MAX_AWAIT_SPIN};
+    let too_long = ComputeConfig {
+        await_spin_limit: MAX_AWAIT_SPIN * 2,
+        ..Default::default()
+    };
+    match too_long.validate() {
+        Err(ConfigError::Invalid { field, value, .. }) => {
+            assert_eq!(field, "await_spin_limit");
+            assert_eq!(value, "20ms");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let off = ComputeConfig {
+        await_spin_limit: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    assert!(off.validate().is_ok());
 }

@@ -28,6 +28,7 @@ fn names_follow_the_keys() {
             "COMPUTE_RUNTIME_COMPUTE_THREAD_PREFIX",
             "COMPUTE_RUNTIME_SLOW_TASK_THRESHOLD_MS",
             "COMPUTE_RUNTIME_MAX_IN_FLIGHT",
+            "COMPUTE_RUNTIME_AWAIT_SPIN_US",
         ]
     );
 }

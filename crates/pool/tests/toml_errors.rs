@@ -237,3 +237,11 @@ fn hand_built_config_is_validated() {
     assert!(config.validate().is_err());
     assert!(RuntimeConfig::default().validate().is_ok());
 }
+
+#[test]
+fn await_spin_out_of_range() {
+    let reason = invalid("await_spin_us = 20000", "runtime.await_spin_us", "20000");
+    assert!(reason.contains("10000"), "{reason}");
+    let reason = invalid("await_spin_us = -1", "runtime.await_spin_us", "-1");
+    assert!(reason.contains("between 0"), "{reason}");
+}

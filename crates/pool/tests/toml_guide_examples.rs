@@ -97,6 +97,7 @@ fn optional_keys_and_other_tables() {
         compute_thread_prefix = "crunch"
         slow_task_threshold_ms = 25
         max_in_flight = 512
+        await_spin_us = 40
     "#;
     let config = RuntimeConfig::from_toml_str(text).unwrap();
     assert_eq!(
@@ -108,6 +109,7 @@ fn optional_keys_and_other_tables() {
             compute_thread_prefix: Some("crunch".into()),
             slow_task_threshold_ms: Some(25),
             max_in_flight: Some(512),
+            await_spin_us: Some(40),
         }
     );
     let compute = config.compute_config(3);
@@ -119,6 +121,10 @@ fn optional_keys_and_other_tables() {
         std::time::Duration::from_millis(25)
     );
     assert_eq!(compute.max_in_flight, Some(512));
+    assert_eq!(
+        compute.await_spin_limit,
+        std::time::Duration::from_micros(40)
+    );
 }
 
 #[test]

@@ -215,7 +215,21 @@ fn a_waker_that_panics_on_clone_or_wake_loses_nothing() {
 
 #[test]
 fn a_waker_that_panics_on_wake_under_many_jobs_keeps_the_pool_serving() {
-    let pool = pool(2);
+    waker_panics_on_wake_under_many_jobs(None);
+    // With a limit, the wake panic unwinds out of a job inside the pool's
+    // queue runner: its room must come back, or the pool would stall.
+    waker_panics_on_wake_under_many_jobs(Some(2));
+}
+
+fn waker_panics_on_wake_under_many_jobs(max_in_flight: Option<usize>) {
+    quiet_planned_panics();
+    let pool = ComputePool::new(ComputeConfig {
+        num_threads: Some(2),
+        max_in_flight,
+        thread_name_prefix: "faults".into(),
+        ..Default::default()
+    })
+    .expect("pool");
     let jobs = scaled(2_000, 50);
     let (waking, wake_state) = test_waker(PANIC_ON_WAKE);
     let mut handles: Vec<_> = (0..jobs).map(|i| pool.execute(move || i * 2)).collect();
@@ -224,7 +238,10 @@ fn a_waker_that_panics_on_wake_under_many_jobs_keeps_the_pool_serving() {
     // Poll everything with the panicking waker, then collect by re-polling.
     let deadline = Instant::now() + LIMIT;
     while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "handles hung");
+        assert!(
+            Instant::now() < deadline,
+            "max_in_flight {max_in_flight:?}: handles hung"
+        );
         pending.retain(|&i| match poll_with(&mut handles[i], &waking) {
             Poll::Ready(result) => {
                 results[i] = Some(result.expect("no job failed"));

@@ -222,7 +222,14 @@ fn draw(points: &[Point], out: &Path, source: &str) -> Result<(), Box<dyn std::e
     let root = SVGBackend::new(out, (width, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(
-        &format!("Latency added to a job, beyond the job itself (medians, {source})"),
+        &format!(
+            "Latency added to a job, beyond the job itself ({})",
+            if source == "cost" {
+                "per-job medians, cost report, callers in turns"
+            } else {
+                "criterion medians"
+            }
+        ),
         ("sans-serif", 18),
     )?;
     let panels = root.split_evenly((1, layouts.len()));

@@ -37,11 +37,13 @@ pub(crate) type JobResult<R> = Result<R, ComputeError>;
 /// A job on its way to a compute thread. See the module docs.
 pub(crate) struct Job<W, R> {
     shared: Arc<Shared>,
-    /// `None` once the job has run (or been skipped).
-    tx: Option<Sender<JobResult<R>>>,
-    /// `None` once the work has been called.
-    work: Option<W>,
-    submitted_at: Instant,
+    /// The channel and the work; `None` once the job has run (or been
+    /// skipped). One `Option` for both, so the channel's non-null pointer
+    /// is its tag and the job stays small.
+    parts: Option<(Sender<JobResult<R>>, W)>,
+    /// When it was submitted, in nanoseconds since the pool's epoch (half
+    /// the size of an `Instant`).
+    submitted_ns: u64,
     span: SubmitSpan,
 }
 
@@ -52,10 +54,9 @@ where
 {
     pub(crate) fn new(shared: Arc<Shared>, tx: Sender<JobResult<R>>, work: W) -> Self {
         Job {
+            submitted_ns: shared.nanos_since_epoch(Instant::now()),
             shared,
-            tx: Some(tx),
-            work: Some(work),
-            submitted_at: Instant::now(),
+            parts: Some((tx, work)),
             span: SubmitSpan::current(),
         }
     }
@@ -69,7 +70,7 @@ where
     /// skipped) and before the result is sent, so that whoever awaits it
     /// finds the job's room already given back.
     pub(crate) fn run_then(mut self, before_send: impl FnOnce()) {
-        let (Some(tx), Some(work)) = (self.tx.take(), self.work.take()) else {
+        let Some((tx, work)) = self.parts.take() else {
             before_send();
             return;
         };
@@ -91,7 +92,7 @@ where
         }
         let result = run_measured(
             shared,
-            self.submitted_at,
+            shared.instant_since_epoch(self.submitted_ns),
             &self.span,
             work,
             CancelToken::new(&tx, shared),
@@ -111,7 +112,7 @@ where
     R: Send,
 {
     fn is_abandoned(&self) -> bool {
-        self.tx.as_ref().is_none_or(Sender::is_closed)
+        self.parts.as_ref().is_none_or(|(tx, _)| tx.is_closed())
     }
 
     fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
@@ -121,12 +122,10 @@ where
     fn discard(self: Box<Self>) {
         let mut job = *self;
         let shared = &*job.shared;
-        if let Some(tx) = job.tx.take() {
+        if let Some((tx, work)) = job.parts.take() {
+            drop_contained(shared, work);
             if tx.try_start() {
                 shared.metrics.record_cancelled();
-                if let Some(work) = job.work.take() {
-                    drop_contained(shared, work);
-                }
                 let _ = tx.send(Err(ComputeError::Shutdown));
             }
             shared.notify_if_closing();
@@ -136,7 +135,7 @@ where
 
 impl<W, R> Drop for Job<W, R> {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
+        if let Some((tx, work)) = self.parts.take() {
             // Dropped without running. Whoever closes first accounts for it:
             // if the handle is still there, we do, and dropping `tx` resolves
             // it to an error instead of leaving it hanging.
@@ -145,6 +144,7 @@ impl<W, R> Drop for Job<W, R> {
             }
             drop(tx);
             self.shared.notify_if_closing();
+            drop_contained(&self.shared, work);
         }
     }
 }

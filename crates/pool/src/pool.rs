@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: PoolMetrics,
     /// How long a first `.await` may spin; learned from compute times.
     pub(crate) await_spin: AwaitSpin,
+    /// Jobs record their submission time relative to this.
+    epoch: Instant,
     config: ComputeConfig,
     num_threads: usize,
     lifecycle: AtomicU8,
@@ -77,6 +79,16 @@ impl Shared {
     pub(crate) fn spin_budget(&self) -> Option<Duration> {
         let budget = self.await_spin.budget()?;
         (self.metrics.active() <= self.num_threads as u64).then_some(budget)
+    }
+
+    /// `at` as nanoseconds since the pool was built (saturating).
+    pub(crate) fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The inverse of [`nanos_since_epoch`](Self::nanos_since_epoch).
+    pub(crate) fn instant_since_epoch(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
     }
 
     /// The pool this state belongs to, while it is alive.
@@ -164,6 +176,7 @@ impl ComputePool {
         let shared = Arc::new(Shared {
             metrics: PoolMetrics::new(config.slow_task_threshold),
             await_spin: AwaitSpin::new(config.await_spin_limit),
+            epoch: Instant::now(),
             gate: config.max_in_flight.map(Gate::new),
             num_threads,
             lifecycle: AtomicU8::new(OPEN),

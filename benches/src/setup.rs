@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use compute_pool::{ComputeConfig, ComputePool, TaskHandle};
 
@@ -17,8 +18,11 @@ pub enum Bridge {
     /// The job called directly in the async task: the floor (and it blocks
     /// the runtime's worker while it runs).
     Inline,
-    /// Our pool: `ComputePool::execute(f).await`.
+    /// Our pool: `ComputePool::execute(f).await`, default configuration.
     Ours,
+    /// Our pool with its await spin switched off (`await_spin_limit: 0`),
+    /// so the effect of the spin shows in the same run.
+    OursNoSpin,
     /// `tokio::task::spawn_blocking(f).await`, on a blocking pool capped at
     /// the configuration's compute thread count.
     SpawnBlocking,
@@ -31,9 +35,10 @@ pub enum Bridge {
 
 impl Bridge {
     /// Every bridge, the floor first.
-    pub const ALL: [Bridge; 5] = [
+    pub const ALL: [Bridge; 6] = [
         Bridge::Inline,
         Bridge::Ours,
+        Bridge::OursNoSpin,
         Bridge::SpawnBlocking,
         Bridge::Naive,
         Bridge::DoubleHop,
@@ -44,6 +49,7 @@ impl Bridge {
         match self {
             Bridge::Inline => "inline",
             Bridge::Ours => "ours",
+            Bridge::OursNoSpin => "ours_nospin",
             Bridge::SpawnBlocking => "spawn_blocking",
             Bridge::Naive => "naive_bridge",
             Bridge::DoubleHop => "double_hop",
@@ -90,6 +96,8 @@ impl Threads {
 pub struct Pools {
     /// Our pool.
     pub ours: ComputePool,
+    /// Our pool with the await spin switched off.
+    pub ours_nospin: ComputePool,
     /// The custom rayon pool the naive bridge and the double hop use.
     pub rayon: Arc<rayon::ThreadPool>,
     /// The runtime's handle, for `spawn_blocking`.
@@ -115,6 +123,7 @@ impl Pools {
         match bridge {
             Bridge::Inline => Handle::Ready(Some(f())),
             Bridge::Ours => Handle::Ours(self.ours.execute(f)),
+            Bridge::OursNoSpin => Handle::Ours(self.ours_nospin.execute(f)),
             Bridge::SpawnBlocking => Handle::Blocking(self.tokio.spawn_blocking(f)),
             Bridge::Naive => Handle::Peer(naive_spawn(&self.rayon, f)),
             Bridge::DoubleHop => Handle::Peer(double_hop(&self.rayon, f)),
@@ -159,6 +168,13 @@ impl Setup {
             ..ComputeConfig::default()
         })
         .expect("build our pool");
+        let ours_nospin = ComputePool::new(ComputeConfig {
+            num_threads: Some(threads.compute),
+            thread_name_prefix: "bench-nospin".to_owned(),
+            await_spin_limit: Duration::ZERO,
+            ..ComputeConfig::default()
+        })
+        .expect("build our pool without the await spin");
         let rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.compute)
             .thread_name(|i| format!("bench-rayon-{i}"))
@@ -166,6 +182,7 @@ impl Setup {
             .expect("build the rayon pool");
         let pools = Pools {
             ours,
+            ours_nospin,
             rayon: Arc::new(rayon),
             tokio: runtime.handle().clone(),
         };

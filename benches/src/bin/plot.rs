@@ -199,6 +199,7 @@ const FLOOR_US: f64 = 0.1;
 fn colour(bridge: &str) -> RGBColor {
     match bridge {
         "ours" => RGBColor(0xd6, 0x27, 0x28),
+        "ours_nospin" => RGBColor(0xff, 0x7f, 0x0e),
         "naive_bridge" => RGBColor(0x1f, 0x77, 0xb4),
         "spawn_blocking" => RGBColor(0x2c, 0xa0, 0x2c),
         "double_hop" => RGBColor(0x94, 0x67, 0xbd),
@@ -347,7 +348,8 @@ fn print_tables(found: &[Measurement]) {
         let order = |f: &&str| match *f {
             "inline" | "sequential" => 0,
             "ours" | "compute_bridge" => 1,
-            _ => 2,
+            "ours_nospin" => 2,
+            _ => 3,
         };
         functions.sort_by_key(order);
         let ours = functions

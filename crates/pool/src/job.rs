@@ -20,6 +20,7 @@
 //! for itself in `Drop` if its handle still waits, so nothing leaks and no
 //! receiver hangs.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use crate::error::ComputeError;
 use crate::gate::QueuedJob;
 use crate::handle::CancelToken;
 use crate::pool::Shared;
+use crate::spin::linger_for;
 
 /// What a job's channel carries.
 pub(crate) type JobResult<R> = Result<R, ComputeError>;
@@ -62,8 +64,21 @@ where
     }
 
     /// Runs the job on the current (compute) thread. See the module docs.
+    ///
+    /// Afterwards, an outermost job of a pool whose jobs are short lingers
+    /// briefly, running whatever rayon work turns up (typically the next job
+    /// of an awaiter that just got this result), so that job starts at once
+    /// instead of waiting for an idle thread to notice it (see `spin.rs`).
     pub(crate) fn run(self) {
+        let Some(_outermost) = OutermostJob::enter() else {
+            self.run_then(|| {});
+            return;
+        };
+        let linger = self.shared.linger_budget();
         self.run_then(|| {});
+        if let Some(budget) = linger {
+            linger_for(budget);
+        }
     }
 
     /// Runs the job, calling `before_send` once its work is over (or
@@ -98,9 +113,13 @@ where
             CancelToken::new(&tx, shared),
         );
         before_send();
-        if let Err(unclaimed) = tx.send(result) {
+        // `send` only panics if the awaiter's waker panics in `wake`; the
+        // value is delivered all the same, so count it and carry on.
+        match catch_unwind(AssertUnwindSafe(move || tx.send(result))) {
+            Ok(Ok(())) => {}
             // Nobody awaits the result: drop it here.
-            drop_contained(shared, unclaimed);
+            Ok(Err(unclaimed)) => drop_contained(shared, unclaimed),
+            Err(_waker_panic) => shared.metrics.record_escaped_panic(),
         }
         shared.notify_if_closing();
     }
@@ -146,6 +165,29 @@ impl<W, R> Drop for Job<W, R> {
             self.shared.notify_if_closing();
             drop_contained(&self.shared, work);
         }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is inside a [`Job::run`] (so a job run nested in
+    /// it, by rayon while it waits, does not linger on top of it).
+    static IN_JOB: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the outermost job on this thread until dropped.
+struct OutermostJob;
+
+impl OutermostJob {
+    fn enter() -> Option<OutermostJob> {
+        // `then`, not `then_some`: an eagerly built guard would be dropped
+        // (clearing the flag) when this thread is already inside a job.
+        IN_JOB.with(|in_job| (!in_job.replace(true)).then(|| OutermostJob))
+    }
+}
+
+impl Drop for OutermostJob {
+    fn drop(&mut self) {
+        IN_JOB.with(|in_job| in_job.set(false));
     }
 }
 

@@ -81,6 +81,14 @@ impl Shared {
         (self.metrics.active() <= self.num_threads as u64).then_some(budget)
     }
 
+    /// How long a compute thread lingers for more work after a job: only
+    /// while the await spin is on and jobs are short (see `spin.rs`).
+    pub(crate) fn linger_budget(&self) -> Option<Duration> {
+        self.await_spin
+            .budget()
+            .map(|budget| budget.min(crate::spin::LINGER))
+    }
+
     /// `at` as nanoseconds since the pool was built (saturating).
     pub(crate) fn nanos_since_epoch(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)

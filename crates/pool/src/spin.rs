@@ -13,6 +13,16 @@
 //!   not at all when the typical job is longer than that limit, or when the
 //!   pool has more active jobs than threads (the job would have to queue);
 //! - **off** with `await_spin_limit = Duration::ZERO`.
+//!
+//! The compute side has the mirror problem: an idle rayon thread notices a
+//! new job only after its next `sched_yield`, or after a wakeup once it has
+//! gone to sleep. So a compute thread that just finished a short job
+//! *lingers*: for at most [`LINGER`] it keeps asking rayon for work
+//! (`rayon::yield_now`), and runs the awaiter's next job the moment it is
+//! submitted. It lingers only when the await spin is on (the same switch and
+//! the same learned "jobs here are short"), never on top of another job, and
+//! a job it runs restarts the wait, so a steady stream keeps it hot while an
+//! idle pool falls quiet within [`LINGER`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +33,9 @@ pub(crate) struct AwaitSpin {
     /// Moving average of compute time (weight 1/8); 0 until the first job.
     typical_ns: AtomicU64,
 }
+
+/// The longest a compute thread lingers for new work after a short job.
+pub(crate) const LINGER: Duration = Duration::from_micros(20);
 
 /// Spin for at least this long when anything is spun at all: the cost of a
 /// hand-off itself, so the first jobs of a pool are covered too.
@@ -66,6 +79,35 @@ impl AwaitSpin {
         }
         let spin = typical.saturating_mul(2).max(FLOOR_NS).min(self.limit_ns);
         Some(Duration::from_nanos(spin))
+    }
+}
+
+/// Keeps running rayon work on this (compute) thread until none has turned
+/// up for `budget`; yields to the OS scheduler now and then, like the await
+/// spin, so a thread queued on this CPU is not starved.
+pub(crate) fn linger_for(budget: Duration) {
+    let mut deadline = Instant::now() + budget;
+    let mut idle_rounds = 0u32;
+    loop {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => {
+                deadline = Instant::now() + budget;
+                idle_rounds = 0;
+            }
+            Some(rayon::Yield::Idle) => {
+                idle_rounds += 1;
+                if idle_rounds % 64 == 0 {
+                    if Instant::now() >= deadline {
+                        return;
+                    }
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            // Not a rayon thread: nothing to linger for.
+            None => return,
+        }
     }
 }
 

@@ -81,3 +81,8 @@ pub use runtime::Runtime;
 pub use settings::{RuntimeConfig, ThreadPlan};
 pub use size_class::SizeClass;
 // -- end runtime exports --
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -305,7 +305,7 @@ fn draw(points: &[Point], out: &Path, source: &str) -> Result<(), Box<dyn std::e
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .draw()?;
     }
     root.present()?;

@@ -3,10 +3,10 @@
 //! Everything here exists only under `--cfg loom`; a plain build of the
 //! workspace compiles this crate to nothing.
 //!
-//! - [`CountingWaker`]: a waker that counts its clones, drops and wakes, and
+//! - `CountingWaker`: a waker that counts its clones, drops and wakes, and
 //!   optionally unparks a thread, so a lost wakeup shows up as a loom deadlock
 //!   and a leaked or double-dropped waker as a count mismatch.
-//! - [`Tracked`]: a value that counts its drops, so "dropped exactly once" is
+//! - `Tracked`: a value that counts its drops, so "dropped exactly once" is
 //!   checked rather than hoped.
 
 #![cfg(loom)]

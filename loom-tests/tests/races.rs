@@ -2,7 +2,7 @@
 //!
 //! A lost wakeup makes the polling thread park forever, which loom reports as
 //! a deadlock; a value or waker dropped twice or never shows up in the
-//! [`Tracked`] and [`CountingWaker`] counts; an unsynchronised access to a
+//! `Tracked` and `CountingWaker` counts; an unsynchronised access to a
 //! cell is reported by loom's `UnsafeCell` itself.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`

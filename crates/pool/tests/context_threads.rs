@@ -1,31 +1,11 @@
 //! `compute_pool::current()` returns the runtime's pool on every kind of
 //! thread the runtime owns, and `None` on a thread it does not.
 
+mod support;
+
 use std::time::Duration;
 
 use compute_pool::{ComputePool, Runtime, RuntimeConfig};
-
-/// Runs `body` on its own thread and fails the test if it takes longer than
-/// `limit` (a hang fails fast instead of stalling the suite).
-fn with_watchdog<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
-    }
-}
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
@@ -111,7 +91,7 @@ fn every_runtime_thread_sees_the_pool() {
 
 #[test]
 fn two_runtimes_see_their_own_pools() {
-    with_watchdog(Duration::from_secs(30), || {
+    support::watchdog_for(Duration::from_secs(30), || {
         let first = runtime();
         let second = runtime();
         let first_pool = first.compute_pool().unwrap();
@@ -142,7 +122,7 @@ fn two_runtimes_see_their_own_pools() {
 
 #[test]
 fn no_pool_no_context() {
-    with_watchdog(Duration::from_secs(30), || {
+    support::watchdog_for(Duration::from_secs(30), || {
         let runtime = Runtime::new(RuntimeConfig {
             num_worker_threads: Some(1),
             compute_threads: Some(0),

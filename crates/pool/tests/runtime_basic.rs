@@ -1,32 +1,11 @@
 //! `Runtime::new`: thread counts, names, `compute_threads = 0`, handles, and
 //! bad configs as errors.
 
-use std::sync::mpsc;
+mod support;
+
 use std::time::Duration;
 
 use compute_pool::{ConfigError, Runtime, RuntimeConfig};
-
-/// Runs `body` on its own thread and fails the test if it takes longer than
-/// `limit` (a hang fails fast instead of stalling the suite).
-fn with_watchdog<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
-    }
-}
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -40,7 +19,7 @@ fn small(workers: usize, compute: usize) -> RuntimeConfig {
 
 #[test]
 fn counts_names_and_work() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let config = RuntimeConfig {
             compute_thread_prefix: Some("crunch".into()),
             compute_stack_size: Some(1 << 20),
@@ -76,7 +55,7 @@ fn counts_names_and_work() {
 
 #[test]
 fn handle_spawns_onto_the_runtime() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(small(1, 1)).unwrap();
         let task = runtime.handle().spawn(async { 6 * 7 });
         assert_eq!(runtime.block_on(task).unwrap(), 42);
@@ -91,7 +70,7 @@ fn handle_spawns_onto_the_runtime() {
 
 #[test]
 fn compute_threads_zero_means_no_pool() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(RuntimeConfig {
             compute_threads: Some(0),
             ..Default::default()
@@ -115,7 +94,7 @@ fn compute_threads_zero_means_no_pool() {
 
 #[test]
 fn defaults_build() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
         let plan = runtime.thread_plan();
         assert_eq!(plan, RuntimeConfig::default().thread_plan());
@@ -129,7 +108,7 @@ fn defaults_build() {
 
 #[test]
 fn from_toml_and_env() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let config = RuntimeConfig::from_toml_str(
             "[runtime]\nnum_worker_threads = 2\ncompute_threads = 2\ncompute_stack_size = \"2MB\"\n",
         )

@@ -1,33 +1,13 @@
 //! A config that oversubscribes the machine logs a `tracing` warning saying
 //! by how much; one that fits logs none.
 
+mod support;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use compute_pool::{Runtime, RuntimeConfig};
-
-/// Runs `body` on its own thread and fails the test if it takes longer than
-/// `limit` (a hang fails fast instead of stalling the suite).
-fn with_watchdog<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
-    }
-}
 
 /// A `tracing` subscriber writing into a buffer, and the buffer.
 fn capture() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<u8>>>) {
@@ -94,7 +74,7 @@ fn fitting_plan_is_quiet() {
 /// thread" from `Runtime::new`; the defaults do not warn.
 #[test]
 fn runtime_new_warns_by_how_much() {
-    with_watchdog(Duration::from_secs(30), || {
+    support::watchdog_for(Duration::from_secs(30), || {
         let budget = RuntimeConfig::default().thread_plan().budget();
         let over = RuntimeConfig {
             num_worker_threads: Some(budget),

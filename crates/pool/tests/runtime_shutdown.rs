@@ -1,31 +1,13 @@
 //! `Runtime::shutdown` drains compute work before Tokio goes, reports a
 //! missed deadline, and neither it nor a drop panics inside async code.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use compute_pool::{Runtime, RuntimeConfig};
-
-fn with_watchdog<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
-    }
-}
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -39,7 +21,7 @@ fn config() -> RuntimeConfig {
 
 #[test]
 fn drains_compute_work_first() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         let (started_tx, started_rx) = mpsc::channel();
@@ -69,7 +51,7 @@ fn drains_compute_work_first() {
 
 #[test]
 fn reports_a_missed_deadline() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -92,7 +74,7 @@ fn reports_a_missed_deadline() {
 
 #[test]
 fn shutdown_without_a_pool() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(RuntimeConfig {
             compute_threads: Some(0),
             num_worker_threads: Some(1),
@@ -106,7 +88,7 @@ fn shutdown_without_a_pool() {
 
 #[test]
 fn shutdown_and_drop_inside_async_code_do_not_panic() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let outer = Runtime::new(config()).unwrap();
         outer.block_on(async {
             let inner = Runtime::new(config()).unwrap();
@@ -125,7 +107,7 @@ fn shutdown_and_drop_inside_async_code_do_not_panic() {
 
 #[test]
 fn plain_drop_stops_everything() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         runtime.block_on(async {

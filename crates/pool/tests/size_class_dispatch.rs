@@ -2,7 +2,8 @@
 //! multi-thread runtime and falls back correctly elsewhere, large awaits
 //! `execute`. All return our `Result` and contain panics.
 
-use std::sync::mpsc;
+mod support;
+
 use std::time::Duration;
 
 use compute_pool::{ComputeConfig, ComputeError, ComputePool, SizeClass};
@@ -20,26 +21,6 @@ fn thread_name() -> String {
     std::thread::current().name().unwrap_or("").to_owned()
 }
 
-fn with_watchdog<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            worker.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for {limit:?}"),
-    }
-}
-
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs `body` on a 2-worker multi-thread runtime under a watchdog thread:
@@ -49,7 +30,7 @@ fn on_multi_thread<F: std::future::Future + Send + 'static>(body: F)
 where
     F::Output: Send + 'static,
 {
-    with_watchdog(LIMIT, move || {
+    support::watchdog_for(LIMIT, move || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -114,7 +95,7 @@ fn panics_are_errors_in_every_class() {
 /// not call it there.
 #[test]
 fn medium_on_a_current_thread_runtime() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -139,7 +120,7 @@ fn medium_on_a_current_thread_runtime() {
 /// Inside a `LocalSet` on a current-thread runtime: same fallback.
 #[test]
 fn medium_in_a_local_set() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -158,7 +139,7 @@ fn medium_in_a_local_set() {
 /// Outside Tokio altogether (another executor).
 #[test]
 fn medium_outside_tokio() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let pool = pool(1);
         let value = futures::executor::block_on(pool.run_medium(|| 4)).unwrap();
         assert_eq!(value, 4);
@@ -169,7 +150,7 @@ fn medium_outside_tokio() {
 /// `block_in_place` is allowed: `run_medium` uses it there.
 #[test]
 fn medium_in_block_on_and_on_blocking_threads() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
@@ -195,7 +176,7 @@ fn medium_in_block_on_and_on_blocking_threads() {
 /// waiting for a thread that is itself.
 #[test]
 fn medium_from_inside_the_pool_does_not_deadlock() {
-    with_watchdog(LIMIT, || {
+    support::watchdog_for(LIMIT, || {
         let pool = pool(1);
         let inner = pool.clone();
         let value = pool

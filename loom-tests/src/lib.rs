@@ -9,6 +9,11 @@
 //! - `Tracked`: a value that counts its drops, so "dropped exactly once" is
 //!   checked rather than hoped.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 #![cfg(loom)]
 
 use std::sync::Arc as StdArc;

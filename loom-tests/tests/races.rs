@@ -8,6 +8,11 @@
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`
 #![cfg(loom)]
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;

@@ -73,11 +73,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 for i in 0..num_tasks {
                     let sink = sink.clone();
                     scope.spawn(move |_| {
+                        // ORDERING: Relaxed: an xor is order-independent, and
+                        // the scope's end orders every update before the load.
                         sink.fetch_xor(expensive_computation(i), Ordering::Relaxed);
                     });
                 }
             })
             .await?;
+            // ORDERING: Relaxed: the awaited scope has ended, which orders
+            // every spawned update before this load.
             Ok::<_, compute_pool::ComputeError>((num_tasks, checksum.load(Ordering::Relaxed)))
         }
     });

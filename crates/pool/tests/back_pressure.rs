@@ -1,6 +1,11 @@
 //! Back-pressure: with `max_in_flight = Some(n)`, at most n jobs are queued
 //! or running; submitters wait in order; `try_execute` answers `Saturated`.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,11 @@
 //! Cancellation: a dropped or cancelled handle stops a job that has not
 //! started; a running job can watch its `CancelToken`.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,6 +3,11 @@
 //! under its pending handles. Each must leave every handle resolved, the
 //! pool usable (or cleanly gone) and the metrics balanced.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod reliability_common;
 
 use std::future::Future;

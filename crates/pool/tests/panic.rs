@@ -1,5 +1,10 @@
 //! Panics: contained, reported with their payload, never fatal to the pool.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,11 @@
 //! `Runtime::shutdown` drains compute work before Tokio goes, reports a
 //! missed deadline, and neither it nor a drop panics inside async code.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,11 @@
 //! Shutdown: new work is refused, accepted work finishes or resolves within
 //! the timeout, and no handle hangs; dropping the last clone drains the pool.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

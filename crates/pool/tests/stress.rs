@@ -31,6 +31,11 @@
 //! `STRESS_WATCHDOG_SECS` overrides the watchdog (default 300 s). Run with
 //! `--nocapture` to see the figures.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 mod reliability_common;
 
 use std::any::Any;

@@ -1,6 +1,11 @@
 //! Shared test helpers: a watchdog, so a hang fails instead of stalling CI,
 //! and a value that counts its drops.
 
+// ORDERING: the atomics in this file are test bookkeeping (counters and
+// flags). Each is read only after the threads or tasks that write it have been
+// joined or awaited, or is polled until it reaches a value; the orderings used
+// (SeqCst unless a comment says otherwise) are stronger than that needs.
+
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -83,26 +83,17 @@ impl AwaitSpin {
 }
 
 /// Keeps running rayon work on this (compute) thread until none has turned
-/// up for `budget`; yields to the OS scheduler now and then, like the await
-/// spin, so a thread queued on this CPU is not starved.
+/// up for `budget`, yielding to the OS scheduler between rounds (see
+/// [`Rounds`]) so a thread waiting for this CPU is not starved.
 pub(crate) fn linger_for(budget: Duration) {
     let mut deadline = Instant::now() + budget;
-    let mut idle_rounds = 0u32;
+    let mut rounds = Rounds::new();
     loop {
         match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => {
-                deadline = Instant::now() + budget;
-                idle_rounds = 0;
-            }
+            Some(rayon::Yield::Executed) => deadline = Instant::now() + budget,
             Some(rayon::Yield::Idle) => {
-                idle_rounds += 1;
-                if idle_rounds % 64 == 0 {
-                    if Instant::now() >= deadline {
-                        return;
-                    }
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
+                if !rounds.next(deadline) {
+                    return;
                 }
             }
             // Not a rayon thread: nothing to linger for.
@@ -112,26 +103,76 @@ pub(crate) fn linger_for(budget: Duration) {
 }
 
 /// Spins until `done()` or `budget` has passed; returns whether `done()`.
-///
-/// The clock is read once every 64 checks, so a check costs a load. Between
-/// rounds the thread yields to the OS scheduler: the compute thread that was
-/// just woken to run the job is often queued on this very CPU (the kernel
-/// places a wakee next to its waker), and a spin that never yields would
-/// keep it from starting until the budget ran out. A yield with nobody else
-/// waiting returns at once.
 pub(crate) fn spin_until(budget: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + budget;
+    let mut rounds = Rounds::new();
     loop {
-        for _ in 0..64 {
-            if done() {
-                return true;
-            }
-            std::hint::spin_loop();
+        if done() {
+            return true;
         }
-        if Instant::now() >= deadline {
+        if !rounds.next(deadline) {
             return done();
         }
+    }
+}
+
+/// The pacing of a busy wait: what to do between two checks.
+///
+/// Alone on its CPU, a waiter checks back to back (a pause between checks),
+/// reads the clock once every [`SOLO_CHECKS`] and then offers the CPU with
+/// `sched_yield`, which returns at once when nobody else wants it.
+///
+/// The thread it waits for is often queued on this very CPU, though (the
+/// kernel places a woken thread next to its waker): then every check the
+/// waiter makes is time that thread does not run. A yield that took long
+/// shows it: another thread ran meanwhile. From then on the waiter yields
+/// after every check, so the two take turns at once instead of after a
+/// round of useless checks; a quick yield puts it back to solo pacing.
+struct Rounds {
+    checks: u32,
+    checks_per_yield: u32,
+}
+
+/// Checks between yields for a waiter alone on its CPU.
+const SOLO_CHECKS: u32 = 64;
+
+/// A `sched_yield` that lasts longer than this ran another thread (one that
+/// finds nobody to switch to costs a few hundred nanoseconds).
+const SHARED_CPU_YIELD: Duration = Duration::from_micros(2);
+
+impl Rounds {
+    fn new() -> Rounds {
+        Rounds {
+            checks: 0,
+            checks_per_yield: SOLO_CHECKS,
+        }
+    }
+
+    /// Paces one round after a check that found nothing; `false` once
+    /// `deadline` has passed.
+    fn next(&mut self, deadline: Instant) -> bool {
+        self.checks += 1;
+        if self.checks < self.checks_per_yield {
+            std::hint::spin_loop();
+            return true;
+        }
+        self.checks = 0;
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
         std::thread::yield_now();
+        self.after_yield(now.elapsed());
+        true
+    }
+
+    /// Sets the pacing from how long the last yield took.
+    fn after_yield(&mut self, took: Duration) {
+        self.checks_per_yield = if took > SHARED_CPU_YIELD {
+            1
+        } else {
+            SOLO_CHECKS
+        };
     }
 }
 
@@ -156,6 +197,33 @@ mod tests {
             spin.observe(Duration::from_millis(1));
         }
         assert_eq!(spin.budget(), None, "long jobs are not spun for");
+    }
+
+    #[test]
+    fn a_long_yield_makes_the_wait_yield_after_every_check() {
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut rounds = Rounds::new();
+        let solo_round = |rounds: &mut Rounds| {
+            (1..SOLO_CHECKS).for_each(|_| assert!(rounds.next(far)));
+            assert_eq!(
+                rounds.checks,
+                SOLO_CHECKS - 1,
+                "no yield before the 64th check"
+            );
+        };
+        solo_round(&mut rounds);
+        rounds.after_yield(Duration::from_micros(40));
+        assert_eq!(rounds.checks_per_yield, 1, "another thread ran: take turns");
+        rounds.after_yield(Duration::from_nanos(300));
+        assert_eq!(rounds.checks_per_yield, SOLO_CHECKS, "alone again");
+        let mut rounds = Rounds::new();
+        rounds.after_yield(Duration::from_micros(40));
+        rounds.checks = 0;
+        let past = Instant::now();
+        assert!(
+            !rounds.next(past),
+            "every check is a yield point, and sees the deadline"
+        );
     }
 
     #[test]

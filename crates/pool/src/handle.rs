@@ -169,9 +169,12 @@ impl<R> Future for TaskHandle<R> {
                 if !*spun {
                     // The first poll may stay awake briefly for a short job
                     // (learned, bounded; see `spin.rs`) instead of parking.
+                    // (A result already there needs no decision.)
                     *spun = true;
-                    if let Some(budget) = shared.spin_budget() {
-                        spin_until(budget, || rx.is_finished());
+                    if !rx.is_finished() {
+                        if let Some(budget) = shared.spin_budget() {
+                            spin_until(budget, || rx.is_finished());
+                        }
                     }
                 }
                 let received = ready!(Pin::new(rx).poll(cx));

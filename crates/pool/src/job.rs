@@ -1,8 +1,9 @@
 //! The one wrapper every pool job runs in.
 //!
-//! A [`Job`] carries the user's work, the sending end of its bridge channel
-//! and the pool's [`Shared`] state (never the rayon pool itself, so jobs do
-//! not keep the pool's threads alive). On a compute thread, [`Job::run`]:
+//! A [`Job`] carries the user's work and the sending end of its bridge
+//! channel, and reaches the pool's [`Shared`] state through its [`Home`]
+//! (never the rayon pool itself, so jobs do not keep the pool's threads
+//! alive). On a compute thread, [`Job::run`]:
 //!
 //! 1. claims the channel with `try_start` (false: the handle was dropped or
 //!    cancelled first, and the handle side has already counted it: skip);
@@ -20,7 +21,7 @@
 //! for itself in `Drop` if its handle still waits, so nothing leaks and no
 //! receiver hangs.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,8 +38,13 @@ use crate::spin::linger_for;
 pub(crate) type JobResult<R> = Result<R, ComputeError>;
 
 /// A job on its way to a compute thread. See the module docs.
-pub(crate) struct Job<W, R> {
-    shared: Arc<Shared>,
+///
+/// `H` says how the job reaches its pool's [`Shared`] state: a job spawned
+/// straight onto the pool's threads finds it in the thread's [`Home`]
+/// (no reference count to touch per job); a job that may be run or dropped
+/// elsewhere (the `max_in_flight` queue, `try_execute`) holds an `Arc`.
+pub(crate) struct Job<W, R, H: Home = Arc<Shared>> {
+    home: H,
     /// The channel and the work; `None` once the job has run (or been
     /// skipped). One `Option` for both, so the channel's non-null pointer
     /// is its tag and the job stays small.
@@ -49,15 +55,16 @@ pub(crate) struct Job<W, R> {
     span: SubmitSpan,
 }
 
-impl<W, R> Job<W, R>
+impl<W, R, H> Job<W, R, H>
 where
     W: FnOnce(CancelToken<'_>) -> R + Send,
     R: Send,
+    H: Home,
 {
-    pub(crate) fn new(shared: Arc<Shared>, tx: Sender<JobResult<R>>, work: W) -> Self {
+    pub(crate) fn new(shared: &Shared, home: H, tx: Sender<JobResult<R>>, work: W) -> Self {
         Job {
             submitted_ns: shared.nanos_since_epoch(Instant::now()),
-            shared,
+            home,
             parts: Some((tx, work)),
             span: SubmitSpan::current(),
         }
@@ -74,7 +81,7 @@ where
             self.run_then(|| {});
             return;
         };
-        let linger = self.shared.linger_budget();
+        let linger = self.home.with(Shared::linger_budget).flatten();
         self.run_then(|| {});
         if let Some(budget) = linger {
             linger_for(budget);
@@ -89,43 +96,48 @@ where
             before_send();
             return;
         };
-        let shared = &*self.shared;
-        if !tx.try_start() {
-            // The handle closed first and counted the job cancelled.
-            drop_contained(shared, work);
+        let span = std::mem::take(&mut self.span);
+        let submitted_ns = self.submitted_ns;
+        // Without its pool's state (which cannot happen: see `Home`) the
+        // job is dropped unrun, and its handle resolves to `Lost`.
+        self.home.with(move |shared| {
+            if !tx.try_start() {
+                // The handle closed first and counted the job cancelled.
+                drop_contained(shared, work);
+                before_send();
+                return;
+            }
+            if shared.is_past_deadline() {
+                shared.metrics.record_cancelled();
+                drop_contained(shared, work);
+                before_send();
+                // An error value: if nobody waits, dropping it here is harmless.
+                let _ = tx.send(Err(ComputeError::Shutdown));
+                shared.notify_if_closing();
+                return;
+            }
+            let result = run_measured(
+                shared,
+                shared.instant_since_epoch(submitted_ns),
+                &span,
+                work,
+                CancelToken::new(&tx, shared),
+            );
             before_send();
-            return;
-        }
-        if shared.is_past_deadline() {
-            shared.metrics.record_cancelled();
-            drop_contained(shared, work);
-            before_send();
-            // An error value: if nobody waits, dropping it here is harmless.
-            let _ = tx.send(Err(ComputeError::Shutdown));
+            // `send` only panics if the awaiter's waker panics in `wake`; the
+            // value is delivered all the same, so count it and carry on.
+            match catch_unwind(AssertUnwindSafe(move || tx.send(result))) {
+                Ok(Ok(())) => {}
+                // Nobody awaits the result: drop it here.
+                Ok(Err(unclaimed)) => drop_contained(shared, unclaimed),
+                Err(_waker_panic) => shared.metrics.record_escaped_panic(),
+            }
             shared.notify_if_closing();
-            return;
-        }
-        let result = run_measured(
-            shared,
-            shared.instant_since_epoch(self.submitted_ns),
-            &self.span,
-            work,
-            CancelToken::new(&tx, shared),
-        );
-        before_send();
-        // `send` only panics if the awaiter's waker panics in `wake`; the
-        // value is delivered all the same, so count it and carry on.
-        match catch_unwind(AssertUnwindSafe(move || tx.send(result))) {
-            Ok(Ok(())) => {}
-            // Nobody awaits the result: drop it here.
-            Ok(Err(unclaimed)) => drop_contained(shared, unclaimed),
-            Err(_waker_panic) => shared.metrics.record_escaped_panic(),
-        }
-        shared.notify_if_closing();
+        });
     }
 }
 
-impl<W, R> QueuedJob for Job<W, R>
+impl<W, R> QueuedJob for Job<W, R, Arc<Shared>>
 where
     W: FnOnce(CancelToken<'_>) -> R + Send,
     R: Send,
@@ -140,7 +152,7 @@ where
 
     fn discard(self: Box<Self>) {
         let mut job = *self;
-        let shared = &*job.shared;
+        let shared = &*job.home;
         if let Some((tx, work)) = job.parts.take() {
             drop_contained(shared, work);
             if tx.try_start() {
@@ -152,19 +164,64 @@ where
     }
 }
 
-impl<W, R> Drop for Job<W, R> {
+impl<W, R, H: Home> Drop for Job<W, R, H> {
     fn drop(&mut self) {
         if let Some((tx, work)) = self.parts.take() {
             // Dropped without running. Whoever closes first accounts for it:
             // if the handle is still there, we do, and dropping `tx` resolves
             // it to an error instead of leaving it hanging.
-            if tx.try_start() {
-                self.shared.metrics.record_cancelled();
-            }
-            drop(tx);
-            self.shared.notify_if_closing();
-            drop_contained(&self.shared, work);
+            self.home.with(move |shared| {
+                if tx.try_start() {
+                    shared.metrics.record_cancelled();
+                }
+                drop(tx);
+                shared.notify_if_closing();
+                drop_contained(shared, work);
+            });
         }
+    }
+}
+
+/// How a job reaches its pool's [`Shared`] state when it runs or is dropped.
+pub(crate) trait Home {
+    /// Calls `f` with the pool's state; `None` (and `f` dropped) if it
+    /// cannot be reached.
+    fn with<T>(&self, f: impl FnOnce(&Shared) -> T) -> Option<T>;
+}
+
+/// A job that holds its pool's state.
+impl Home for Arc<Shared> {
+    fn with<T>(&self, f: impl FnOnce(&Shared) -> T) -> Option<T> {
+        Some(f(self))
+    }
+}
+
+/// A job spawned onto its pool's own threads, which finds the pool's state
+/// in the thread it runs on: every compute thread holds its pool's
+/// [`Shared`] from its start (see [`ComputeThreadHome::enter`]) to its exit,
+/// and rayon runs a pool's spawned jobs only on that pool's threads, before
+/// they exit. So the job needs no reference of its own, and the submitting
+/// and computing threads do not take turns on one reference count.
+pub(crate) struct ComputeThreadHome;
+
+thread_local! {
+    /// The pool state of this compute thread; empty on other threads.
+    static HOME: OnceCell<Arc<Shared>> = const { OnceCell::new() };
+}
+
+impl ComputeThreadHome {
+    /// Makes `shared` this (compute) thread's home, from the pool's
+    /// thread start handler.
+    pub(crate) fn enter(shared: Arc<Shared>) {
+        let _ = HOME.try_with(|home| home.set(shared));
+    }
+}
+
+impl Home for ComputeThreadHome {
+    fn with<T>(&self, f: impl FnOnce(&Shared) -> T) -> Option<T> {
+        HOME.try_with(|home| home.get().map(|shared| f(shared)))
+            .ok()
+            .flatten()
     }
 }
 
@@ -232,6 +289,7 @@ where
 /// while the job runs. Boxed, and only when the span is live (a subscriber
 /// wants it), so it costs a job one pointer; without the `tracing` feature
 /// it is empty.
+#[derive(Default)]
 pub(crate) struct SubmitSpan {
     #[cfg(feature = "tracing")]
     span: Option<Box<tracing::Span>>,

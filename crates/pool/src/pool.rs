@@ -12,7 +12,7 @@ use crate::context;
 use crate::error::{ArgumentError, ComputeError};
 use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
-use crate::job::{run_measured, Job, SubmitSpan};
+use crate::job::{run_measured, ComputeThreadHome, Job, SubmitSpan};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
 use crate::spin::AwaitSpin;
 
@@ -24,8 +24,9 @@ const CLOSED: u8 = 1;
 /// discarded with `Shutdown` when a compute thread reaches them.
 const PAST_DEADLINE: u8 = 2;
 
-/// What jobs share with the pool. Jobs hold this, never the rayon pool, so
-/// dropping the last [`ComputePool`] lets the threads finish and exit.
+/// What jobs share with the pool. Jobs and the compute threads hold this,
+/// never the rayon pool, so dropping the last [`ComputePool`] lets the
+/// threads finish and exit.
 pub(crate) struct Shared {
     pub(crate) metrics: PoolMetrics,
     /// How long a first `.await` may spin; learned from compute times.
@@ -209,8 +210,11 @@ impl ComputePool {
                 }
             })
             .start_handler({
-                let shared = Arc::downgrade(&shared);
-                move |_index| context::set_current_shared(shared.clone())
+                let shared = shared.clone();
+                move |_index| {
+                    context::set_current_shared(Arc::downgrade(&shared));
+                    ComputeThreadHome::enter(shared.clone());
+                }
             });
         if let Some(size) = shared.config.stack_size {
             builder = builder.stack_size(size);
@@ -598,7 +602,7 @@ impl ComputePool {
             return Ok(self.spawn_job(move |_: CancelToken<'_>| f()));
         };
         let (tx, rx) = compute_bridge::channel();
-        let job = Job::new(shared.clone(), tx, move |_: CancelToken<'_>| f());
+        let job = Job::new(shared, shared.clone(), tx, move |_: CancelToken<'_>| f());
         match gate.try_enqueue(Box::new(job)) {
             Ok(spawn) => {
                 shared.metrics.record_submitted();
@@ -741,7 +745,7 @@ impl ComputePool {
         // holding a permit runs it. The handle just waits for the result.
         let (tx, rx) = compute_bridge::channel();
         shared.metrics.record_submitted();
-        let job = Job::new(shared.clone(), tx, work);
+        let job = Job::new(shared, shared.clone(), tx, work);
         if gate.enqueue(Box::new(job)) {
             self.spawn_puller();
         }
@@ -767,7 +771,7 @@ impl ComputePool {
         let shared = &self.inner.shared;
         let (tx, rx) = compute_bridge::channel();
         shared.metrics.record_submitted();
-        let job = Job::new(shared.clone(), tx, work);
+        let job = Job::new(shared, ComputeThreadHome, tx, work);
         self.inner.rayon.spawn(move || job.run());
         TaskHandle::waiting(rx, shared.clone())
     }

@@ -1,5 +1,7 @@
 //! An `execute` costs two allocations: the bridge channel and rayon's job
-//! box. Counted with a counting global allocator (its own test binary).
+//! box, and no more bytes than the naive bridge (rayon `spawn` + a tokio
+//! oneshot) spends on the same job. Counted with a counting global
+//! allocator (its own test binary).
 
 mod support;
 
@@ -11,12 +13,18 @@ use support::watchdog;
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// The counters are process-wide: the tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // SAFETY: forwards to the system allocator unchanged, only counting calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // ORDERING: Relaxed: a tally read after the measured work is joined.
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // ORDERING: Relaxed: as above.
+        BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
@@ -32,6 +40,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn two_allocations_per_execute() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(|| {
         let pool = support::pool(1);
         // Warm up: thread-locals, the executor, lazily built state.
@@ -50,5 +59,51 @@ fn two_allocations_per_execute() {
         eprintln!("{per_job:.3} allocations per execute");
         // Slack for rare allocations elsewhere (rayon's deque growth, parking).
         assert!(per_job <= 2.05, "{per_job} allocations per execute");
+    });
+}
+
+/// Bytes allocated per call of `submit_and_wait`, over `n` calls.
+fn bytes_per_call(n: u64, mut submit_and_wait: impl FnMut(u64)) -> f64 {
+    // ORDERING: Relaxed: a tally read after the measured work is joined.
+    let before = BYTES.load(Ordering::Relaxed);
+    for i in 0..n {
+        submit_and_wait(i);
+    }
+    // ORDERING: Relaxed: as above.
+    (BYTES.load(Ordering::Relaxed) - before) as f64 / n as f64
+}
+
+#[test]
+fn no_more_bytes_per_execute_than_the_naive_bridge() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    watchdog(|| {
+        let pool = support::pool(1);
+        let rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        // A job that captures nothing, so the bridges' own bytes show.
+        let job = || std::hint::black_box(42u64);
+        let ours = |_| {
+            assert_eq!(futures::executor::block_on(pool.execute(job)).unwrap(), 42);
+        };
+        let naive = |_| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            rayon.spawn(move || {
+                let _ = tx.send(std::panic::catch_unwind(job));
+            });
+            assert_eq!(futures::executor::block_on(rx).unwrap().unwrap(), 42);
+        };
+        // Warm up both (thread-locals, lazily built state), then measure.
+        bytes_per_call(100, ours);
+        bytes_per_call(100, naive);
+        let ours = bytes_per_call(2000, ours);
+        let naive = bytes_per_call(2000, naive);
+        eprintln!("bytes per execute: ours {ours:.1}, naive bridge {naive:.1}");
+        // Slack for rare allocations elsewhere (rayon's deque growth, parking).
+        assert!(
+            ours <= naive + 0.5,
+            "ours {ours} bytes, naive bridge {naive}"
+        );
     });
 }

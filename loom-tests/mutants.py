@@ -12,7 +12,7 @@ muts = {
  'M1 publish_waker ignores a send that landed before WAKER_SET (race1)': ('channel.rs',
    "        drop(old);\n        if prev.is_tx_done() {", "        drop(old);\n        if false && prev.is_tx_done() {"),
  'M2 re-poll keeps the stale waker (race2)': ('channel.rs',
-   "                (*stored).as_ref().is_some_and(|w| w.will_wake(waker))", "                (*stored).is_some()"),
+   "(*stored).as_ref().is_some_and(|w| w.will_wake(waker))", "(*stored).is_some()"),
  'M3 receiver drop after send leaves the value (race3)': ('channel.rs',
    "            drop(unsafe { inner.take_value() });\n        }\n        if prev.is_tx_done()", "            let _ = &inner;\n        }\n        if prev.is_tx_done()"),
  'M4 sender drop does not wake (race4)': ('channel.rs',

@@ -81,7 +81,13 @@ impl<T> Receiver<T> {
             }
             spin_loop();
         }
-        let waker = Waker::from(std::sync::Arc::new(Unparker(thread::current())));
+        // A result already there needs no waker (and no allocation for one):
+        // the state is final, so the first poll below returns it.
+        let waker = if self.is_finished() {
+            Waker::noop().clone()
+        } else {
+            Waker::from(std::sync::Arc::new(Unparker(thread::current())))
+        };
         loop {
             match self.poll_with(&waker) {
                 Poll::Ready(result) => return result,

@@ -45,10 +45,13 @@ pub(crate) type JobResult<R> = Result<R, ComputeError>;
 /// elsewhere (the `max_in_flight` queue, `try_execute`) holds an `Arc`.
 pub(crate) struct Job<W, R, H: Home = Arc<Shared>> {
     home: H,
-    /// The channel and the work; `None` once the job has run (or been
+    /// The work and the channel; `None` once the job has run (or been
     /// skipped). One `Option` for both, so the channel's non-null pointer
-    /// is its tag and the job stays small.
-    parts: Option<(Sender<JobResult<R>>, W)>,
+    /// is its tag and the job stays small. The work comes first so that,
+    /// dropped together, the work goes before the channel closes: a caller
+    /// of `execute_sync` waiting on the channel may then free what the work
+    /// borrows.
+    parts: Option<(W, Sender<JobResult<R>>)>,
     /// When it was submitted, in nanoseconds since the pool's epoch (half
     /// the size of an `Instant`).
     submitted_ns: u64,
@@ -65,7 +68,7 @@ where
         Job {
             submitted_ns: shared.nanos_since_epoch(Instant::now()),
             home,
-            parts: Some((tx, work)),
+            parts: Some((work, tx)),
             span: SubmitSpan::current(),
         }
     }
@@ -92,15 +95,20 @@ where
     /// skipped) and before the result is sent, so that whoever awaits it
     /// finds the job's room already given back.
     pub(crate) fn run_then(mut self, before_send: impl FnOnce()) {
-        let Some((tx, work)) = self.parts.take() else {
+        let Some(parts) = self.parts.take() else {
             before_send();
             return;
         };
         let span = std::mem::take(&mut self.span);
         let submitted_ns = self.submitted_ns;
         // Without its pool's state (which cannot happen: see `Home`) the
-        // job is dropped unrun, and its handle resolves to `Lost`.
+        // job is dropped unrun, work first, and its handle resolves to `Lost`.
         self.home.with(move |shared| {
+            let (work, tx) = parts;
+            // Rebound in this order so that, were anything here to unwind,
+            // `work` (declared last) is dropped before `tx` (see `parts`).
+            let tx = tx;
+            let work = work;
             if !tx.try_start() {
                 // The handle closed first and counted the job cancelled.
                 drop_contained(shared, work);
@@ -143,7 +151,7 @@ where
     R: Send,
 {
     fn is_abandoned(&self) -> bool {
-        self.parts.as_ref().is_none_or(|(tx, _)| tx.is_closed())
+        self.parts.as_ref().is_none_or(|(_, tx)| tx.is_closed())
     }
 
     fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
@@ -153,7 +161,7 @@ where
     fn discard(self: Box<Self>) {
         let mut job = *self;
         let shared = &*job.home;
-        if let Some((tx, work)) = job.parts.take() {
+        if let Some((work, tx)) = job.parts.take() {
             drop_contained(shared, work);
             if tx.try_start() {
                 shared.metrics.record_cancelled();
@@ -166,19 +174,66 @@ where
 
 impl<W, R, H: Home> Drop for Job<W, R, H> {
     fn drop(&mut self) {
-        if let Some((tx, work)) = self.parts.take() {
-            // Dropped without running. Whoever closes first accounts for it:
-            // if the handle is still there, we do, and dropping `tx` resolves
+        if let Some(parts) = self.parts.take() {
+            // Dropped without running: the work first (see `parts`), then
+            // the channel. Whoever closes first accounts for the job: if
+            // the handle is still there, we do, and dropping `tx` resolves
             // it to an error instead of leaving it hanging.
             self.home.with(move |shared| {
+                let (work, tx) = parts;
+                drop_contained(shared, work);
                 if tx.try_start() {
                     shared.metrics.record_cancelled();
                 }
                 drop(tx);
                 shared.notify_if_closing();
-                drop_contained(shared, work);
             });
         }
+    }
+}
+
+/// A job that lives on the stack of a caller blocked until it is done
+/// (`execute_sync`), handed to rayon's `spawn` (which wants `'static`) as
+/// a type-erased pointer: rayon's `install` does the same with its own
+/// stack jobs. No allocation of its own.
+pub(crate) struct StackJob {
+    slot: *mut (),
+    run: unsafe fn(*mut ()),
+}
+
+// SAFETY: the pointer is used once, by the thread the job is sent to, to
+// take the job out of its slot (see `StackJob::new`); the job it points to
+// is `Send`.
+unsafe impl Send for StackJob {}
+
+impl StackJob {
+    /// Points at `slot`, which holds the job.
+    ///
+    /// # Safety
+    ///
+    /// The caller keeps `slot` where it is and leaves it alone until the
+    /// job has run (or been dropped) and holds nothing it borrows, and calls
+    /// [`run`](Self::run) at most once. `execute_sync` waits for the job's
+    /// channel, which is closed only after the work was consumed or dropped.
+    pub(crate) unsafe fn new<F: FnOnce() + Send>(slot: &mut Option<F>) -> StackJob {
+        unsafe fn take_and_run<F: FnOnce()>(slot: *mut ()) {
+            // SAFETY: `slot` came from `&mut Option<F>` in `new`, whose
+            // caller keeps it alive and untouched until the job is done.
+            if let Some(job) = unsafe { (*slot.cast::<Option<F>>()).take() } {
+                job();
+            }
+        }
+        StackJob {
+            slot: std::ptr::from_mut(slot).cast(),
+            run: take_and_run::<F>,
+        }
+    }
+
+    /// Takes the job out of its slot and runs it.
+    pub(crate) fn run(self) {
+        // SAFETY: `new`'s caller keeps the slot alive and untouched until
+        // the job is done, and `self` is consumed, so this runs once.
+        unsafe { (self.run)(self.slot) }
     }
 }
 

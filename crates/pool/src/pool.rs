@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use compute_bridge::Spin;
 use rayon::prelude::*;
 
 use crate::config::{ComputeConfig, ConfigError};
@@ -12,9 +13,9 @@ use crate::context;
 use crate::error::{ArgumentError, ComputeError};
 use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
-use crate::job::{run_measured, ComputeThreadHome, Job, SubmitSpan};
+use crate::job::{run_measured, ComputeThreadHome, Job, StackJob, SubmitSpan};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
-use crate::spin::AwaitSpin;
+use crate::spin::{spin_until, AwaitSpin};
 
 /// Lifecycle: accepting work.
 const OPEN: u8 = 0;
@@ -555,20 +556,26 @@ impl ComputePool {
         if self.is_worker_thread() {
             return self.run_inline(move |_| f());
         }
+        // The job goes to the pool like any other, but lives on this stack,
+        // borrowing what `f` borrows; this thread waits for its channel,
+        // spinning first when the pool's jobs are short (see `spin.rs`).
+        let (tx, rx) = compute_bridge::channel();
         shared.metrics.record_submitted();
-        let submitted_at = Instant::now();
-        let span = SubmitSpan::current();
-        let result = self.inner.rayon.install(move || {
-            run_measured(
-                shared,
-                submitted_at,
-                &span,
-                move |_| f(),
-                CancelToken::inline(shared),
-            )
-        });
-        shared.notify_if_closing();
-        result
+        let job = Job::new(shared, ComputeThreadHome, tx, move |_: CancelToken<'_>| f());
+        let mut slot = Some(move || job.run());
+        // SAFETY: `slot` stays here, untouched, until `rx` resolves below,
+        // and this function neither returns nor unwinds before that (the
+        // wait runs no user code). `rx` resolves when the job sends, after
+        // `f` was consumed, or when the job is dropped unrun, after `f` was
+        // dropped (see `Job::parts`); either way nothing `f` borrows is
+        // used afterwards. The job itself was moved off the slot to run.
+        let stack_job = unsafe { StackJob::new(&mut slot) };
+        self.inner.rayon.spawn(move || stack_job.run());
+        if let Some(budget) = shared.spin_budget() {
+            spin_until(budget, || rx.is_finished());
+        }
+        rx.recv_blocking_with(Spin::OFF)
+            .unwrap_or(Err(ComputeError::Lost))
     }
 
     /// Like [`execute`](Self::execute), but with `max_in_flight` set and no

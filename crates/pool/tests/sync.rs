@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rayon::prelude::*;
-use support::{count_primes, pool, watchdog, within};
+use support::{count_primes, pool, wait_until, watchdog, within, Blocker};
 
 #[test]
 fn borrows_local_data() {
@@ -99,5 +99,51 @@ fn many_threads_at_once() {
         });
         assert_eq!(pool.metrics().tasks_completed(), 400);
         assert_eq!(pool.metrics().tasks_active(), 0);
+    });
+}
+
+/// Sets its flag when dropped; the flag is borrowed from the caller.
+struct Captured<'a>(&'a AtomicBool);
+
+impl Drop for Captured<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_job_dropped_at_the_shutdown_deadline_lets_go_of_its_borrows_first() {
+    watchdog(|| {
+        let pool = pool(1);
+        let blocker = Blocker::occupy(&pool);
+        let dropped = AtomicBool::new(false);
+        let ran = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let caller = s.spawn(|| {
+                // The job owns `captured`, which borrows the caller's flag.
+                let captured = Captured(&dropped);
+                let ran = &ran;
+                let result = pool.execute_sync(move || {
+                    let _keep = captured;
+                    ran.store(true, Ordering::SeqCst);
+                });
+                // By the time the call returns, the job has dropped what
+                // it borrowed: the caller's stack is about to go.
+                (result, dropped.load(Ordering::SeqCst))
+            });
+            // The sync job waits behind the blocker; let the deadline pass.
+            wait_until("the sync job is queued", || {
+                pool.metrics().tasks_active() == 2
+            });
+            assert!(!pool.shutdown_blocking(Duration::from_millis(20)));
+            futures::executor::block_on(blocker.release()).unwrap();
+            let (result, dropped_before_return) = caller.join().unwrap();
+            assert!(result.unwrap_err().is_shutdown());
+            assert!(dropped_before_return);
+        });
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "a job past the deadline never runs"
+        );
     });
 }

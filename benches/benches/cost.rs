@@ -411,8 +411,14 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
             allocated: Snapshot::default(),
         })
         .collect();
-    for _ in 0..rounds {
-        for (acc, &caller) in accs.iter_mut().zip(&callers) {
+    for round in 0..rounds as usize {
+        // Each round starts with the next caller, so every caller takes
+        // every place in the order equally often: the first batch after a
+        // pause, or after the inline caller held a CPU, runs on a machine
+        // in a different state than the others.
+        let n = callers.len();
+        for i in (0..n).map(|i| (i + round) % n) {
+            let (acc, caller) = (&mut accs[i], callers[i]);
             // Let the previous caller's threads fall asleep first, so their
             // wind-down is not billed to this one.
             std::thread::sleep(Duration::from_millis(1));

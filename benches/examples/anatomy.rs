@@ -1,0 +1,139 @@
+//! Where a round trip's time goes, and what this machine allows at best.
+//!
+//! ```text
+//! cargo run --release -p compute-benches --example anatomy
+//! ```
+//!
+//! Prints, for trivial jobs one at a time from a tokio task (1 worker +
+//! 1 compute thread), the medians of three legs: the submit call itself,
+//! submit to job start, and job start to the awaiter holding the result;
+//! for our pool and the naive bridge. Then two floors measured with two
+//! plain spinning threads: handing over an integer, and handing over a box
+//! allocated on one thread and freed on the other (what every job costs
+//! with the system allocator, since rayon frees a job's box on the thread
+//! that ran it).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::time::Instant;
+
+use compute_benches::setup::{Bridge, Setup, Threads};
+
+const JOBS: usize = 20_000;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The three legs of `JOBS` round trips through `bridge`, medians in ns.
+fn legs(setup: &Setup, bridge: Bridge) -> [f64; 3] {
+    let [a, b, c] = setup.on_worker(move |pools| async move {
+        let mut legs = [const { Vec::new() }; 3];
+        for _ in 0..JOBS {
+            let start = Instant::now();
+            let handle = pools.submit(bridge, Instant::now);
+            let submitted = Instant::now();
+            let job_started = handle.await;
+            let done = Instant::now();
+            legs[0].push((submitted - start).as_nanos() as f64);
+            legs[1].push((job_started - start).as_nanos() as f64);
+            legs[2].push((done - job_started).as_nanos() as f64);
+        }
+        legs
+    });
+    [median(a), median(b), median(c)]
+}
+
+// ORDERING: the floors below pass one value at a time between two threads;
+// Release on the store that hands it over and Acquire on the load that takes
+// it make the handed-over data visible. STOP is a plain flag (Relaxed).
+static STOP: AtomicBool = AtomicBool::new(false);
+static DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Round trips of a value through a spinning thread, in ns each.
+fn floor_integer() -> f64 {
+    static SLOT: AtomicU64 = AtomicU64::new(0);
+    STOP.store(false, Ordering::Relaxed);
+    DONE.store(0, Ordering::Relaxed);
+    let peer = std::thread::spawn(|| {
+        while !STOP.load(Ordering::Relaxed) {
+            let v = SLOT.swap(0, Ordering::Acquire);
+            if v != 0 {
+                DONE.store(v, Ordering::Release);
+            }
+            std::hint::spin_loop();
+        }
+    });
+    let start = Instant::now();
+    for i in 1..=JOBS as u64 * 10 {
+        SLOT.store(i, Ordering::Release);
+        while DONE.load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+    }
+    let each = start.elapsed().as_nanos() as f64 / (JOBS * 10) as f64;
+    STOP.store(true, Ordering::Relaxed);
+    peer.join().expect("the peer thread does not panic");
+    each
+}
+
+/// Round trips of a box allocated here and freed by a spinning thread.
+fn floor_box() -> f64 {
+    static SLOT: AtomicPtr<u64> = AtomicPtr::new(std::ptr::null_mut());
+    STOP.store(false, Ordering::Relaxed);
+    DONE.store(0, Ordering::Relaxed);
+    let peer = std::thread::spawn(|| {
+        while !STOP.load(Ordering::Relaxed) {
+            let p = SLOT.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: `p` came from `Box::into_raw` below and is taken
+                // out of the slot exactly once, by this swap.
+                let value = unsafe { Box::from_raw(p) };
+                DONE.store(*value, Ordering::Release);
+            }
+            std::hint::spin_loop();
+        }
+    });
+    let start = Instant::now();
+    for i in 1..=JOBS as u64 * 10 {
+        SLOT.store(Box::into_raw(Box::new(i)), Ordering::Release);
+        while DONE.load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+    }
+    let each = start.elapsed().as_nanos() as f64 / (JOBS * 10) as f64;
+    STOP.store(true, Ordering::Relaxed);
+    peer.join().expect("the peer thread does not panic");
+    each
+}
+
+fn main() {
+    let setup = Setup::new(Threads {
+        workers: 1,
+        compute: 1,
+    });
+    println!("trivial jobs one at a time, tokio 1 worker + 1 compute thread, medians of {JOBS}:");
+    println!(
+        "{:<14} {:>12} {:>18} {:>22}",
+        "bridge", "submit call", "submit->job start", "job start->result held"
+    );
+    for round in 0..3 {
+        for bridge in [Bridge::Ours, Bridge::Naive] {
+            let [a, b, c] = legs(&setup, bridge);
+            println!(
+                "{:<14} {a:>9.0} ns {b:>15.0} ns {c:>19.0} ns   (round {round})",
+                bridge.name()
+            );
+        }
+    }
+    println!("\nfloors, two spinning threads:");
+    println!(
+        "  hand over an integer and back:          {:>6.0} ns",
+        black_box(floor_integer())
+    );
+    println!(
+        "  hand over a box (freed by the other):   {:>6.0} ns",
+        black_box(floor_box())
+    );
+}

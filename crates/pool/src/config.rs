@@ -60,8 +60,11 @@ pub struct ComputeConfig {
     /// the job has a thread to itself. Waking a sleeping thread costs tens of
     /// microseconds; a short, bounded spin avoids it for short jobs. The
     /// actual spin is learned from observed compute times (about twice the
-    /// typical job) and never spent on long jobs or a backlogged pool.
-    /// `Duration::ZERO` switches spinning off. At most [`MAX_AWAIT_SPIN`].
+    /// typical job) and never spent on long jobs or a backlogged pool. The
+    /// same budget bounds the spin of an `execute_sync` caller before it
+    /// parks, and lets a compute thread linger briefly for the next short
+    /// job. `Duration::ZERO` switches all three off. At most
+    /// [`MAX_AWAIT_SPIN`].
     pub await_spin_limit: Duration,
 }
 

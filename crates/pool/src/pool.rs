@@ -531,7 +531,9 @@ impl ComputePool {
     /// `f` may borrow from the caller's stack.
     ///
     /// From one of this pool's threads it runs `f` inline. From any other
-    /// thread it blocks only that thread, so from async code call it inside
+    /// thread it blocks only that thread (spinning briefly when the pool's
+    /// jobs are short, as an `.await` does, then parking), so from async
+    /// code call it inside
     /// `tokio::task::spawn_blocking` (or `block_in_place`): called directly on
     /// a Tokio worker it stalls that worker. Not limited by `max_in_flight`
     /// (each blocked caller adds at most one job).

@@ -5,10 +5,16 @@
 //! cargo bench -p compute-benches --bench cost              # full run
 //! cargo bench -p compute-benches --bench cost -- --quick   # seconds, for CI
 //! cargo bench -p compute-benches --bench cost -- --json out.json
+//! cargo bench -p compute-benches --bench cost -- --cases 100us,1ms --layout 1w1c
 //! ```
 //!
 //! `COST_QUICK=1` and `COST_JSON=path` do the same as the flags. The JSON goes
-//! to `target/cost.json` by default; the plot tool reads it.
+//! to `target/cost.json` by default; the plot tool reads it. `--cases` keeps
+//! the named cases only (`trivial`, `10us`, `100us`, `1ms`, `in_flight_256`,
+//! `sync_trivial`, `sync_100us`), in their usual order; `--layout` one thread
+//! layout (`1w1c` or `2w2c`). A case runs after the ones before it on the same
+//! pools, and what those left behind (where the threads sit, what the await
+//! spin learned) shapes its figures, so compare subsets with subsets.
 //!
 //! This binary installs a counting global allocator, so allocations and bytes
 //! are counted for every thread of the process.
@@ -34,16 +40,42 @@ static ALLOCATOR: Counting = Counting;
 struct Options {
     quick: bool,
     json: PathBuf,
+    /// Case labels to run; all when `None`.
+    cases: Option<Vec<String>>,
+    /// The one layout label to run; both when `None`.
+    layout: Option<String>,
 }
 
 impl Options {
     fn parse() -> Result<Options, String> {
         let mut quick = std::env::var_os("COST_QUICK").is_some_and(|v| v != "0");
         let mut json = std::env::var_os("COST_JSON").map(PathBuf::from);
+        let mut cases = None;
+        let mut layout = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--cases" => {
+                    let list = args
+                        .next()
+                        .ok_or_else(|| "--cases needs a list, got nothing".to_string())?;
+                    let list: Vec<String> = list.split(',').map(str::to_owned).collect();
+                    if let Some(bad) = list.iter().find(|c| !CASES.iter().any(|k| k.label() == *c))
+                    {
+                        return Err(format!("--cases: no case is called {bad:?}"));
+                    }
+                    cases = Some(list);
+                }
+                "--layout" => {
+                    let label = args
+                        .next()
+                        .ok_or_else(|| "--layout needs 1w1c or 2w2c, got nothing".to_string())?;
+                    if !Threads::BOTH.iter().any(|t| t.label() == label) {
+                        return Err(format!("--layout: expected 1w1c or 2w2c, got {label:?}"));
+                    }
+                    layout = Some(label);
+                }
                 "--json" => {
                     let path = args
                         .next()
@@ -56,6 +88,8 @@ impl Options {
         Ok(Options {
             quick,
             json: json.unwrap_or_else(|| compute_benches::target_dir().join("cost.json")),
+            cases,
+            layout,
         })
     }
 }
@@ -474,12 +508,22 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
     rows
 }
 
-fn pool_costs(quick: bool) -> Vec<PoolCost> {
+fn pool_costs(options: &Options) -> Vec<PoolCost> {
+    let quick = options.quick;
     let rounds = if quick { 2 } else { 10 };
     let mut rows = Vec::new();
-    for threads in Threads::BOTH {
+    let layouts = Threads::BOTH
+        .into_iter()
+        .filter(|t| options.layout.as_ref().is_none_or(|l| *l == t.label()));
+    for threads in layouts {
         let setup = Setup::new(threads);
-        for case in CASES {
+        let cases = CASES.into_iter().filter(|case| {
+            options
+                .cases
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|c| c == case.label()))
+        });
+        for case in cases {
             rows.extend(measure_case(&setup, case, rounds, quick));
         }
     }
@@ -577,7 +621,7 @@ fn main() {
         println!("{:<18} {:>10.0} ns", r.channel, r.median_ns);
     }
 
-    let pool = pool_costs(options.quick);
+    let pool = pool_costs(&options);
     print_pool(&pool);
 
     let report = Report {

@@ -409,6 +409,24 @@ fn percentile(samples: &mut [f64], q: f64) -> f64 {
     samples[index]
 }
 
+/// `0..n` in a random order drawn from `seed` (Fisher-Yates over a
+/// xorshift generator: the same seed gives the same order).
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
 /// Measures one case for every caller, the callers taking turns batch by
 /// batch so that a change in the machine's load hits all of them alike.
 fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<PoolCost> {
@@ -446,12 +464,13 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
         })
         .collect();
     for round in 0..rounds as usize {
-        // Each round starts with the next caller, so every caller takes
-        // every place in the order equally often: the first batch after a
-        // pause, or after the inline caller held a CPU, runs on a machine
-        // in a different state than the others.
-        let n = callers.len();
-        for i in (0..n).map(|i| (i + round) % n) {
+        // Each round takes the callers in a different (seeded, so
+        // repeatable) random order. A batch runs on the machine the one
+        // before it left: after the inline caller held a CPU for a while,
+        // the next pool's thread wakes on the other, halted CPU and every
+        // job of that batch pays for the slow wake-up. A fixed order, even
+        // rotated, puts the same caller after inline round after round.
+        for i in shuffled(callers.len(), round as u64) {
             let (acc, caller) = (&mut accs[i], callers[i]);
             // Let the previous caller's threads fall asleep first, so their
             // wind-down is not billed to this one.

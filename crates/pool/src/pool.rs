@@ -530,7 +530,9 @@ impl ComputePool {
     /// Runs `f` on the pool and blocks the calling thread until it is done.
     /// `f` may borrow from the caller's stack.
     ///
-    /// From one of this pool's threads it runs `f` inline. From any other
+    /// From one of this pool's threads it runs `f` inline. From a thread of
+    /// another rayon pool it goes through rayon's `install`, so that thread
+    /// keeps running its own pool's jobs while it waits. From any other
     /// thread it blocks only that thread (spinning briefly when the pool's
     /// jobs are short, as an `.await` does, then parking), so from async
     /// code call it inside
@@ -557,6 +559,26 @@ impl ComputePool {
         }
         if self.is_worker_thread() {
             return self.run_inline(move |_| f());
+        }
+        if rayon::current_thread_index().is_some() {
+            // A thread of another rayon pool: rayon's `install` keeps it
+            // running its own pool's jobs while it waits. Parked, it would
+            // not, and a job of ours that calls back into its pool could
+            // wait for it forever.
+            shared.metrics.record_submitted();
+            let span = SubmitSpan::current();
+            let submitted_at = Instant::now();
+            let result = self.inner.rayon.install(move || {
+                run_measured(
+                    shared,
+                    submitted_at,
+                    &span,
+                    move |_| f(),
+                    CancelToken::inline(shared),
+                )
+            });
+            shared.notify_if_closing();
+            return result;
         }
         // The job goes to the pool like any other, but lives on this stack,
         // borrowing what `f` borrows; this thread waits for its channel,

@@ -147,3 +147,22 @@ fn a_job_dropped_at_the_shutdown_deadline_lets_go_of_its_borrows_first() {
         );
     });
 }
+
+#[test]
+fn two_pools_calling_each_other_back_through_execute_sync_do_not_deadlock() {
+    // One thread each: a job of A waits on B, whose job waits on A again.
+    // A thread of one pool waiting on another pool must keep serving its
+    // own pool meanwhile, as rayon's `install` does, or A's only thread
+    // sits parked while the job it waits for needs it.
+    let value = support::watchdog_for(Duration::from_secs(20), || {
+        let a = pool(1);
+        let b = pool(1);
+        let (a2, b2) = (a.clone(), b.clone());
+        let outer = a.execute_sync(move || {
+            b2.execute_sync(move || a2.execute_sync(|| 42).unwrap())
+                .unwrap()
+        });
+        outer.unwrap()
+    });
+    assert_eq!(value, 42);
+}

@@ -23,6 +23,12 @@
 //! the same learned "jobs here are short"), never on top of another job, and
 //! a job it runs restarts the wait, so a steady stream keeps it hot while an
 //! idle pool falls quiet within [`LINGER`].
+//!
+//! Both waits are paced by [`Rounds`]: alone on a CPU they check back to back
+//! and yield now and then; sharing a CPU with the thread they wait for (the
+//! kernel often puts a woken thread next to its waker) they yield after
+//! every check, so the two take turns at once. An `execute_sync` caller on a
+//! plain thread spins the same way before it parks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

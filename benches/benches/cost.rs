@@ -15,16 +15,20 @@
 //! layout (`1w1c` or `2w2c`). A case runs after the ones before it on the same
 //! pools, and what those left behind (where the threads sit, what the await
 //! spin learned) shapes its figures, so compare subsets with subsets.
+//! `--threads` (or `COST_THREADS=1`) adds, per row, the CPU per job of each
+//! group of threads (tokio's, each pool's, the harness's), from
+//! `/proc/self/task/*/schedstat`.
 //!
 //! This binary installs a counting global allocator, so allocations and bytes
 //! are counted for every thread of the process.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use compute_benches::alloc::{Counting, Snapshot};
-use compute_benches::cpu::process_cpu_time;
+use compute_benches::cpu::{cpu_by_thread_group, process_cpu_time};
 use compute_benches::job;
 use compute_benches::oneshots::{Feed, Futures, Oneshot, Ours, Tokio, Worker};
 use compute_benches::peers::naive_spawn;
@@ -44,6 +48,8 @@ struct Options {
     cases: Option<Vec<String>>,
     /// The one layout label to run; both when `None`.
     layout: Option<String>,
+    /// Whether to split each row's CPU by thread group.
+    threads: bool,
 }
 
 impl Options {
@@ -52,10 +58,12 @@ impl Options {
         let mut json = std::env::var_os("COST_JSON").map(PathBuf::from);
         let mut cases = None;
         let mut layout = None;
+        let mut threads = std::env::var_os("COST_THREADS").is_some_and(|v| v != "0");
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--threads" => threads = true,
                 "--cases" => {
                     let list = args
                         .next()
@@ -90,6 +98,7 @@ impl Options {
             json: json.unwrap_or_else(|| compute_benches::target_dir().join("cost.json")),
             cases,
             layout,
+            threads,
         })
     }
 }
@@ -138,6 +147,9 @@ struct PoolCost {
     bytes_per_job: f64,
     /// Process CPU in the 10 ms after the last job, in % of one core.
     idle_cpu_percent: f64,
+    /// CPU per job of each thread group, in µs (with `--threads` only).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    cpu_us_per_job_by_thread: std::collections::BTreeMap<String, f64>,
 }
 
 /// The whole report, as written to JSON.
@@ -429,7 +441,13 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 
 /// Measures one case for every caller, the callers taking turns batch by
 /// batch so that a change in the machine's load hits all of them alike.
-fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<PoolCost> {
+fn measure_case(
+    setup: &Setup,
+    case: Case,
+    rounds: u64,
+    quick: bool,
+    by_thread: bool,
+) -> Vec<PoolCost> {
     let callers = case.callers();
     let per_batch = (case.jobs(quick) / rounds).max(1);
     let per_batch = if matches!(case, Case::InFlight256) {
@@ -452,6 +470,7 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
         wall: Duration,
         cpu: Duration,
         allocated: Snapshot,
+        by_thread: BTreeMap<String, Duration>,
     }
     let capacity = (per_batch * rounds) as usize;
     let mut accs: Vec<Acc> = callers
@@ -461,6 +480,7 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
             wall: Duration::ZERO,
             cpu: Duration::ZERO,
             allocated: Snapshot::default(),
+            by_thread: BTreeMap::new(),
         })
         .collect();
     for round in 0..rounds as usize {
@@ -477,11 +497,18 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
             std::thread::sleep(Duration::from_millis(1));
             let timings = std::mem::replace(&mut acc.timings, Timings::with_capacity(0));
             let alloc_before = Snapshot::now();
+            let threads_before = by_thread.then(cpu_by_thread_group);
             let cpu_before = process_cpu_time();
             let start = Instant::now();
             acc.timings = run_batch(setup, case, caller, per_batch, timings);
             acc.wall += start.elapsed();
             acc.cpu += process_cpu_time() - cpu_before;
+            if let Some(before) = threads_before {
+                for (group, now) in cpu_by_thread_group() {
+                    let spent = now.saturating_sub(before.get(&group).copied().unwrap_or_default());
+                    *acc.by_thread.entry(group).or_default() += spent;
+                }
+            }
             let spent = Snapshot::now().since(alloc_before);
             acc.allocated.allocations += spent.allocations;
             acc.allocated.bytes += spent.bytes;
@@ -522,6 +549,12 @@ fn measure_case(setup: &Setup, case: Case, rounds: u64, quick: bool) -> Vec<Pool
             allocations_per_job: acc.allocated.allocations as f64 / jobs as f64,
             bytes_per_job: acc.allocated.bytes as f64 / jobs as f64,
             idle_cpu_percent: 100.0 * idle_cpu.as_secs_f64() / idle_window.as_secs_f64(),
+            cpu_us_per_job_by_thread: acc
+                .by_thread
+                .iter()
+                .filter(|(_, spent)| !spent.is_zero())
+                .map(|(group, spent)| (group.clone(), spent.as_secs_f64() * 1e6 / jobs as f64))
+                .collect(),
         });
     }
     rows
@@ -543,7 +576,7 @@ fn pool_costs(options: &Options) -> Vec<PoolCost> {
                 .is_none_or(|list| list.iter().any(|c| c == case.label()))
         });
         for case in cases {
-            rows.extend(measure_case(&setup, case, rounds, quick));
+            rows.extend(measure_case(&setup, case, rounds, quick, options.threads));
         }
     }
     rows
@@ -591,6 +624,27 @@ fn print_pool(rows: &[PoolCost]) {
             row.bytes_per_job,
             row.idle_cpu_percent
         );
+    }
+    let split: Vec<&PoolCost> = rows
+        .iter()
+        .filter(|row| !row.cpu_us_per_job_by_thread.is_empty())
+        .collect();
+    if !split.is_empty() {
+        println!("\n== CPU per job (us) by thread group");
+        for row in split {
+            let groups: Vec<String> = row
+                .cpu_us_per_job_by_thread
+                .iter()
+                .map(|(group, us)| format!("{group} {us:.1}"))
+                .collect();
+            println!(
+                "{:<5} {:<13} {:<14} {}",
+                row.layout,
+                row.case,
+                row.bridge,
+                groups.join(", ")
+            );
+        }
     }
 }
 

@@ -21,3 +21,45 @@ pub fn process_cpu_time() -> Duration {
     assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// CPU time used so far by each group of the process's threads, a group
+/// being a thread name without its trailing `-<index>` (so `bench-ours-0`
+/// and `bench-ours-1` add up under `bench-ours`). Read from
+/// `/proc/self/task/*/schedstat` (nanoseconds on CPU); empty where that is
+/// not available. Threads that exited are no longer counted.
+///
+/// ```
+/// let groups = compute_benches::cpu::cpu_by_thread_group();
+/// if std::path::Path::new("/proc/self/task").exists() {
+///     assert!(!groups.is_empty());
+/// }
+/// ```
+pub fn cpu_by_thread_group() -> std::collections::BTreeMap<String, Duration> {
+    let mut groups = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return groups;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let Some(ns) = stat.split_whitespace().next().and_then(|f| f.parse().ok()) else {
+            continue;
+        };
+        let name = name.trim();
+        let group = match name.rsplit_once('-') {
+            Some((stem, index))
+                if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                stem
+            }
+            _ => name,
+        };
+        *groups.entry(group.to_owned()).or_insert(Duration::ZERO) += Duration::from_nanos(ns);
+    }
+    groups
+}

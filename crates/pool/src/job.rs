@@ -105,9 +105,8 @@ where
         // job is dropped unrun, work first, and its handle resolves to `Lost`.
         self.home.with(move |shared| {
             let (work, tx) = parts;
-            // Rebound in this order so that, were anything here to unwind,
-            // `work` (declared last) is dropped before `tx` (see `parts`).
-            let tx = tx;
+            // Rebound after `tx`, so that were anything here to unwind,
+            // `work` would be dropped first (see `parts`).
             let work = work;
             if !tx.try_start() {
                 // The handle closed first and counted the job cancelled.

@@ -565,20 +565,17 @@ impl ComputePool {
             // running its own pool's jobs while it waits. Parked, it would
             // not, and a job of ours that calls back into its pool could
             // wait for it forever.
-            shared.metrics.record_submitted();
-            let span = SubmitSpan::current();
-            let submitted_at = Instant::now();
-            let result = self.inner.rayon.install(move || {
-                run_measured(
-                    shared,
-                    submitted_at,
-                    &span,
-                    move |_| f(),
-                    CancelToken::inline(shared),
-                )
+            return self.run_accounted(|shared, submitted_at, span| {
+                self.inner.rayon.install(move || {
+                    run_measured(
+                        shared,
+                        submitted_at,
+                        &span,
+                        move |_| f(),
+                        CancelToken::inline(shared),
+                    )
+                })
             });
-            shared.notify_if_closing();
-            return result;
         }
         // The job goes to the pool like any other, but lives on this stack,
         // borrowing what `f` borrows; this thread waits for its channel,
@@ -742,15 +739,26 @@ impl ComputePool {
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
+        self.run_accounted(|shared, submitted_at, span| {
+            run_measured(
+                shared,
+                submitted_at,
+                &span,
+                work,
+                CancelToken::inline(shared),
+            )
+        })
+    }
+
+    /// Counts a job whose caller waits for it in place (no channel), and
+    /// calls `run` with the pool's state, the submission time and span.
+    fn run_accounted<R>(
+        &self,
+        run: impl FnOnce(&Shared, Instant, SubmitSpan) -> Result<R, ComputeError>,
+    ) -> Result<R, ComputeError> {
         let shared = &*self.inner.shared;
         shared.metrics.record_submitted();
-        let result = run_measured(
-            shared,
-            Instant::now(),
-            &SubmitSpan::current(),
-            work,
-            CancelToken::inline(shared),
-        );
+        let result = run(shared, Instant::now(), SubmitSpan::current());
         shared.notify_if_closing();
         result
     }

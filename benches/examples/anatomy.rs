@@ -51,61 +51,55 @@ fn legs(setup: &Setup, bridge: Bridge) -> [f64; 3] {
 static STOP: AtomicBool = AtomicBool::new(false);
 static DONE: AtomicU64 = AtomicU64::new(0);
 
-/// Round trips of a value through a spinning thread, in ns each.
-fn floor_integer() -> f64 {
-    static SLOT: AtomicU64 = AtomicU64::new(0);
+/// Times round trips through a spinning peer thread, in ns each: `hand_over`
+/// gives it value `i`, `take` (run on the peer until `STOP`) returns a value
+/// handed over, if any; the peer echoes it in `DONE`.
+fn round_trips(hand_over: impl Fn(u64), take: fn() -> Option<u64>) -> f64 {
+    const ROUNDS: u64 = JOBS as u64 * 10;
     STOP.store(false, Ordering::Relaxed);
     DONE.store(0, Ordering::Relaxed);
-    let peer = std::thread::spawn(|| {
+    let peer = std::thread::spawn(move || {
         while !STOP.load(Ordering::Relaxed) {
-            let v = SLOT.swap(0, Ordering::Acquire);
-            if v != 0 {
+            if let Some(v) = take() {
                 DONE.store(v, Ordering::Release);
             }
             std::hint::spin_loop();
         }
     });
     let start = Instant::now();
-    for i in 1..=JOBS as u64 * 10 {
-        SLOT.store(i, Ordering::Release);
+    for i in 1..=ROUNDS {
+        hand_over(i);
         while DONE.load(Ordering::Acquire) != i {
             std::hint::spin_loop();
         }
     }
-    let each = start.elapsed().as_nanos() as f64 / (JOBS * 10) as f64;
+    let each = start.elapsed().as_nanos() as f64 / ROUNDS as f64;
     STOP.store(true, Ordering::Relaxed);
     peer.join().expect("the peer thread does not panic");
     each
 }
 
+/// Round trips of an integer through a spinning thread.
+fn floor_integer() -> f64 {
+    static SLOT: AtomicU64 = AtomicU64::new(0);
+    round_trips(
+        |i| SLOT.store(i, Ordering::Release),
+        || Some(SLOT.swap(0, Ordering::Acquire)).filter(|&v| v != 0),
+    )
+}
+
 /// Round trips of a box allocated here and freed by a spinning thread.
 fn floor_box() -> f64 {
     static SLOT: AtomicPtr<u64> = AtomicPtr::new(std::ptr::null_mut());
-    STOP.store(false, Ordering::Relaxed);
-    DONE.store(0, Ordering::Relaxed);
-    let peer = std::thread::spawn(|| {
-        while !STOP.load(Ordering::Relaxed) {
+    round_trips(
+        |i| SLOT.store(Box::into_raw(Box::new(i)), Ordering::Release),
+        || {
             let p = SLOT.swap(std::ptr::null_mut(), Ordering::Acquire);
-            if !p.is_null() {
-                // SAFETY: `p` came from `Box::into_raw` below and is taken
-                // out of the slot exactly once, by this swap.
-                let value = unsafe { Box::from_raw(p) };
-                DONE.store(*value, Ordering::Release);
-            }
-            std::hint::spin_loop();
-        }
-    });
-    let start = Instant::now();
-    for i in 1..=JOBS as u64 * 10 {
-        SLOT.store(Box::into_raw(Box::new(i)), Ordering::Release);
-        while DONE.load(Ordering::Acquire) != i {
-            std::hint::spin_loop();
-        }
-    }
-    let each = start.elapsed().as_nanos() as f64 / (JOBS * 10) as f64;
-    STOP.store(true, Ordering::Relaxed);
-    peer.join().expect("the peer thread does not panic");
-    each
+            // SAFETY: a non-null `p` came from `Box::into_raw` above and is
+            // taken out of the slot exactly once, by this swap.
+            (!p.is_null()).then(|| *unsafe { Box::from_raw(p) })
+        },
+    )
 }
 
 fn main() {

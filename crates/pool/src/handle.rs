@@ -53,6 +53,8 @@ enum State<R> {
     Waiting {
         rx: Receiver<JobResult<R>>,
         shared: Arc<Shared>,
+        /// The job's number, for the spin decision (see `Shared::spin_budget`).
+        number: u64,
         /// Whether a poll already had its chance to spin (see `spin.rs`).
         spun: bool,
     },
@@ -64,11 +66,12 @@ enum State<R> {
 
 impl<R> TaskHandle<R> {
     /// A handle for a job already on the pool.
-    pub(crate) fn waiting(rx: Receiver<JobResult<R>>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn waiting(rx: Receiver<JobResult<R>>, shared: Arc<Shared>, number: u64) -> Self {
         TaskHandle {
             state: State::Waiting {
                 rx,
                 shared,
+                number,
                 spun: false,
             },
         }
@@ -165,14 +168,19 @@ impl<R> Future for TaskHandle<R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.state {
-            State::Waiting { rx, shared, spun } => {
+            State::Waiting {
+                rx,
+                shared,
+                number,
+                spun,
+            } => {
                 if !*spun {
                     // The first poll may stay awake briefly for a short job
                     // (learned, bounded; see `spin.rs`) instead of parking.
                     // (A result already there needs no decision.)
                     *spun = true;
                     if !rx.is_finished() {
-                        if let Some(budget) = shared.spin_budget() {
+                        if let Some(budget) = shared.spin_budget(*number) {
                             spin_until(budget, || rx.is_finished());
                         }
                     }

@@ -82,10 +82,26 @@ impl PoolMetrics {
         }
     }
 
-    /// A job was accepted (it will run, or be counted cancelled).
-    pub(crate) fn record_submitted(&self) {
-        // ORDERING: Relaxed: an independent tally (see the module docs).
-        self.submit.0.submitted.fetch_add(1, Ordering::Relaxed);
+    /// A job was accepted (it will run, or be counted cancelled). Returns
+    /// its number: how many jobs were accepted before it.
+    pub(crate) fn record_submitted(&self) -> u64 {
+        // ORDERING: Relaxed: an independent tally (see the module docs); the
+        // number only steers how long an await spins (see `queued_before`).
+        self.submit.0.submitted.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// About how many jobs accepted before job number `number` are still
+    /// waiting for a thread: jobs start in about the order they were
+    /// accepted, so this is the accepted count up to it less the jobs that
+    /// have left the queue (started or cancelled). 0 once the job started.
+    pub(crate) fn queued_before(&self, number: u64) -> u64 {
+        // ORDERING: Relaxed: an estimate from independent tallies; a stale
+        // value only makes one await spin or park when it could have done
+        // the other, within its bounded budget.
+        let started = self.compute.0.started.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: as above.
+        let cancelled = self.submit.0.cancelled.load(Ordering::Relaxed);
+        number.saturating_sub(started + cancelled)
     }
 
     /// A submission was refused (shutdown or saturated); not in the total.
@@ -611,6 +627,23 @@ mod tests {
         assert_eq!(s.max_task_duration_us(), 5000);
         assert_eq!(s.tasks_active(), 0);
         assert_eq!(s.tasks_completed(), 100);
+    }
+
+    #[test]
+    fn queued_before_counts_the_jobs_ahead_that_have_not_left_the_queue() {
+        let m = PoolMetrics::new(Duration::from_millis(100));
+        let numbers: Vec<u64> = (0..5).map(|_| m.record_submitted()).collect();
+        assert_eq!(numbers, [0, 1, 2, 3, 4]);
+        assert_eq!(m.queued_before(0), 0);
+        assert_eq!(m.queued_before(4), 4);
+        m.record_started(Duration::ZERO);
+        m.record_cancelled();
+        assert_eq!(m.queued_before(4), 2);
+        assert_eq!(m.queued_before(1), 0);
+        for _ in 0..3 {
+            m.record_started(Duration::ZERO);
+        }
+        assert_eq!(m.queued_before(4), 0);
     }
 
     #[test]

@@ -75,12 +75,15 @@ impl Shared {
         }
     }
 
-    /// How long a first poll of a job's handle may spin, if at all: only
-    /// while every active job has a thread (so this one is running or about
-    /// to), and as long as the learned budget says.
-    pub(crate) fn spin_budget(&self) -> Option<Duration> {
+    /// How long the first poll of job number `number` (see
+    /// [`PoolMetrics::record_submitted`]) may spin, if at all: only while
+    /// the job is running or next in line for a thread (fewer jobs ahead of
+    /// it than threads), and as long as the learned budget says. So the
+    /// awaiter of the oldest of many jobs in flight spins, while one whose
+    /// job must first wait for others parks.
+    pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
         let budget = self.await_spin.budget()?;
-        (self.metrics.active() <= self.num_threads as u64).then_some(budget)
+        (self.metrics.queued_before(number) < self.num_threads as u64).then_some(budget)
     }
 
     /// How long a compute thread lingers for more work after a job: only
@@ -581,7 +584,7 @@ impl ComputePool {
         // borrowing what `f` borrows; this thread waits for its channel,
         // spinning first when the pool's jobs are short (see `spin.rs`).
         let (tx, rx) = compute_bridge::channel();
-        shared.metrics.record_submitted();
+        let number = shared.metrics.record_submitted();
         let job = Job::new(shared, ComputeThreadHome, tx, move |_: CancelToken<'_>| f());
         let mut slot = Some(move || job.run());
         // SAFETY: `slot` stays here, untouched, until `rx` resolves below,
@@ -592,7 +595,7 @@ impl ComputePool {
         // used afterwards. The job itself was moved off the slot to run.
         let stack_job = unsafe { StackJob::new(&mut slot) };
         self.inner.rayon.spawn(move || stack_job.run());
-        if let Some(budget) = shared.spin_budget() {
+        if let Some(budget) = shared.spin_budget(number) {
             spin_until(budget, || rx.is_finished());
         }
         rx.recv_blocking_with(Spin::OFF)
@@ -633,11 +636,11 @@ impl ComputePool {
         let job = Job::new(shared, shared.clone(), tx, move |_: CancelToken<'_>| f());
         match gate.try_enqueue(Box::new(job)) {
             Ok(spawn) => {
-                shared.metrics.record_submitted();
+                let number = shared.metrics.record_submitted();
                 if spawn {
                     self.spawn_puller();
                 }
-                Ok(TaskHandle::waiting(rx, shared.clone()))
+                Ok(TaskHandle::waiting(rx, shared.clone(), number))
             }
             Err(job) => {
                 // Close the channel first, so the job does not count itself.
@@ -783,12 +786,12 @@ impl ComputePool {
         // With a limit, the job waits its turn in the pool's queue; a puller
         // holding a permit runs it. The handle just waits for the result.
         let (tx, rx) = compute_bridge::channel();
-        shared.metrics.record_submitted();
+        let number = shared.metrics.record_submitted();
         let job = Job::new(shared, shared.clone(), tx, work);
         if gate.enqueue(Box::new(job)) {
             self.spawn_puller();
         }
-        TaskHandle::waiting(rx, shared.clone())
+        TaskHandle::waiting(rx, shared.clone(), number)
     }
 
     /// Spawns a puller, which holds a permit the caller took.
@@ -809,10 +812,10 @@ impl ComputePool {
     {
         let shared = &self.inner.shared;
         let (tx, rx) = compute_bridge::channel();
-        shared.metrics.record_submitted();
+        let number = shared.metrics.record_submitted();
         let job = Job::new(shared, ComputeThreadHome, tx, work);
         self.inner.rayon.spawn(move || job.run());
-        TaskHandle::waiting(rx, shared.clone())
+        TaskHandle::waiting(rx, shared.clone(), number)
     }
 }
 
@@ -854,5 +857,38 @@ impl fmt::Debug for ComputePool {
             .field("shutdown", &shared.is_closed())
             .field("tasks_active", &shared.metrics.active())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_await_spins_only_for_a_job_that_is_running_or_next_in_line() {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let shared = &pool.inner.shared;
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocker = pool.execute(move || wait.recv().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.metrics.queued_before(1) > 0 {
+            assert!(Instant::now() < deadline, "the blocking job never started");
+            std::thread::yield_now();
+        }
+        // Jobs 1, 2 and 3 queue behind the running job 0.
+        let queued: Vec<_> = (0..3).map(|_| pool.execute(|| ())).collect();
+        assert!(shared.spin_budget(0).is_some(), "running");
+        assert!(shared.spin_budget(1).is_some(), "next in line");
+        assert!(shared.spin_budget(2).is_none(), "one job ahead, one thread");
+        assert!(shared.spin_budget(3).is_none(), "two jobs ahead");
+        release.send(()).unwrap();
+        futures::executor::block_on(blocker).unwrap();
+        for handle in queued {
+            futures::executor::block_on(handle).unwrap();
+        }
     }
 }

@@ -10,8 +10,10 @@
 //!   average kept here, fed by every job), so it covers jobs that usually
 //!   finish in time and is not spent on jobs that do not;
 //! - **bounded**: never longer than `ComputeConfig::await_spin_limit`, and
-//!   not at all when the typical job is longer than that limit, or when the
-//!   pool has more active jobs than threads (the job would have to queue);
+//!   not at all when the typical job is longer than that limit, or when as
+//!   many jobs as the pool has threads are queued ahead of this one (it
+//!   would have to wait its turn; the awaiter of the oldest job in flight
+//!   does spin, so draining many handles in order stays awake);
 //! - **off** with `await_spin_limit = Duration::ZERO`.
 //!
 //! The compute side has the mirror problem: an idle rayon thread notices a

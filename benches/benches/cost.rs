@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `COST_QUICK=1` and `COST_JSON=path` do the same as the flags. The JSON goes
-//! to `target/cost.json` by default; the plot tool reads it. `--cases` keeps
+//! to `target/cost.json` by default (a relative `--json` path is taken from
+//! the workspace root); the plot tool reads it. `--cases` keeps
 //! the named cases only (`trivial`, `10us`, `100us`, `1ms`, `in_flight_256`,
 //! `sync_trivial`, `sync_100us`), in their usual order; `--layout` one thread
 //! layout (`1w1c` or `2w2c`). A case runs after the ones before it on the same
@@ -95,7 +96,12 @@ impl Options {
         }
         Ok(Options {
             quick,
-            json: json.unwrap_or_else(|| compute_benches::target_dir().join("cost.json")),
+            // Cargo runs a bench in its package's directory; a relative path
+            // is meant from the workspace root, where the command was typed.
+            json: json.map_or_else(
+                || compute_benches::target_dir().join("cost.json"),
+                |path| compute_benches::workspace_root().join(path),
+            ),
             cases,
             layout,
             threads,

@@ -57,10 +57,11 @@ pub struct ComputeConfig {
     pub max_in_flight: Option<usize>,
     /// The most a first `.await` of a job may spin, keeping its thread awake,
     /// when the pool's jobs have lately been finishing within this time and
-    /// the job has a thread to itself. Waking a sleeping thread costs tens of
+    /// the job is running or next in line for a thread. Waking a sleeping thread costs tens of
     /// microseconds; a short, bounded spin avoids it for short jobs. The
     /// actual spin is learned from observed compute times (about twice the
-    /// typical job) and never spent on long jobs or a backlogged pool. The
+    /// typical job) and never spent on long jobs or on a job queued behind
+    /// others. The
     /// same budget bounds the spin of an `execute_sync` caller before it
     /// parks, and lets a compute thread linger briefly for the next short
     /// job. `Duration::ZERO` switches all three off. At most

@@ -1,4 +1,5 @@
-//! One loom model per race the bridge must handle (DESIGN.md's list).
+//! One loom model per race the bridge must handle (DESIGN.md's list), and
+//! one for the run queue's runner count (`Runners`, race 9).
 //!
 //! A lost wakeup makes the polling thread park forever, which loom reports as
 //! a deadlock; a value or waker dropped twice or never shows up in the
@@ -18,8 +19,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use compute_bridge::{channel, Closed, Receiver, RecvError, Spin};
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use compute_bridge::{channel, Closed, Receiver, RecvError, Runners, Spin};
+use loom::sync::atomic::{
+    AtomicUsize,
+    Ordering::{AcqRel, Acquire, Release, SeqCst},
+};
 use loom::sync::Arc;
 use loom::thread;
 use loom_tests::{quiet_deliberate_panics, CountingWaker, Tracked};
@@ -295,5 +299,112 @@ fn race8_panicking_waker() {
         drop((rx, bad));
         assert_eq!(drops.load(SeqCst), 1);
         bad_counts.assert_all_dropped();
+    });
+}
+
+/// A queue of interchangeable jobs with acquire/release hand-off and no
+/// stronger ordering of its own, so the model leans on `Runners`' fences
+/// alone (a real queue may order more; this one must not hide a bug).
+struct CountQueue {
+    pushed: AtomicUsize,
+    popped: AtomicUsize,
+}
+
+impl CountQueue {
+    fn new() -> Arc<CountQueue> {
+        Arc::new(CountQueue {
+            pushed: AtomicUsize::new(0),
+            popped: AtomicUsize::new(0),
+        })
+    }
+
+    fn push(&self) {
+        // ORDERING: Release: publishes the job to the popper's Acquire.
+        self.pushed.fetch_add(1, Release);
+    }
+
+    fn pop(&self) -> bool {
+        // ORDERING: Acquire pairs with `push`'s Release.
+        let mut popped = self.popped.load(Acquire);
+        loop {
+            // ORDERING: Acquire, as above.
+            if popped >= self.pushed.load(Acquire) {
+                return false;
+            }
+            // ORDERING: AcqRel: one popper per job.
+            match self
+                .popped
+                .compare_exchange(popped, popped + 1, AcqRel, Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => popped = now,
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        // ORDERING: Acquire, as in `pop`.
+        self.popped.load(Acquire) >= self.pushed.load(Acquire)
+    }
+}
+
+/// A runner as the pool runs one: drain, look once more while idle, retire.
+fn run_jobs(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize) {
+    loop {
+        while queue.pop() {
+            ran.fetch_add(1, SeqCst);
+        }
+        runners.idle();
+        let more = !queue.is_empty();
+        runners.busy();
+        if more {
+            continue;
+        }
+        if runners.retire(|| queue.is_empty()) {
+            return;
+        }
+    }
+}
+
+fn spawn_runner(
+    queue: &Arc<CountQueue>,
+    runners: &Arc<Runners>,
+    ran: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
+    thread::spawn(move || run_jobs(&queue, &runners, &ran))
+}
+
+/// Race 9: a job is pushed while the only runner drains, idles and
+/// retires. Whatever the interleaving, some runner runs it: a stranded job
+/// shows as `ran == 1` with every thread finished.
+#[test]
+fn race9_runner_retires_while_a_job_arrives() {
+    loom::model(|| {
+        let queue = CountQueue::new();
+        let runners = Arc::new(Runners::new(1));
+        let ran = Arc::new(AtomicUsize::new(0));
+
+        queue.push();
+        assert!(
+            runners.after_push(|| queue.is_empty()),
+            "the first job starts a runner"
+        );
+        let first = spawn_runner(&queue, &runners, &ran);
+
+        let submitter = {
+            let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
+            thread::spawn(move || {
+                queue.push();
+                if runners.after_push(|| queue.is_empty()) {
+                    spawn_runner(&queue, &runners, &ran).join().unwrap();
+                }
+            })
+        };
+        first.join().unwrap();
+        submitter.join().unwrap();
+        assert_eq!(ran.load(SeqCst), 2, "a job was left in the queue");
+        assert!(queue.is_empty());
+        assert_eq!(runners.alive(), 0, "every runner retired");
     });
 }

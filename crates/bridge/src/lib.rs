@@ -45,13 +45,19 @@
 //! machine, every transition and the argument for each memory ordering are in
 //! `docs/bridge.md`; every race it handles has a loom model in the
 //! `loom-tests` package.
+//!
+//! [`Runners`] is the other half of a bridge that queues its jobs: the count
+//! of tasks draining the queue, kept so that a pushed job always has a runner
+//! (also loom-checked).
 
 mod channel;
 mod error;
+mod runners;
 mod state;
 mod sync;
 mod wait;
 
 pub use channel::{channel, Closed, Receiver, Sender};
 pub use error::{RecvError, TryRecvError};
+pub use runners::Runners;
 pub use wait::Spin;

@@ -32,6 +32,7 @@ use crate::error::ComputeError;
 use crate::gate::QueuedJob;
 use crate::handle::CancelToken;
 use crate::pool::Shared;
+use crate::run_queue::Runnable;
 use crate::spin::linger_for;
 
 /// What a job's channel carries.
@@ -141,6 +142,20 @@ where
             }
             shared.notify_if_closing();
         });
+    }
+}
+
+impl<W, R> Runnable for Job<W, R, ComputeThreadHome>
+where
+    W: FnOnce(CancelToken<'_>) -> R + Send,
+    R: Send,
+{
+    fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
+        (*self).run_then(before_send);
+    }
+
+    fn run_alone(self: Box<Self>) {
+        (*self).run();
     }
 }
 
@@ -286,10 +301,11 @@ thread_local! {
 }
 
 /// Marks the outermost job on this thread until dropped.
-struct OutermostJob;
+pub(crate) struct OutermostJob;
 
 impl OutermostJob {
-    fn enter() -> Option<OutermostJob> {
+    /// `None` when this thread is already inside a job.
+    pub(crate) fn enter() -> Option<OutermostJob> {
         // `then`, not `then_some`: an eagerly built guard would be dropped
         // (clearing the flag) when this thread is already inside a job.
         IN_JOB.with(|in_job| (!in_job.replace(true)).then(|| OutermostJob))

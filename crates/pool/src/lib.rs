@@ -55,6 +55,7 @@ mod handle;
 mod job;
 mod metrics;
 mod pool;
+mod run_queue;
 mod spin;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):

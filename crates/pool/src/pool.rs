@@ -15,6 +15,7 @@ use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
 use crate::job::{run_measured, ComputeThreadHome, Job, StackJob, SubmitSpan};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
+use crate::run_queue::{self, Pushed, RunQueue};
 use crate::spin::{spin_until, AwaitSpin};
 
 /// Lifecycle: accepting work.
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     /// Jobs record their submission time relative to this.
     epoch: Instant,
     config: ComputeConfig,
+    /// Where `execute`'s jobs wait for a runner (see `run_queue.rs`).
+    pub(crate) run_queue: RunQueue,
     num_threads: usize,
     lifecycle: AtomicU8,
     /// The `max_in_flight` limit and its queue; `None` when unbounded.
@@ -192,6 +195,7 @@ impl ComputePool {
             epoch: Instant::now(),
             gate: config.max_in_flight.map(Gate::new),
             num_threads,
+            run_queue: RunQueue::new(num_threads),
             lifecycle: AtomicU8::new(OPEN),
             idle_lock: Mutex::new(()),
             idle: Condvar::new(),
@@ -804,7 +808,7 @@ impl ComputePool {
         });
     }
 
-    /// Wraps `work` in a [`Job`] and spawns it on the pool's threads.
+    /// Wraps `work` in a [`Job`] and queues it for the pool's runners.
     fn spawn_job<W, R>(&self, work: W) -> TaskHandle<R>
     where
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
@@ -813,8 +817,12 @@ impl ComputePool {
         let shared = &self.inner.shared;
         let (tx, rx) = compute_bridge::channel();
         let number = shared.metrics.record_submitted();
-        let job = Job::new(shared, ComputeThreadHome, tx, work);
-        self.inner.rayon.spawn(move || job.run());
+        let job = Box::new(Job::new(shared, ComputeThreadHome, tx, work));
+        match shared.run_queue.push(job) {
+            Pushed::Queued => {}
+            Pushed::StartRunner => self.inner.rayon.spawn(run_queue::runner),
+            Pushed::Full(job) => self.inner.rayon.spawn(move || job.run_alone()),
+        }
         TaskHandle::waiting(rx, shared.clone(), number)
     }
 }
@@ -889,6 +897,42 @@ mod tests {
         futures::executor::block_on(blocker).unwrap();
         for handle in queued {
             futures::executor::block_on(handle).unwrap();
+        }
+    }
+
+    fn one_thread_pool() -> ComputePool {
+        ComputePool::new(ComputeConfig {
+            num_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn jobs_beyond_the_run_queue_capacity_still_run() {
+        let pool = one_thread_pool();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocker = pool.execute(move || wait.recv().unwrap());
+        let jobs = run_queue::CAPACITY + 100;
+        let handles: Vec<_> = (0..jobs).map(|i| pool.execute(move || i)).collect();
+        release.send(()).unwrap();
+        futures::executor::block_on(blocker).unwrap();
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(futures::executor::block_on(handle).unwrap(), i);
+        }
+    }
+
+    #[test]
+    fn runners_retire_once_the_pool_is_idle() {
+        let pool = one_thread_pool();
+        let handles: Vec<_> = (0..100u64).map(|i| pool.execute(move || i * 2)).collect();
+        for (i, handle) in (0..100u64).zip(handles) {
+            assert_eq!(futures::executor::block_on(handle).unwrap(), i * 2);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.inner.shared.run_queue.runners() > 0 {
+            assert!(Instant::now() < deadline, "a runner never retired");
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

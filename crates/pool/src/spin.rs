@@ -94,21 +94,47 @@ impl AwaitSpin {
 /// up for `budget`, yielding to the OS scheduler between rounds (see
 /// [`Rounds`]) so a thread waiting for this CPU is not starved.
 pub(crate) fn linger_for(budget: Duration) {
+    let _ = linger_until(budget, &mut Rounds::new(), || false);
+}
+
+/// Like [`linger_for`], but returns `true` as soon as `has_job()` does (it
+/// is checked every round; rayon is asked for work every
+/// [`CHECKS_PER_RAYON_ASK`] rounds), `false` once nothing turned up for
+/// `budget`. `rounds` carries the pacing from one linger to the next, so a
+/// thread that lingers between every two jobs can tell over several of them
+/// that its CPU is crowded ([`Rounds::crowded`]).
+pub(crate) fn linger_until(
+    budget: Duration,
+    rounds: &mut Rounds,
+    mut has_job: impl FnMut() -> bool,
+) -> bool {
     let mut deadline = Instant::now() + budget;
-    let mut rounds = Rounds::new();
+    let mut round = 0u32;
     loop {
-        match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => deadline = Instant::now() + budget,
-            Some(rayon::Yield::Idle) => {
-                if !rounds.next(deadline) {
-                    return;
+        if has_job() {
+            return true;
+        }
+        round = round.wrapping_add(1);
+        if round % CHECKS_PER_RAYON_ASK == 0 {
+            match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {
+                    deadline = Instant::now() + budget;
+                    continue;
                 }
+                Some(rayon::Yield::Idle) => {}
+                // Not a rayon thread: nothing else to run.
+                None => {}
             }
-            // Not a rayon thread: nothing to linger for.
-            None => return,
+        }
+        if !rounds.next(deadline) {
+            return has_job();
         }
     }
 }
+
+/// Rounds of a linger between two requests for rayon work: asking rayon
+/// costs far more than a look at the run queue.
+const CHECKS_PER_RAYON_ASK: u32 = 8;
 
 /// Spins until `done()` or `budget` has passed; returns whether `done()`.
 pub(crate) fn spin_until(budget: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -136,9 +162,11 @@ pub(crate) fn spin_until(budget: Duration, mut done: impl FnMut() -> bool) -> bo
 /// shows it: another thread ran meanwhile. From then on the waiter yields
 /// after every check, so the two take turns at once instead of after a
 /// round of useless checks; a quick yield puts it back to solo pacing.
-struct Rounds {
+pub(crate) struct Rounds {
     checks: u32,
     checks_per_yield: u32,
+    /// Long yields in a row (see [`Rounds::crowded`]).
+    long_yields: u32,
 }
 
 /// Checks between yields for a waiter alone on its CPU.
@@ -148,12 +176,22 @@ const SOLO_CHECKS: u32 = 64;
 /// finds nobody to switch to costs a few hundred nanoseconds).
 const SHARED_CPU_YIELD: Duration = Duration::from_micros(2);
 
+/// Long yields in a row after which a waiter counts its CPU as crowded.
+const CROWDED_AFTER: u32 = 3;
+
 impl Rounds {
-    fn new() -> Rounds {
+    pub(crate) fn new() -> Rounds {
         Rounds {
             checks: 0,
             checks_per_yield: SOLO_CHECKS,
+            long_yields: 0,
         }
+    }
+
+    /// Whether the last few yields all ran another thread: this CPU is
+    /// shared with a thread that wants it.
+    pub(crate) fn crowded(&self) -> bool {
+        self.long_yields >= CROWDED_AFTER
     }
 
     /// Paces one round after a check that found nothing; `false` once
@@ -176,11 +214,13 @@ impl Rounds {
 
     /// Sets the pacing from how long the last yield took.
     fn after_yield(&mut self, took: Duration) {
-        self.checks_per_yield = if took > SHARED_CPU_YIELD {
-            1
+        if took > SHARED_CPU_YIELD {
+            self.checks_per_yield = 1;
+            self.long_yields += 1;
         } else {
-            SOLO_CHECKS
-        };
+            self.checks_per_yield = SOLO_CHECKS;
+            self.long_yields = 0;
+        }
     }
 }
 

@@ -1,0 +1,287 @@
+//! The pool's run queue: jobs submitted with `execute` (and the async
+//! methods built on it) wait here and are run by *runners*, rayon tasks that
+//! drain the queue, rather than by one `rayon::spawn` each.
+//!
+//! A `rayon::spawn` per job boxes the job, counts it on the registry's
+//! terminate counter (a cache line the submitting and the computing thread
+//! both write), pushes it on rayon's injector and checks rayon's sleep
+//! counters; a runner that is already running takes the next job from a
+//! bounded array with one compare-and-swap. With many jobs in flight that is
+//! most of a job's cost (see `docs/benchmarks.md`).
+//!
+//! - There are at most as many runners as the pool has threads. A submitter
+//!   starts one only when no runner is idle and its job is still queued;
+//!   [`compute_bridge::Runners`] (loom-checked) makes sure a queued job always
+//!   has a runner that will reach it, however submitting and retiring race.
+//! - A runner that runs out of jobs lingers as a compute thread does after a
+//!   short job (see `spin.rs`): for the linger budget it watches the queue
+//!   and runs any other rayon work that turns up; then it retires.
+//! - A runner started inside another job (rayon runs queued work on a thread
+//!   that waits in `join` or `scope`) runs one job, then hands the rest to a
+//!   fresh runner, so the job it interrupted is not held up by the queue.
+//! - A full queue ([`CAPACITY`] jobs waiting) sends the job straight to rayon.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use compute_bridge::Runners;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::job::{ComputeThreadHome, Home, OutermostJob};
+use crate::spin::{linger_until, Rounds};
+
+/// Jobs the queue holds before new ones go straight to rayon.
+pub(crate) const CAPACITY: usize = 1024;
+
+/// A job as the run queue holds it.
+pub(crate) trait Runnable: Send {
+    /// Runs the job; `before_send` is called once its work is over and
+    /// before its result is sent.
+    fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut());
+    /// Runs the job on its own, as a job spawned straight onto rayon.
+    fn run_alone(self: Box<Self>);
+}
+
+/// What [`RunQueue::push`] did with a job.
+pub(crate) enum Pushed {
+    /// Queued, and a runner will reach it.
+    Queued,
+    /// Queued; the caller must start a runner ([`runner`]).
+    StartRunner,
+    /// The queue is full: the caller must run the job some other way.
+    Full(Box<dyn Runnable>),
+}
+
+/// The queue and the count of its runners. See the module docs.
+pub(crate) struct RunQueue {
+    tx: Sender<Box<dyn Runnable>>,
+    rx: Receiver<Box<dyn Runnable>>,
+    runners: Runners,
+}
+
+impl RunQueue {
+    /// An empty queue drained by at most `max_runners` runners.
+    pub(crate) fn new(max_runners: usize) -> RunQueue {
+        let (tx, rx) = crossbeam_channel::bounded(CAPACITY);
+        RunQueue {
+            tx,
+            rx,
+            runners: Runners::new(max_runners),
+        }
+    }
+
+    /// Queues `job`, saying whether the caller must start a runner.
+    pub(crate) fn push(&self, job: Box<dyn Runnable>) -> Pushed {
+        match self.tx.try_send(job) {
+            Ok(()) if self.runners.after_push(|| self.rx.is_empty()) => Pushed::StartRunner,
+            Ok(()) => Pushed::Queued,
+            // The queue owns both ends, so it is never disconnected.
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Pushed::Full(job),
+        }
+    }
+
+    /// Runners alive now (for tests).
+    #[cfg(test)]
+    pub(crate) fn runners(&self) -> usize {
+        self.runners.alive()
+    }
+
+    /// The body of a runner: drains the queue, lingers, retires. Returns
+    /// `true` when the caller must start a fresh runner to carry on (a
+    /// runner inside another job runs one job only).
+    fn serve(&self, linger: Option<Duration>, nested: bool) -> bool {
+        loop {
+            self.drain(linger.filter(|_| !nested), nested);
+            if self.runners.retire(|| self.rx.is_empty()) {
+                return false;
+            }
+            // A job arrived as we retired, and we are counted again.
+            if nested {
+                return true;
+            }
+        }
+    }
+
+    /// Runs queued jobs (one only when `one_job`) and lingers for more;
+    /// returns, not idle, when it is time to try to retire.
+    ///
+    /// A runner whose CPU is crowded (its lingers keep yielding to another
+    /// thread: typically the awaiter of its jobs, spinning on the same vCPU,
+    /// the two taking turns at every hand-off) stops telling submitters it
+    /// is idle, so the next one starts another runner, on a thread the
+    /// kernel wakes on an idle CPU if there is one; with another runner
+    /// alive, it leaves the queue to it. Alone with no room for another, it
+    /// carries on where it is.
+    fn drain(&self, linger: Option<Duration>, one_job: bool) {
+        let idle = Cell::new(false);
+        let advertise_idle = Cell::new(true);
+        let mut rounds = Rounds::new();
+        loop {
+            if let Ok(job) = self.rx.try_recv() {
+                if idle.replace(false) {
+                    self.runners.busy();
+                }
+                let on_unwind = HandOverOnUnwind {
+                    queue: self,
+                    idle: &idle,
+                };
+                // Idle from the moment the job's result can be seen, so
+                // that whoever gets it and submits again finds us idle and
+                // starts no runner of its own.
+                job.run_queued(&mut || {
+                    if advertise_idle.get() && !idle.replace(true) {
+                        self.runners.idle();
+                    }
+                });
+                std::mem::forget(on_unwind);
+                if one_job {
+                    break;
+                }
+            } else {
+                let Some(budget) = linger else { break };
+                if advertise_idle.get() && !idle.replace(true) {
+                    self.runners.idle();
+                }
+                if !linger_until(budget, &mut rounds, || !self.rx.is_empty()) {
+                    break;
+                }
+            }
+            let crowded = rounds.crowded();
+            advertise_idle.set(!crowded);
+            if crowded {
+                if idle.replace(false) {
+                    self.runners.busy();
+                }
+                if self.runners.alive() > 1 {
+                    break;
+                }
+            }
+        }
+        if idle.get() {
+            self.runners.busy();
+        }
+    }
+}
+
+/// If a job unwinds out of a runner (its jobs catch their own panics, so
+/// only a panic from outside the work can), the runner retires on the way
+/// out and starts a successor if jobs are waiting, so none is stranded.
+struct HandOverOnUnwind<'a> {
+    queue: &'a RunQueue,
+    idle: &'a Cell<bool>,
+}
+
+impl Drop for HandOverOnUnwind<'_> {
+    fn drop(&mut self) {
+        if self.idle.replace(false) {
+            self.queue.runners.busy();
+        }
+        if !self.queue.runners.retire(|| self.queue.rx.is_empty()) {
+            rayon::spawn(runner);
+        }
+    }
+}
+
+/// A runner, as spawned onto the pool's threads: serves the pool's run
+/// queue, found through the compute thread's home (see `ComputeThreadHome`).
+pub(crate) fn runner() {
+    let outermost = OutermostJob::enter();
+    let hand_over = ComputeThreadHome.with(|shared| {
+        shared
+            .run_queue
+            .serve(shared.linger_budget(), outermost.is_none())
+    });
+    if hand_over == Some(true) {
+        // Still on a thread of the pool: `spawn` goes to the same pool.
+        rayon::spawn(runner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A job that counts its runs.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Runnable for Counted {
+        fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            before_send();
+        }
+
+        fn run_alone(self: Box<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counted(runs: &Arc<AtomicUsize>) -> Box<dyn Runnable> {
+        Box::new(Counted(runs.clone()))
+    }
+
+    #[test]
+    fn the_first_job_starts_a_runner_and_the_next_ones_wait_for_it() {
+        let queue = RunQueue::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(matches!(queue.push(counted(&runs)), Pushed::StartRunner));
+        assert!(matches!(queue.push(counted(&runs)), Pushed::Queued));
+        assert_eq!(queue.runners(), 1);
+        assert!(
+            !queue.serve(None, false),
+            "an outermost runner drains and retires"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(queue.runners(), 0);
+    }
+
+    #[test]
+    fn a_runner_inside_another_job_runs_one_job_then_hands_over() {
+        let queue = RunQueue::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let _ = queue.push(counted(&runs));
+        }
+        assert!(
+            queue.serve(None, true),
+            "jobs are left: a fresh runner must take over"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(queue.runners(), 1, "the count passes to the fresh runner");
+        assert!(!queue.serve(None, false));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert_eq!(queue.runners(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_hands_the_job_back() {
+        let queue = RunQueue::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        for _ in 0..CAPACITY {
+            assert!(!matches!(queue.push(counted(&runs)), Pushed::Full(_)));
+        }
+        let Pushed::Full(job) = queue.push(counted(&runs)) else {
+            panic!("a queue of {CAPACITY} jobs takes no more");
+        };
+        job.run_alone();
+        assert!(!queue.serve(None, false));
+        assert_eq!(runs.load(Ordering::SeqCst), CAPACITY + 1);
+    }
+
+    #[test]
+    fn an_idle_runner_spares_the_submitter_a_new_one() {
+        let queue = RunQueue::new(2);
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(matches!(queue.push(counted(&runs)), Pushed::StartRunner));
+        queue.runners.idle();
+        assert!(matches!(queue.push(counted(&runs)), Pushed::Queued));
+        queue.runners.busy();
+        assert!(
+            matches!(queue.push(counted(&runs)), Pushed::StartRunner),
+            "no runner idle, fewer than the most: start another"
+        );
+        assert_eq!(queue.runners(), 2);
+    }
+}

@@ -13,11 +13,13 @@
 //! 4. sends the result; if nobody waits any more the value comes back and
 //!    is dropped here, under `catch_unwind` too.
 //!
-//! With `max_in_flight`, jobs wait in the pool's queue and run inside a
-//! puller that holds the permit (see the `gate` module).
+//! Jobs from `execute` wait in the pool's run queue and run inside a runner
+//! task (see the `run_queue` module). With `max_in_flight`, jobs wait in the
+//! gate's queue instead and run inside a puller that holds the permit (see
+//! the `gate` module).
 //!
-//! A job dropped without running (rayon never does that, but the queue
-//! drops abandoned jobs, and `try_execute` drops one it refuses) accounts
+//! A job dropped without running (rayon never does that, but the gate's
+//! queue drops abandoned jobs, and `try_execute` drops one it refuses) accounts
 //! for itself in `Drop` if its handle still waits, so nothing leaks and no
 //! receiver hangs.
 
@@ -265,11 +267,12 @@ impl Home for Arc<Shared> {
     }
 }
 
-/// A job spawned onto its pool's own threads, which finds the pool's state
-/// in the thread it runs on: every compute thread holds its pool's
-/// [`Shared`] from its start (see [`ComputeThreadHome::enter`]) to its exit,
-/// and rayon runs a pool's spawned jobs only on that pool's threads, before
-/// they exit. So the job needs no reference of its own, and the submitting
+/// A job run on its pool's own threads (by a runner of the run queue, or
+/// spawned there), which finds the pool's state in the thread it runs on:
+/// every compute thread holds its pool's [`Shared`] from its start (see
+/// [`ComputeThreadHome::enter`]) to its exit, and rayon runs a pool's
+/// spawned work only on that pool's threads, before they exit; runners
+/// retire only with the run queue empty. So the job needs no reference of its own, and the submitting
 /// and computing threads do not take turns on one reference count.
 pub(crate) struct ComputeThreadHome;
 

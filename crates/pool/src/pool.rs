@@ -124,9 +124,9 @@ pub(crate) struct PoolHandle {
 
 /// A pool of compute threads that async code hands CPU-bound work to.
 ///
-/// Each async method submits a job straight onto the pool's own rayon
-/// threads (one hop; rayon's global pool is never used or created) and
-/// returns a [`TaskHandle`] to await. Inside a job, rayon's parallel
+/// Each async method hands a job to the pool's own rayon threads (one hop:
+/// a queue their runner tasks drain; rayon's global pool is never used or
+/// created) and returns a [`TaskHandle`] to await. Inside a job, rayon's parallel
 /// iterators, `scope` and `join` use this pool. Cloning is cheap (one
 /// `Arc`); every clone is the same pool. Dropping the last clone lets queued
 /// jobs finish, then the threads exit.

@@ -275,6 +275,19 @@ mod tests {
     }
 
     #[test]
+    fn a_cpu_is_crowded_after_a_few_long_yields_in_a_row() {
+        let mut rounds = Rounds::new();
+        for _ in 1..CROWDED_AFTER {
+            rounds.after_yield(Duration::from_micros(40));
+            assert!(!rounds.crowded(), "not yet");
+        }
+        rounds.after_yield(Duration::from_micros(40));
+        assert!(rounds.crowded());
+        rounds.after_yield(Duration::from_nanos(300));
+        assert!(!rounds.crowded(), "one quick yield: alone again");
+    }
+
+    #[test]
     fn zero_limit_switches_spinning_off() {
         let spin = AwaitSpin::new(Duration::ZERO);
         spin.observe(Duration::from_nanos(10));

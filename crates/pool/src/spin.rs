@@ -94,7 +94,20 @@ impl AwaitSpin {
 /// up for `budget`, yielding to the OS scheduler between rounds (see
 /// [`Rounds`]) so a thread waiting for this CPU is not starved.
 pub(crate) fn linger_for(budget: Duration) {
-    let _ = linger_until(budget, &mut Rounds::new(), || false);
+    let mut deadline = Instant::now() + budget;
+    let mut rounds = Rounds::new();
+    loop {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => deadline = Instant::now() + budget,
+            Some(rayon::Yield::Idle) => {
+                if !rounds.next(deadline) {
+                    return;
+                }
+            }
+            // Not a rayon thread: nothing to linger for.
+            None => return,
+        }
+    }
 }
 
 /// Like [`linger_for`], but returns `true` as soon as `has_job()` does (it

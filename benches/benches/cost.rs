@@ -17,8 +17,8 @@
 //! pools, and what those left behind (where the threads sit, what the await
 //! spin learned) shapes its figures, so compare subsets with subsets.
 //! `--threads` (or `COST_THREADS=1`) adds, per row, the CPU per job of each
-//! group of threads (tokio's, each pool's, the harness's), from
-//! `/proc/self/task/*/schedstat`.
+//! group of threads (tokio's, each pool's, the harness's), and each group's
+//! CPU in the idle window, from `/proc/self/task/*/schedstat`.
 //!
 //! This binary installs a counting global allocator, so allocations and bytes
 //! are counted for every thread of the process.
@@ -156,6 +156,10 @@ struct PoolCost {
     /// CPU per job of each thread group, in µs (with `--threads` only).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     cpu_us_per_job_by_thread: std::collections::BTreeMap<String, f64>,
+    /// CPU of each thread group in the idle window, in µs (with `--threads`
+    /// only; groups that used none are left out).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    idle_us_by_thread: std::collections::BTreeMap<String, f64>,
 }
 
 /// The whole report, as written to JSON.
@@ -531,11 +535,24 @@ fn measure_case(
             per_batch.min(256),
             Timings::with_capacity(512),
         );
+        let idle_threads = by_thread.then(cpu_by_thread_group);
         let idle_cpu = process_cpu_time();
         let idle_wall = Instant::now();
         std::thread::sleep(Duration::from_millis(10));
         let idle_cpu = process_cpu_time() - idle_cpu;
         let idle_window = idle_wall.elapsed();
+        let idle_us_by_thread = idle_threads
+            .map(|before| {
+                cpu_by_thread_group()
+                    .into_iter()
+                    .map(|(group, now)| {
+                        let spent = now.saturating_sub(before.get(&group).copied().unwrap_or_default());
+                        (group, spent.as_secs_f64() * 1e6)
+                    })
+                    .filter(|(_, us)| *us > 0.0)
+                    .collect()
+            })
+            .unwrap_or_default();
 
         let jobs = acc.timings.total.len() as u64;
         let us = |ns: f64| ns / 1000.0;
@@ -561,6 +578,7 @@ fn measure_case(
                 .filter(|(_, spent)| !spent.is_zero())
                 .map(|(group, spent)| (group.clone(), spent.as_secs_f64() * 1e6 / jobs as f64))
                 .collect(),
+            idle_us_by_thread,
         });
     }
     rows
@@ -643,12 +661,18 @@ fn print_pool(rows: &[PoolCost]) {
                 .iter()
                 .map(|(group, us)| format!("{group} {us:.1}"))
                 .collect();
+            let idle: Vec<String> = row
+                .idle_us_by_thread
+                .iter()
+                .map(|(group, us)| format!("{group} {us:.0}"))
+                .collect();
             println!(
-                "{:<5} {:<13} {:<14} {}",
+                "{:<5} {:<13} {:<14} {}; idle window (us): {}",
                 row.layout,
                 row.case,
                 row.bridge,
-                groups.join(", ")
+                groups.join(", "),
+                idle.join(", ")
             );
         }
     }

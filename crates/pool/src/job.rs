@@ -155,10 +155,6 @@ where
     fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
         (*self).run_then(before_send);
     }
-
-    fn run_alone(self: Box<Self>) {
-        (*self).run();
-    }
 }
 
 impl<W, R> QueuedJob for Job<W, R, Arc<Shared>>

@@ -15,7 +15,7 @@ use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
 use crate::job::{run_measured, ComputeThreadHome, Job, StackJob, SubmitSpan};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
-use crate::run_queue::{self, Pushed, RunQueue};
+use crate::run_queue::{self, RunQueue};
 use crate::spin::{spin_until, AwaitSpin};
 
 /// Lifecycle: accepting work.
@@ -818,10 +818,8 @@ impl ComputePool {
         let (tx, rx) = compute_bridge::channel();
         let number = shared.metrics.record_submitted();
         let job = Box::new(Job::new(shared, ComputeThreadHome, tx, work));
-        match shared.run_queue.push(job) {
-            Pushed::Queued => {}
-            Pushed::StartRunner => self.inner.rayon.spawn(run_queue::runner),
-            Pushed::Full(job) => self.inner.rayon.spawn(move || job.run_alone()),
+        if shared.run_queue.push(job) {
+            self.inner.rayon.spawn(run_queue::runner);
         }
         TaskHandle::waiting(rx, shared.clone(), number)
     }
@@ -909,11 +907,11 @@ mod tests {
     }
 
     #[test]
-    fn jobs_beyond_the_run_queue_capacity_still_run() {
+    fn thousands_of_jobs_queued_behind_a_busy_thread_all_run() {
         let pool = one_thread_pool();
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let blocker = pool.execute(move || wait.recv().unwrap());
-        let jobs = run_queue::CAPACITY + 100;
+        let jobs = 5000;
         let handles: Vec<_> = (0..jobs).map(|i| pool.execute(move || i)).collect();
         release.send(()).unwrap();
         futures::executor::block_on(blocker).unwrap();

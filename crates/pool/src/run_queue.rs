@@ -5,8 +5,8 @@
 //! A `rayon::spawn` per job boxes the job, counts it on the registry's
 //! terminate counter (a cache line the submitting and the computing thread
 //! both write), pushes it on rayon's injector and checks rayon's sleep
-//! counters; a runner that is already running takes the next job from a
-//! bounded array with one compare-and-swap. With many jobs in flight that is
+//! counters; a runner that is already running takes the next job from the
+//! queue with one compare-and-swap. With many jobs in flight that is
 //! most of a job's cost (see `docs/benchmarks.md`).
 //!
 //! - There are at most as many runners as the pool has threads. A submitter
@@ -19,64 +19,58 @@
 //! - A runner started inside another job (rayon runs queued work on a thread
 //!   that waits in `join` or `scope`) runs one job, then hands the rest to a
 //!   fresh runner, so the job it interrupted is not held up by the queue.
-//! - A full queue ([`CAPACITY`] jobs waiting) sends the job straight to rayon.
+//!
+//! The queue is crossbeam's `Injector` (the one rayon itself uses for work
+//! submitted from outside): unbounded, one allocation per 63 jobs.
 
 use std::cell::Cell;
 use std::time::Duration;
 
 use compute_bridge::Runners;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_deque::{Injector, Steal};
 
 use crate::job::{ComputeThreadHome, Home, OutermostJob};
 use crate::spin::{linger_until, Rounds};
-
-/// Jobs the queue holds before new ones go straight to rayon.
-pub(crate) const CAPACITY: usize = 1024;
 
 /// A job as the run queue holds it.
 pub(crate) trait Runnable: Send {
     /// Runs the job; `before_send` is called once its work is over and
     /// before its result is sent.
     fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut());
-    /// Runs the job on its own, as a job spawned straight onto rayon.
-    fn run_alone(self: Box<Self>);
-}
-
-/// What [`RunQueue::push`] did with a job.
-pub(crate) enum Pushed {
-    /// Queued, and a runner will reach it.
-    Queued,
-    /// Queued; the caller must start a runner ([`runner`]).
-    StartRunner,
-    /// The queue is full: the caller must run the job some other way.
-    Full(Box<dyn Runnable>),
 }
 
 /// The queue and the count of its runners. See the module docs.
 pub(crate) struct RunQueue {
-    tx: Sender<Box<dyn Runnable>>,
-    rx: Receiver<Box<dyn Runnable>>,
+    jobs: Injector<Box<dyn Runnable>>,
     runners: Runners,
 }
 
 impl RunQueue {
     /// An empty queue drained by at most `max_runners` runners.
     pub(crate) fn new(max_runners: usize) -> RunQueue {
-        let (tx, rx) = crossbeam_channel::bounded(CAPACITY);
         RunQueue {
-            tx,
-            rx,
+            jobs: Injector::new(),
             runners: Runners::new(max_runners),
         }
     }
 
-    /// Queues `job`, saying whether the caller must start a runner.
-    pub(crate) fn push(&self, job: Box<dyn Runnable>) -> Pushed {
-        match self.tx.try_send(job) {
-            Ok(()) if self.runners.after_push(|| self.rx.is_empty()) => Pushed::StartRunner,
-            Ok(()) => Pushed::Queued,
-            // The queue owns both ends, so it is never disconnected.
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Pushed::Full(job),
+    /// Queues `job`; returns `true` when the caller must start a runner
+    /// ([`runner`]).
+    #[must_use = "a queued job may need a runner started"]
+    pub(crate) fn push(&self, job: Box<dyn Runnable>) -> bool {
+        self.jobs.push(job);
+        self.runners.after_push(|| self.jobs.is_empty())
+    }
+
+    /// The next job, if any.
+    fn pop(&self) -> Option<Box<dyn Runnable>> {
+        loop {
+            match self.jobs.steal() {
+                Steal::Success(job) => return Some(job),
+                Steal::Empty => return None,
+                // Another runner took the slot we aimed at: look again.
+                Steal::Retry => {}
+            }
         }
     }
 
@@ -92,7 +86,7 @@ impl RunQueue {
     fn serve(&self, linger: Option<Duration>, nested: bool) -> bool {
         loop {
             self.drain(linger.filter(|_| !nested), nested);
-            if self.runners.retire(|| self.rx.is_empty()) {
+            if self.runners.retire(|| self.jobs.is_empty()) {
                 return false;
             }
             // A job arrived as we retired, and we are counted again.
@@ -117,7 +111,7 @@ impl RunQueue {
         let advertise_idle = Cell::new(true);
         let mut rounds = Rounds::new();
         loop {
-            if let Ok(job) = self.rx.try_recv() {
+            if let Some(job) = self.pop() {
                 if idle.replace(false) {
                     self.runners.busy();
                 }
@@ -142,7 +136,7 @@ impl RunQueue {
                 if advertise_idle.get() && !idle.replace(true) {
                     self.runners.idle();
                 }
-                if !linger_until(budget, &mut rounds, || !self.rx.is_empty()) {
+                if !linger_until(budget, &mut rounds, || !self.jobs.is_empty()) {
                     break;
                 }
             }
@@ -176,7 +170,7 @@ impl Drop for HandOverOnUnwind<'_> {
         if self.idle.replace(false) {
             self.queue.runners.busy();
         }
-        if !self.queue.runners.retire(|| self.queue.rx.is_empty()) {
+        if !self.queue.runners.retire(|| self.queue.jobs.is_empty()) {
             rayon::spawn(runner);
         }
     }
@@ -212,10 +206,6 @@ mod tests {
             self.0.fetch_add(1, Ordering::SeqCst);
             before_send();
         }
-
-        fn run_alone(self: Box<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
     }
 
     fn counted(runs: &Arc<AtomicUsize>) -> Box<dyn Runnable> {
@@ -226,8 +216,8 @@ mod tests {
     fn the_first_job_starts_a_runner_and_the_next_ones_wait_for_it() {
         let queue = RunQueue::new(1);
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(matches!(queue.push(counted(&runs)), Pushed::StartRunner));
-        assert!(matches!(queue.push(counted(&runs)), Pushed::Queued));
+        assert!(queue.push(counted(&runs)), "no runner yet: start one");
+        assert!(!queue.push(counted(&runs)), "the runner will get to it");
         assert_eq!(queue.runners(), 1);
         assert!(
             !queue.serve(None, false),
@@ -256,30 +246,15 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_hands_the_job_back() {
-        let queue = RunQueue::new(1);
-        let runs = Arc::new(AtomicUsize::new(0));
-        for _ in 0..CAPACITY {
-            assert!(!matches!(queue.push(counted(&runs)), Pushed::Full(_)));
-        }
-        let Pushed::Full(job) = queue.push(counted(&runs)) else {
-            panic!("a queue of {CAPACITY} jobs takes no more");
-        };
-        job.run_alone();
-        assert!(!queue.serve(None, false));
-        assert_eq!(runs.load(Ordering::SeqCst), CAPACITY + 1);
-    }
-
-    #[test]
     fn an_idle_runner_spares_the_submitter_a_new_one() {
         let queue = RunQueue::new(2);
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(matches!(queue.push(counted(&runs)), Pushed::StartRunner));
+        assert!(queue.push(counted(&runs)));
         queue.runners.idle();
-        assert!(matches!(queue.push(counted(&runs)), Pushed::Queued));
+        assert!(!queue.push(counted(&runs)));
         queue.runners.busy();
         assert!(
-            matches!(queue.push(counted(&runs)), Pushed::StartRunner),
+            queue.push(counted(&runs)),
             "no runner idle, fewer than the most: start another"
         );
         assert_eq!(queue.runners(), 2);

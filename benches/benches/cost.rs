@@ -546,7 +546,8 @@ fn measure_case(
                 cpu_by_thread_group()
                     .into_iter()
                     .map(|(group, now)| {
-                        let spent = now.saturating_sub(before.get(&group).copied().unwrap_or_default());
+                        let spent =
+                            now.saturating_sub(before.get(&group).copied().unwrap_or_default());
                         (group, spent.as_secs_f64() * 1e6)
                     })
                     .filter(|(_, us)| *us > 0.0)

@@ -408,3 +408,46 @@ fn race9_runner_retires_while_a_job_arrives() {
         assert_eq!(runners.alive(), 0, "every runner retired");
     });
 }
+
+/// Race 9 with a claimed runner: the first runner is claimed and starts
+/// with its job in hand (nothing queued); a second job either claims a
+/// runner of its own (if the first already retired) or is pushed as the
+/// first one retires. Either way both jobs run and every runner retires.
+#[test]
+fn race9_claimed_runner_retires_while_a_job_arrives() {
+    loom::model(|| {
+        let queue = CountQueue::new();
+        let runners = Arc::new(Runners::new(1));
+        let ran = Arc::new(AtomicUsize::new(0));
+
+        let start_with_job =
+            |queue: &Arc<CountQueue>, runners: &Arc<Runners>, ran: &Arc<AtomicUsize>| {
+                let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
+                thread::spawn(move || {
+                    ran.fetch_add(1, SeqCst);
+                    run_jobs(&queue, &runners, &ran);
+                })
+            };
+        assert!(runners.claim(), "no runner yet: claim one");
+        let first = start_with_job(&queue, &runners, &ran);
+
+        let submitter = {
+            let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
+            thread::spawn(move || {
+                if runners.claim() {
+                    start_with_job(&queue, &runners, &ran).join().unwrap();
+                } else {
+                    queue.push();
+                    if runners.after_push(|| queue.is_empty()) {
+                        spawn_runner(&queue, &runners, &ran).join().unwrap();
+                    }
+                }
+            })
+        };
+        first.join().unwrap();
+        submitter.join().unwrap();
+        assert_eq!(ran.load(SeqCst), 2, "a job was left in the queue");
+        assert!(queue.is_empty());
+        assert_eq!(runners.alive(), 0, "every runner retired");
+    });
+}

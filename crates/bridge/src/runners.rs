@@ -14,7 +14,9 @@ use crate::sync::{fence, AtomicUsize, Ordering};
 ///
 /// - a **submitter** pushes its job, then calls [`after_push`](Self::after_push):
 ///   `true` means no runner is sure to see the job, so the caller must
-///   start one (it is already counted);
+///   start one (it is already counted). Before pushing, it may
+///   [`claim`](Self::claim) a runner instead and start it with the job in
+///   hand, when a runner would be wanted anyway;
 /// - a **runner** pops and runs jobs; while it has none it may say so with
 ///   [`idle`](Self::idle) (a hint that keeps submitters from starting
 ///   runners it would serve anyway) and take it back with
@@ -95,6 +97,34 @@ impl Runners {
             }
         }
         // `max` runners are alive; each looks at the queue before it stops.
+        false
+    }
+
+    /// Counts one more runner if the next job wants one even before it is
+    /// pushed: no runner is idle and fewer than `max` are alive. The caller
+    /// then starts a runner that brings that job along instead of pushing
+    /// it; the runner drains the queue after it like any other.
+    pub fn claim(&self) -> bool {
+        // ORDERING: Relaxed: a hint, as in `after_push`. A claim that misses
+        // an idle runner starts one runner too many (it drains and retires);
+        // nothing is pushed, so nothing can be stranded here.
+        if self.idle.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        // ORDERING: Relaxed, see above.
+        let mut alive = self.alive.load(Ordering::Relaxed);
+        while alive < self.max {
+            // ORDERING: Relaxed: a count, as in `after_push`.
+            match self.alive.compare_exchange_weak(
+                alive,
+                alive + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => alive = now,
+            }
+        }
         false
     }
 

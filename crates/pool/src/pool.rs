@@ -817,8 +817,15 @@ impl ComputePool {
         let shared = &self.inner.shared;
         let (tx, rx) = compute_bridge::channel();
         let number = shared.metrics.record_submitted();
-        let job = Box::new(Job::new(shared, ComputeThreadHome, tx, work));
-        if shared.run_queue.push(job) {
+        let job = Job::new(shared, ComputeThreadHome, tx, work);
+        if shared.run_queue.claim_runner() {
+            // A new runner takes this job along: no queue, no box.
+            self.inner.rayon.spawn(move || {
+                run_queue::runner_with(Some(move |before_send: &mut dyn FnMut()| {
+                    job.run_then(before_send);
+                }));
+            });
+        } else if shared.run_queue.push(Box::new(job)) {
             self.inner.rayon.spawn(run_queue::runner);
         }
         TaskHandle::waiting(rx, shared.clone(), number)

@@ -80,12 +80,26 @@ impl RunQueue {
         self.runners.alive()
     }
 
-    /// The body of a runner: drains the queue, lingers, retires. Returns
-    /// `true` when the caller must start a fresh runner to carry on (a
-    /// runner inside another job runs one job only).
-    fn serve(&self, linger: Option<Duration>, nested: bool) -> bool {
+    /// Counts a new runner if the next job wants one before it is even
+    /// queued (no runner idle, fewer than the most alive): the caller then
+    /// starts a runner that brings the job along ([`runner_with`]), and the
+    /// job needs no box of its own.
+    pub(crate) fn claim_runner(&self) -> bool {
+        self.runners.claim()
+    }
+
+    /// The body of a runner: runs `first` if it brought a job along, drains
+    /// the queue, lingers, retires. Returns `true` when the caller must start
+    /// a fresh runner to carry on (a runner inside another job runs one job
+    /// only).
+    fn serve<F: FnOnce(&mut dyn FnMut())>(
+        &self,
+        mut first: Option<F>,
+        linger: Option<Duration>,
+        nested: bool,
+    ) -> bool {
         loop {
-            self.drain(linger.filter(|_| !nested), nested);
+            self.drain(first.take(), linger.filter(|_| !nested), nested);
             if self.runners.retire(|| self.jobs.is_empty()) {
                 return false;
             }
@@ -96,8 +110,8 @@ impl RunQueue {
         }
     }
 
-    /// Runs queued jobs (one only when `one_job`) and lingers for more;
-    /// returns, not idle, when it is time to try to retire.
+    /// Runs `first`, then queued jobs (one job only when `one_job`), and
+    /// lingers for more; returns, not idle, when it is time to try to retire.
     ///
     /// A runner whose CPU is crowded (its lingers keep yielding to another
     /// thread: typically the awaiter of its jobs, spinning on the same vCPU,
@@ -106,28 +120,28 @@ impl RunQueue {
     /// kernel wakes on an idle CPU if there is one; with another runner
     /// alive, it leaves the queue to it. Alone with no room for another, it
     /// carries on where it is.
-    fn drain(&self, linger: Option<Duration>, one_job: bool) {
+    fn drain<F: FnOnce(&mut dyn FnMut())>(
+        &self,
+        mut first: Option<F>,
+        linger: Option<Duration>,
+        one_job: bool,
+    ) {
         let idle = Cell::new(false);
         let advertise_idle = Cell::new(true);
         let mut rounds = Rounds::new();
         loop {
-            if let Some(job) = self.pop() {
-                if idle.replace(false) {
-                    self.runners.busy();
-                }
-                let on_unwind = HandOverOnUnwind {
-                    queue: self,
-                    idle: &idle,
-                };
-                // Idle from the moment the job's result can be seen, so
-                // that whoever gets it and submits again finds us idle and
-                // starts no runner of its own.
-                job.run_queued(&mut || {
-                    if advertise_idle.get() && !idle.replace(true) {
-                        self.runners.idle();
-                    }
+            let ran = if let Some(first) = first.take() {
+                self.run_one(&idle, &advertise_idle, first);
+                true
+            } else if let Some(job) = self.pop() {
+                self.run_one(&idle, &advertise_idle, |before_send| {
+                    job.run_queued(before_send)
                 });
-                std::mem::forget(on_unwind);
+                true
+            } else {
+                false
+            };
+            if ran {
                 if one_job {
                     break;
                 }
@@ -155,6 +169,27 @@ impl RunQueue {
             self.runners.busy();
         }
     }
+
+    /// Runs one job, telling submitters this runner is idle from the moment
+    /// the job's result can be seen (so that whoever gets it and submits
+    /// again finds it idle and starts no runner of its own).
+    fn run_one(
+        &self,
+        idle: &Cell<bool>,
+        advertise_idle: &Cell<bool>,
+        run: impl FnOnce(&mut dyn FnMut()),
+    ) {
+        if idle.replace(false) {
+            self.runners.busy();
+        }
+        let on_unwind = HandOverOnUnwind { queue: self, idle };
+        run(&mut || {
+            if advertise_idle.get() && !idle.replace(true) {
+                self.runners.idle();
+            }
+        });
+        std::mem::forget(on_unwind);
+    }
 }
 
 /// If a job unwinds out of a runner (its jobs catch their own panics, so
@@ -179,11 +214,17 @@ impl Drop for HandOverOnUnwind<'_> {
 /// A runner, as spawned onto the pool's threads: serves the pool's run
 /// queue, found through the compute thread's home (see `ComputeThreadHome`).
 pub(crate) fn runner() {
+    runner_with(None::<fn(&mut dyn FnMut())>);
+}
+
+/// A runner that brings its first job along (see [`RunQueue::claim_runner`]):
+/// `first` is called with the hook to call before its result is sent.
+pub(crate) fn runner_with<F: FnOnce(&mut dyn FnMut())>(first: Option<F>) {
     let outermost = OutermostJob::enter();
     let hand_over = ComputeThreadHome.with(|shared| {
         shared
             .run_queue
-            .serve(shared.linger_budget(), outermost.is_none())
+            .serve(first, shared.linger_budget(), outermost.is_none())
     });
     if hand_over == Some(true) {
         // Still on a thread of the pool: `spawn` goes to the same pool.
@@ -220,7 +261,7 @@ mod tests {
         assert!(!queue.push(counted(&runs)), "the runner will get to it");
         assert_eq!(queue.runners(), 1);
         assert!(
-            !queue.serve(None, false),
+            !queue.serve(None::<fn(&mut dyn FnMut())>, None, false),
             "an outermost runner drains and retires"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -235,13 +276,30 @@ mod tests {
             let _ = queue.push(counted(&runs));
         }
         assert!(
-            queue.serve(None, true),
+            queue.serve(None::<fn(&mut dyn FnMut())>, None, true),
             "jobs are left: a fresh runner must take over"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(queue.runners(), 1, "the count passes to the fresh runner");
-        assert!(!queue.serve(None, false));
+        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, None, false));
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert_eq!(queue.runners(), 0);
+    }
+
+    #[test]
+    fn a_runner_can_bring_its_first_job_along() {
+        let queue = RunQueue::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(queue.claim_runner(), "no runner: claim one");
+        assert!(!queue.claim_runner(), "the most are alive");
+        assert!(
+            !queue.push(counted(&runs)),
+            "the claimed runner will get to it"
+        );
+        let first = counted(&runs);
+        let first = |before_send: &mut dyn FnMut()| first.run_queued(before_send);
+        assert!(!queue.serve(Some(first), None, false));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(queue.runners(), 0);
     }
 

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use compute_benches::alloc::{Counting, Snapshot};
-use compute_benches::cpu::{cpu_by_thread_group, process_cpu_time};
+use compute_benches::cpu::{cpu_by_thread_group, settled_process_cpu_time};
 use compute_benches::job;
 use compute_benches::oneshots::{Feed, Futures, Oneshot, Ours, Tokio, Worker};
 use compute_benches::peers::naive_spawn;
@@ -508,11 +508,11 @@ fn measure_case(
             let timings = std::mem::replace(&mut acc.timings, Timings::with_capacity(0));
             let alloc_before = Snapshot::now();
             let threads_before = by_thread.then(cpu_by_thread_group);
-            let cpu_before = process_cpu_time();
+            let cpu_before = settled_process_cpu_time();
             let start = Instant::now();
             acc.timings = run_batch(setup, case, caller, per_batch, timings);
             acc.wall += start.elapsed();
-            acc.cpu += process_cpu_time() - cpu_before;
+            acc.cpu += settled_process_cpu_time() - cpu_before;
             if let Some(before) = threads_before {
                 for (group, now) in cpu_by_thread_group() {
                     let spent = now.saturating_sub(before.get(&group).copied().unwrap_or_default());
@@ -536,10 +536,10 @@ fn measure_case(
             Timings::with_capacity(512),
         );
         let idle_threads = by_thread.then(cpu_by_thread_group);
-        let idle_cpu = process_cpu_time();
+        let idle_cpu = settled_process_cpu_time();
         let idle_wall = Instant::now();
         std::thread::sleep(Duration::from_millis(10));
-        let idle_cpu = process_cpu_time() - idle_cpu;
+        let idle_cpu = settled_process_cpu_time() - idle_cpu;
         let idle_window = idle_wall.elapsed();
         let idle_us_by_thread = idle_threads
             .map(|before| {

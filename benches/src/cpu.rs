@@ -1,5 +1,6 @@
 //! CPU time burnt by the whole process (all threads).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The CPU time the process has used so far, all threads together, from
@@ -19,6 +20,55 @@ pub fn process_cpu_time() -> Duration {
     // and CLOCK_PROCESS_CPUTIME_ID is supported on every Linux kernel since 2.6.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The process's CPU time, as [`process_cpu_time`], but exact for threads
+/// running on other CPUs right now, and without the cost of making it so.
+///
+/// The kernel adds a running thread's time to the process total only at a
+/// scheduler tick or when the thread leaves the CPU, so a plain
+/// `CLOCK_PROCESS_CPUTIME_ID` misses up to a tick (4 ms here) of every
+/// thread running elsewhere at that moment, and books it into whatever
+/// interval is measured next. A compute thread that ran jobs back to back
+/// until just before an "idle" window made that window look busy (up to
+/// 12 % of a core in the cost report). Reading `/proc/self/task/*/schedstat`
+/// brings each thread's count up to date; this does that first, and leaves
+/// out the CPU the reading itself took (kept in a running total, so the
+/// difference of two readings excludes both).
+///
+/// ```
+/// let before = compute_benches::cpu::settled_process_cpu_time();
+/// compute_benches::job::spin_for(std::time::Duration::from_millis(2));
+/// assert!(compute_benches::cpu::settled_process_cpu_time() > before);
+/// ```
+pub fn settled_process_cpu_time() -> Duration {
+    static SETTLING: AtomicU64 = AtomicU64::new(0);
+    let started = thread_cpu_time();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            // Reading a thread's schedstat updates its runtime first.
+            let _ = std::fs::read(task.path().join("schedstat"));
+        }
+    }
+    let now = process_cpu_time();
+    let took = thread_cpu_time().saturating_sub(started);
+    let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+    // ORDERING: Relaxed: a running total only this bench's threads add to.
+    let settling = SETTLING.fetch_add(took, Ordering::Relaxed) + took;
+    now.saturating_sub(Duration::from_nanos(settling))
+}
+
+/// The CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call,
+    // and CLOCK_THREAD_CPUTIME_ID is supported on every Linux kernel since 2.6.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 

@@ -506,12 +506,15 @@ fn measure_case(
             // wind-down is not billed to this one.
             std::thread::sleep(Duration::from_millis(1));
             let timings = std::mem::replace(&mut acc.timings, Timings::with_capacity(0));
-            let alloc_before = Snapshot::now();
+            // The CPU readings allocate (they read /proc): allocations are
+            // counted inside them.
             let threads_before = by_thread.then(cpu_by_thread_group);
             let cpu_before = settled_process_cpu_time();
+            let alloc_before = Snapshot::now();
             let start = Instant::now();
             acc.timings = run_batch(setup, case, caller, per_batch, timings);
             acc.wall += start.elapsed();
+            let spent = Snapshot::now().since(alloc_before);
             acc.cpu += settled_process_cpu_time() - cpu_before;
             if let Some(before) = threads_before {
                 for (group, now) in cpu_by_thread_group() {
@@ -519,7 +522,6 @@ fn measure_case(
                     *acc.by_thread.entry(group).or_default() += spent;
                 }
             }
-            let spent = Snapshot::now().since(alloc_before);
             acc.allocated.allocations += spent.allocations;
             acc.allocated.bytes += spent.bytes;
         }

@@ -98,8 +98,16 @@ impl RunQueue {
         linger: Option<Duration>,
         nested: bool,
     ) -> bool {
+        // Kept across drains, so a runner that left the queue to another
+        // because its CPU is crowded leaves again at once if a job holds it.
+        let mut rounds = Rounds::new();
         loop {
-            self.drain(first.take(), linger.filter(|_| !nested), nested);
+            self.drain(
+                first.take(),
+                linger.filter(|_| !nested),
+                nested,
+                &mut rounds,
+            );
             if self.runners.retire(|| self.jobs.is_empty()) {
                 return false;
             }
@@ -125,10 +133,10 @@ impl RunQueue {
         mut first: Option<F>,
         linger: Option<Duration>,
         one_job: bool,
+        rounds: &mut Rounds,
     ) {
         let idle = Cell::new(false);
-        let advertise_idle = Cell::new(true);
-        let mut rounds = Rounds::new();
+        let advertise_idle = Cell::new(!rounds.crowded());
         loop {
             let ran = if let Some(first) = first.take() {
                 self.run_one(&idle, &advertise_idle, first);
@@ -150,7 +158,7 @@ impl RunQueue {
                 if advertise_idle.get() && !idle.replace(true) {
                     self.runners.idle();
                 }
-                if !linger_until(budget, &mut rounds, || !self.jobs.is_empty()) {
+                if !linger_until(budget, rounds, || !self.jobs.is_empty()) {
                     break;
                 }
             }

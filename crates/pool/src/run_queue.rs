@@ -13,9 +13,14 @@
 //!   starts one only when no runner is idle and its job is still queued;
 //!   [`compute_bridge::Runners`] (loom-checked) makes sure a queued job always
 //!   has a runner that will reach it, however submitting and retiring race.
+//!   When a runner is wanted before the job is even queued, it is started
+//!   with the job in hand ([`RunQueue::claim_runner`]): a lone job then
+//!   costs one `rayon::spawn` and no box of its own, as before the queue.
 //! - A runner that runs out of jobs lingers as a compute thread does after a
 //!   short job (see `spin.rs`): for the linger budget it watches the queue
-//!   and runs any other rayon work that turns up; then it retires.
+//!   and runs any other rayon work that turns up; then it retires. On a
+//!   crowded CPU it steps aside for a runner on another thread (see
+//!   [`RunQueue::drain`]).
 //! - A runner started inside another job (rayon runs queued work on a thread
 //!   that waits in `join` or `scope`) runs one job, then hands the rest to a
 //!   fresh runner, so the job it interrupted is not held up by the queue.

@@ -12,15 +12,7 @@ use std::time::Duration;
 /// assert!(compute_benches::cpu::process_cpu_time() > before);
 /// ```
 pub fn process_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call,
-    // and CLOCK_PROCESS_CPUTIME_ID is supported on every Linux kernel since 2.6.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    clock_time(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// The process's CPU time, as [`process_cpu_time`], but exact for threads
@@ -61,14 +53,19 @@ pub fn settled_process_cpu_time() -> Duration {
 
 /// The CPU time of the calling thread.
 fn thread_cpu_time() -> Duration {
+    clock_time(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The time of one of the kernel's CPU-time clocks.
+fn clock_time(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call,
-    // and CLOCK_THREAD_CPUTIME_ID is supported on every Linux kernel since 2.6.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the
+    // call, and both clocks used here exist on every Linux since 2.6.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime({clock}) failed");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 

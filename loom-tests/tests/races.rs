@@ -375,6 +375,23 @@ fn spawn_runner(
     thread::spawn(move || run_jobs(&queue, &runners, &ran))
 }
 
+/// A submitter: pushes a job and, if told to, starts a runner (and waits
+/// for it, so the model joins every thread).
+fn push_job(queue: &Arc<CountQueue>, runners: &Arc<Runners>, ran: &Arc<AtomicUsize>) {
+    queue.push();
+    if runners.after_push(|| queue.is_empty()) {
+        spawn_runner(queue, runners, ran).join().unwrap();
+    }
+}
+
+/// With every thread of a race 9 model joined: both jobs ran, none is left,
+/// no runner is still counted.
+fn assert_both_jobs_ran(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize) {
+    assert_eq!(ran.load(SeqCst), 2, "a job was left in the queue");
+    assert!(queue.is_empty());
+    assert_eq!(runners.alive(), 0, "every runner retired");
+}
+
 /// Race 9: a job is pushed while the only runner drains, idles and
 /// retires. Whatever the interleaving, some runner runs it: a stranded job
 /// shows as `ran == 1` with every thread finished.
@@ -394,18 +411,11 @@ fn race9_runner_retires_while_a_job_arrives() {
 
         let submitter = {
             let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
-            thread::spawn(move || {
-                queue.push();
-                if runners.after_push(|| queue.is_empty()) {
-                    spawn_runner(&queue, &runners, &ran).join().unwrap();
-                }
-            })
+            thread::spawn(move || push_job(&queue, &runners, &ran))
         };
         first.join().unwrap();
         submitter.join().unwrap();
-        assert_eq!(ran.load(SeqCst), 2, "a job was left in the queue");
-        assert!(queue.is_empty());
-        assert_eq!(runners.alive(), 0, "every runner retired");
+        assert_both_jobs_ran(&queue, &runners, &ran);
     });
 }
 
@@ -437,17 +447,12 @@ fn race9_claimed_runner_retires_while_a_job_arrives() {
                 if runners.claim() {
                     start_with_job(&queue, &runners, &ran).join().unwrap();
                 } else {
-                    queue.push();
-                    if runners.after_push(|| queue.is_empty()) {
-                        spawn_runner(&queue, &runners, &ran).join().unwrap();
-                    }
+                    push_job(&queue, &runners, &ran);
                 }
             })
         };
         first.join().unwrap();
         submitter.join().unwrap();
-        assert_eq!(ran.load(SeqCst), 2, "a job was left in the queue");
-        assert!(queue.is_empty());
-        assert_eq!(runners.alive(), 0, "every runner retired");
+        assert_both_jobs_ran(&queue, &runners, &ran);
     });
 }

@@ -82,22 +82,9 @@ impl Runners {
         if self.idle.load(Ordering::Relaxed) > 0 || queue_is_empty() {
             return false;
         }
-        // ORDERING: Relaxed, see above.
-        let mut alive = self.alive.load(Ordering::Relaxed);
-        while alive < self.max {
-            // ORDERING: Relaxed: a count; the fences order it against the queue.
-            match self.alive.compare_exchange_weak(
-                alive,
-                alive + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => alive = now,
-            }
-        }
-        // `max` runners are alive; each looks at the queue before it stops.
-        false
+        // `false`: `max` runners are alive; each looks at the queue before
+        // it stops.
+        self.count_one_more()
     }
 
     /// Counts one more runner if the next job wants one even before it is
@@ -111,10 +98,16 @@ impl Runners {
         if self.idle.load(Ordering::Relaxed) > 0 {
             return false;
         }
-        // ORDERING: Relaxed, see above.
+        self.count_one_more()
+    }
+
+    /// Counts one more runner unless `max` are alive.
+    fn count_one_more(&self) -> bool {
+        // ORDERING: Relaxed: a count; `after_push`'s and `retire`'s fences
+        // order it against the queue.
         let mut alive = self.alive.load(Ordering::Relaxed);
         while alive < self.max {
-            // ORDERING: Relaxed: a count, as in `after_push`.
+            // ORDERING: Relaxed, as above.
             match self.alive.compare_exchange_weak(
                 alive,
                 alive + 1,

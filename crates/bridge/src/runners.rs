@@ -153,7 +153,9 @@ impl Runners {
         false
     }
 
-    /// Runners alive now (a snapshot, for diagnostics and tests).
+    /// Runners alive now: a snapshot, for tests, and for a runner on a
+    /// crowded CPU to see whether another could take over (a wrong guess
+    /// only decides which runner serves, never whether one does).
     pub fn alive(&self) -> usize {
         // ORDERING: Relaxed: a snapshot only.
         self.alive.load(Ordering::Relaxed)

@@ -232,6 +232,9 @@ pub(crate) fn runner() {
 
 /// A runner that brings its first job along (see [`RunQueue::claim_runner`]):
 /// `first` is called with the hook to call before its result is sent.
+///
+/// Runners are spawned only onto their pool's threads, which hold the
+/// pool's state from start to exit, so the home is always there.
 pub(crate) fn runner_with<F: FnOnce(&mut dyn FnMut())>(first: Option<F>) {
     let outermost = OutermostJob::enter();
     let hand_over = ComputeThreadHome.with(|shared| {
@@ -251,6 +254,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    // ORDERING: the run counters are SeqCst and read on the thread that ran
+    // the jobs; these tests drive the queue from one thread.
 
     /// A job that counts its runs.
     struct Counted(Arc<AtomicUsize>);

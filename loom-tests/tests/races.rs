@@ -1,5 +1,6 @@
 //! One loom model per race the bridge must handle (DESIGN.md's list), and
-//! one for the run queue's runner count (`Runners`, race 9).
+//! two for the run queue's runner count (`Runners`: race 9, a runner
+//! retiring, and race 10, a runner dozing, as a job is pushed).
 //!
 //! A lost wakeup makes the polling thread park forever, which loom reports as
 //! a deadlock; a value or waker dropped twice or never shows up in the
@@ -18,6 +19,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use compute_bridge::{channel, Closed, Receiver, RecvError, Runners, Spin};
 use loom::sync::atomic::{
@@ -366,21 +368,30 @@ fn run_jobs(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize) {
     }
 }
 
+/// The body of a model's runner: `run_jobs` or `run_jobs_dozing`.
+type RunnerBody = fn(&CountQueue, &Runners, &AtomicUsize);
+
 fn spawn_runner(
+    body: RunnerBody,
     queue: &Arc<CountQueue>,
     runners: &Arc<Runners>,
     ran: &Arc<AtomicUsize>,
 ) -> thread::JoinHandle<()> {
     let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
-    thread::spawn(move || run_jobs(&queue, &runners, &ran))
+    thread::spawn(move || body(&queue, &runners, &ran))
 }
 
 /// A submitter: pushes a job and, if told to, starts a runner (and waits
 /// for it, so the model joins every thread).
-fn push_job(queue: &Arc<CountQueue>, runners: &Arc<Runners>, ran: &Arc<AtomicUsize>) {
+fn push_job(
+    body: RunnerBody,
+    queue: &Arc<CountQueue>,
+    runners: &Arc<Runners>,
+    ran: &Arc<AtomicUsize>,
+) {
     queue.push();
     if runners.after_push(|| queue.is_empty()) {
-        spawn_runner(queue, runners, ran).join().unwrap();
+        spawn_runner(body, queue, runners, ran).join().unwrap();
     }
 }
 
@@ -407,11 +418,11 @@ fn race9_runner_retires_while_a_job_arrives() {
             runners.after_push(|| queue.is_empty()),
             "the first job starts a runner"
         );
-        let first = spawn_runner(&queue, &runners, &ran);
+        let first = spawn_runner(run_jobs, &queue, &runners, &ran);
 
         let submitter = {
             let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
-            thread::spawn(move || push_job(&queue, &runners, &ran))
+            thread::spawn(move || push_job(run_jobs, &queue, &runners, &ran))
         };
         first.join().unwrap();
         submitter.join().unwrap();
@@ -447,9 +458,53 @@ fn race9_claimed_runner_retires_while_a_job_arrives() {
                 if runners.claim() {
                     start_with_job(&queue, &runners, &ran).join().unwrap();
                 } else {
-                    push_job(&queue, &runners, &ran);
+                    push_job(run_jobs, &queue, &runners, &ran);
                 }
             })
+        };
+        first.join().unwrap();
+        submitter.join().unwrap();
+        assert_both_jobs_ran(&queue, &runners, &ran);
+    });
+}
+
+/// A runner that dozes once, if a job is still to come, before it retires.
+fn run_jobs_dozing(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize) {
+    let mut dozed = false;
+    loop {
+        while queue.pop() {
+            ran.fetch_add(1, SeqCst);
+        }
+        // Loom never times a wait out: dozing with no job to come would
+        // hang the model, which is how a lost wake-up shows.
+        if !dozed && ran.load(SeqCst) < 2 {
+            dozed = true;
+            if runners.doze(Duration::from_secs(3600), || queue.is_empty()) {
+                continue;
+            }
+        }
+        if runners.retire(|| queue.is_empty()) {
+            return;
+        }
+    }
+}
+
+/// Race 10: the only runner dozes (asleep, still counted) as a job is
+/// pushed. The submitter sees it idle and starts no runner, so it must wake
+/// it: a lost wake-up leaves the runner asleep and the model deadlocks.
+#[test]
+fn race10_runner_dozes_while_a_job_arrives() {
+    loom::model(|| {
+        let queue = CountQueue::new();
+        let runners = Arc::new(Runners::new(1));
+        let ran = Arc::new(AtomicUsize::new(0));
+
+        queue.push();
+        assert!(runners.after_push(|| queue.is_empty()));
+        let first = spawn_runner(run_jobs_dozing, &queue, &runners, &ran);
+        let submitter = {
+            let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
+            thread::spawn(move || push_job(run_jobs_dozing, &queue, &runners, &ran))
         };
         first.join().unwrap();
         submitter.join().unwrap();

@@ -1,7 +1,9 @@
 //! [`Runners`]: the count of tasks draining a job queue, kept so that no job
 //! is ever left in the queue with nobody to run it.
 
-use crate::sync::{fence, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Counts the runners that drain a queue of jobs (tasks that pop and run
 /// jobs until the queue is empty), so that submitters start a runner only
@@ -22,7 +24,10 @@ use crate::sync::{fence, AtomicUsize, Ordering};
 ///   runners it would serve anyway) and take it back with
 ///   [`busy`](Self::busy); to stop, it calls [`retire`](Self::retire) (not
 ///   idle), which answers `false` when a job arrived meanwhile: the runner
-///   is counted again and must carry on.
+///   is counted again and must carry on. Before retiring it may
+///   [`doze`](Self::doze) instead: sleep, still counted and idle, until a
+///   job is pushed or a timeout passes, so a steady stream of jobs finds
+///   it there rather than starting a runner each time.
 ///
 /// ```
 /// use std::collections::VecDeque;
@@ -46,6 +51,12 @@ use crate::sync::{fence, AtomicUsize, Ordering};
 /// either the submitter sees the runner gone (and starts one) or the runner
 /// sees the job (and stays). The loom model `runners_never_strand_a_job`
 /// checks every interleaving.
+///
+/// Why a dozing runner is always woken: the same pattern, with the dozer's
+/// mark and a fence before its look at the queue, and the submitter's read
+/// of the mark after its fence; a submitter that sees the mark rings a bell
+/// (a flag under a mutex, so a ring before the dozer sleeps is not lost).
+/// The loom model `race10_runner_dozes_while_a_job_arrives` checks it.
 #[derive(Debug)]
 pub struct Runners {
     /// Runners started and not retired.
@@ -54,6 +65,12 @@ pub struct Runners {
     idle: AtomicUsize,
     /// The most runners `after_push` asks for.
     max: usize,
+    /// 1 while a runner dozes (at most one does), else 0.
+    dozing: AtomicUsize,
+    /// Rung by a submitter that saw the dozer; the dozer clears it.
+    bell: Mutex<bool>,
+    /// Where the dozer sleeps.
+    bell_rung: Condvar,
 }
 
 impl Runners {
@@ -63,6 +80,9 @@ impl Runners {
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             max: max.max(1),
+            dozing: AtomicUsize::new(0),
+            bell: Mutex::new(false),
+            bell_rung: Condvar::new(),
         }
     }
 
@@ -80,6 +100,8 @@ impl Runners {
         // ORDERING: Relaxed, see above. An idle runner either takes the job
         // or retires through the fenced check, which sees it.
         if self.idle.load(Ordering::Relaxed) > 0 || queue_is_empty() {
+            // An idle runner may be dozing: then it needs waking.
+            self.wake_dozer();
             return false;
         }
         // `false`: `max` runners are alive; each looks at the queue before
@@ -137,6 +159,70 @@ impl Runners {
         self.idle.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// A runner that found the queue empty, instead of retiring, sleeps
+    /// until a job is pushed or `timeout` has passed; it stays counted and
+    /// idle meanwhile, so submitters start no runner and wake it instead.
+    /// Returns `true` when a job is waiting (carry on draining), `false`
+    /// when time is up or another runner is dozing already (at most one
+    /// does): then retire as usual. Call it only while not idle.
+    ///
+    /// A wake-up that finds the queue empty (another runner took the job)
+    /// sleeps again until the deadline.
+    pub fn doze(&self, timeout: Duration, queue_is_empty: impl Fn() -> bool) -> bool {
+        // ORDERING: Relaxed: picks the one dozer; the fence below orders
+        // the mark against the queue.
+        if self
+            .dozing
+            .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.idle();
+        // ORDERING: SeqCst fence: orders the mark before the look at the
+        // queue, against `after_push`'s fence between its push and its read
+        // of the mark (see the type's docs).
+        fence(Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        let mut rung = self.bell.lock().unwrap_or_else(|e| e.into_inner());
+        let job_waiting = loop {
+            // Under the lock: a ring from here on finds us asleep. An
+            // earlier ring's push is seen by the look below (the lock
+            // orders it), so that ring is spent.
+            *rung = false;
+            if !queue_is_empty() {
+                break true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            rung = match self.bell_rung.wait_timeout(rung, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
+        drop(rung);
+        self.busy();
+        // ORDERING: Relaxed: the mark is only a hint once we are awake; a
+        // submitter that still sees it rings a bell nobody waits for, and
+        // the next doze spends that ring on one extra look at the queue.
+        self.dozing.store(0, Ordering::Relaxed);
+        job_waiting
+    }
+
+    /// Rings the bell if a runner dozes. Called after a push and its fence.
+    fn wake_dozer(&self) {
+        // ORDERING: Relaxed: read after `after_push`'s fence, which pairs
+        // with the fence in `doze`.
+        if self.dozing.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut rung = self.bell.lock().unwrap_or_else(|e| e.into_inner());
+        *rung = true;
+        self.bell_rung.notify_one();
+    }
+
     /// A runner that found the queue empty stops being counted. Returns
     /// `true` if it may stop; `false` if a job arrived meanwhile (then it is
     /// counted again and must carry on). Call it only while not idle.
@@ -151,6 +237,12 @@ impl Runners {
         // ORDERING: Relaxed: a count, as above.
         self.alive.fetch_add(1, Ordering::Relaxed);
         false
+    }
+
+    /// Whether a runner dozes now: a snapshot, for tests.
+    pub fn dozing(&self) -> bool {
+        // ORDERING: Relaxed: a snapshot only.
+        self.dozing.load(Ordering::Relaxed) != 0
     }
 
     /// Runners alive now: a snapshot, for tests, and for a runner on a

@@ -8,7 +8,7 @@
 pub(crate) use loom::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicUsize, Ordering},
-    sync::Arc,
+    sync::{Arc, Condvar, Mutex},
     thread,
 };
 
@@ -16,7 +16,7 @@ pub(crate) use loom::{
 pub(crate) use std::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicUsize, Ordering},
-    sync::Arc,
+    sync::{Arc, Condvar, Mutex},
     thread,
 };
 

@@ -67,14 +67,28 @@ pub struct ComputeConfig {
     /// job. `Duration::ZERO` switches all three off. At most
     /// [`MAX_AWAIT_SPIN`].
     pub await_spin_limit: Duration,
+    /// How long the thread that ran the last `execute` job waits, asleep,
+    /// for the next one before it goes back to rayon. A job submitted in
+    /// that time is handed to it directly: no new rayon task, and none of
+    /// the wake-ups rayon makes when an idle thread finds work (it also
+    /// wakes a sleeping sibling to help). One thread at most waits so, and
+    /// only in pools of two threads or more, so rayon always has a thread
+    /// for other work; a `par_iter` may run on one thread fewer for this
+    /// long. `Duration::ZERO` switches it off. At most
+    /// [`MAX_RUNNER_KEEP_ALIVE`].
+    pub runner_keep_alive: Duration,
 }
 
 /// The largest [`ComputeConfig::await_spin_limit`] accepted: 10 ms.
 pub const MAX_AWAIT_SPIN: Duration = Duration::from_millis(10);
 
+/// The largest [`ComputeConfig::runner_keep_alive`] accepted: 100 ms.
+pub const MAX_RUNNER_KEEP_ALIVE: Duration = Duration::from_millis(100);
+
 impl Default for ComputeConfig {
     /// No thread count or stack size (machine defaults), prefix `"compute"`,
-    /// slow threshold 100 ms, unbounded in-flight jobs, await spin up to 200 µs.
+    /// slow threshold 100 ms, unbounded in-flight jobs, await spin up to
+    /// 200 µs, runner keep-alive 1 ms.
     fn default() -> Self {
         ComputeConfig {
             num_threads: None,
@@ -83,6 +97,7 @@ impl Default for ComputeConfig {
             slow_task_threshold: Duration::from_millis(100),
             max_in_flight: None,
             await_spin_limit: Duration::from_micros(200),
+            runner_keep_alive: Duration::from_millis(1),
         }
     }
 }
@@ -140,6 +155,13 @@ impl ComputeConfig {
                 "await_spin_limit",
                 format!("{:?}", self.await_spin_limit),
                 format!("must be at most {MAX_AWAIT_SPIN:?}"),
+            ));
+        }
+        if self.runner_keep_alive > MAX_RUNNER_KEEP_ALIVE {
+            return Err(ConfigError::invalid(
+                "runner_keep_alive",
+                format!("{:?}", self.runner_keep_alive),
+                format!("must be at most {MAX_RUNNER_KEEP_ALIVE:?}"),
             ));
         }
         if self.max_in_flight == Some(0) {

@@ -67,7 +67,8 @@ pub mod size_class;
 // -- end runtime modules --
 
 pub use config::{
-    default_num_threads, ComputeConfig, ConfigError, MAX_AWAIT_SPIN, MAX_THREADS, MIN_STACK_SIZE,
+    default_num_threads, ComputeConfig, ConfigError, MAX_AWAIT_SPIN, MAX_RUNNER_KEEP_ALIVE,
+    MAX_THREADS, MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};

@@ -97,6 +97,14 @@ impl Shared {
             .map(|budget| budget.min(crate::spin::LINGER))
     }
 
+    /// How long a runner out of jobs may doze before it retires (see
+    /// `ComputeConfig::runner_keep_alive`); `None` with one thread, which
+    /// must stay free for rayon's own work.
+    pub(crate) fn runner_keep_alive(&self) -> Option<Duration> {
+        let keep_alive = self.config.runner_keep_alive;
+        (self.num_threads > 1 && !keep_alive.is_zero()).then_some(keep_alive)
+    }
+
     /// `at` as nanoseconds since the pool was built (saturating).
     pub(crate) fn nanos_since_epoch(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
@@ -937,6 +945,57 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         while pool.inner.shared.run_queue.runners() > 0 {
             assert!(Instant::now() < deadline, "a runner never retired");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn only_a_pool_of_two_threads_or_more_keeps_a_runner_alive() {
+        let keep_alive = Duration::from_millis(40);
+        let shared_of = |num_threads, runner_keep_alive| {
+            let pool = ComputePool::new(ComputeConfig {
+                num_threads: Some(num_threads),
+                runner_keep_alive,
+                ..Default::default()
+            })
+            .unwrap();
+            pool.inner.shared.runner_keep_alive()
+        };
+        assert_eq!(shared_of(2, keep_alive), Some(keep_alive));
+        assert_eq!(shared_of(1, keep_alive), None, "rayon keeps its one thread");
+        assert_eq!(shared_of(2, Duration::ZERO), None, "switched off");
+    }
+
+    #[test]
+    fn a_kept_alive_runner_serves_the_next_jobs_then_retires() {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(2),
+            runner_keep_alive: Duration::from_millis(100),
+            await_spin_limit: Duration::ZERO,
+            ..Default::default()
+        })
+        .unwrap();
+        let queue = &pool.inner.shared.run_queue;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // A stall longer than the keep-alive lets the runner retire early;
+        // try again rather than fail on a busy machine.
+        let dozed = (0..20).any(|i| {
+            assert_eq!(
+                futures::executor::block_on(pool.execute(move || i)).unwrap(),
+                i
+            );
+            let until = Instant::now() + Duration::from_millis(50);
+            while Instant::now() < until {
+                if queue.dozing() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            false
+        });
+        assert!(dozed, "the runner never dozed");
+        while queue.runners() > 0 {
+            assert!(Instant::now() < deadline, "a dozing runner never retired");
             std::thread::sleep(Duration::from_millis(1));
         }
     }

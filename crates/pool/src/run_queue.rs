@@ -18,9 +18,16 @@
 //!   costs one `rayon::spawn` and no box of its own, as before the queue.
 //! - A runner that runs out of jobs lingers as a compute thread does after a
 //!   short job (see `spin.rs`): for the linger budget it watches the queue
-//!   and runs any other rayon work that turns up; then it retires. On a
-//!   crowded CPU it steps aside for a runner on another thread (see
-//!   [`RunQueue::drain`]).
+//!   and runs any other rayon work that turns up. Then it dozes (one runner
+//!   at a time, in pools of two threads or more): asleep, it waits up to
+//!   the keep-alive for the next job, which the submitter hands it with a
+//!   wake-up ([`Runners::doze`], loom-checked). Only then does it retire.
+//!   Going back to rayon costs more than it seems: an idle rayon thread
+//!   spins through a few dozen `sched_yield`s before it sleeps, and one
+//!   that finds work wakes a sleeping sibling to help, which spins in turn;
+//!   a runner that waits for the next job itself spares both. On a crowded
+//!   CPU it steps aside for a runner on another thread (see
+//!   [`RunQueue::drain`]) and does not doze.
 //! - A runner started inside another job (rayon runs queued work on a thread
 //!   that waits in `join` or `scope`) runs one job, then hands the rest to a
 //!   fresh runner, so the job it interrupted is not held up by the queue.
@@ -85,6 +92,12 @@ impl RunQueue {
         self.runners.alive()
     }
 
+    /// Whether a runner dozes now (for tests).
+    #[cfg(test)]
+    pub(crate) fn dozing(&self) -> bool {
+        self.runners.dozing()
+    }
+
     /// Counts a new runner if the next job wants one before it is even
     /// queued (no runner idle, fewer than the most alive): the caller then
     /// starts a runner that brings the job along ([`runner_with`]), and the
@@ -94,13 +107,14 @@ impl RunQueue {
     }
 
     /// The body of a runner: runs `first` if it brought a job along, drains
-    /// the queue, lingers, retires. Returns `true` when the caller must start
-    /// a fresh runner to carry on (a runner inside another job runs one job
-    /// only).
+    /// the queue, lingers, dozes for at most `keep_alive`, retires. Returns
+    /// `true` when the caller must start a fresh runner to carry on (a
+    /// runner inside another job runs one job only).
     fn serve<F: FnOnce(&mut dyn FnMut())>(
         &self,
         mut first: Option<F>,
         linger: Option<Duration>,
+        keep_alive: Option<Duration>,
         nested: bool,
     ) -> bool {
         // Kept across drains, so a runner that left the queue to another
@@ -113,6 +127,11 @@ impl RunQueue {
                 nested,
                 &mut rounds,
             );
+            if let Some(keep_alive) = keep_alive.filter(|_| !nested && !rounds.crowded()) {
+                if self.runners.doze(keep_alive, || self.jobs.is_empty()) {
+                    continue;
+                }
+            }
             if self.runners.retire(|| self.jobs.is_empty()) {
                 return false;
             }
@@ -238,9 +257,12 @@ pub(crate) fn runner() {
 pub(crate) fn runner_with<F: FnOnce(&mut dyn FnMut())>(first: Option<F>) {
     let outermost = OutermostJob::enter();
     let hand_over = ComputeThreadHome.with(|shared| {
-        shared
-            .run_queue
-            .serve(first, shared.linger_budget(), outermost.is_none())
+        shared.run_queue.serve(
+            first,
+            shared.linger_budget(),
+            shared.runner_keep_alive(),
+            outermost.is_none(),
+        )
     });
     if hand_over == Some(true) {
         // Still on a thread of the pool: `spawn` goes to the same pool.
@@ -280,7 +302,7 @@ mod tests {
         assert!(!queue.push(counted(&runs)), "the runner will get to it");
         assert_eq!(queue.runners(), 1);
         assert!(
-            !queue.serve(None::<fn(&mut dyn FnMut())>, None, false),
+            !queue.serve(None::<fn(&mut dyn FnMut())>, None, None, false),
             "an outermost runner drains and retires"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -295,12 +317,12 @@ mod tests {
             let _ = queue.push(counted(&runs));
         }
         assert!(
-            queue.serve(None::<fn(&mut dyn FnMut())>, None, true),
+            queue.serve(None::<fn(&mut dyn FnMut())>, None, None, true),
             "jobs are left: a fresh runner must take over"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(queue.runners(), 1, "the count passes to the fresh runner");
-        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, None, false));
+        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, None, None, false));
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert_eq!(queue.runners(), 0);
     }
@@ -317,9 +339,58 @@ mod tests {
         );
         let first = counted(&runs);
         let first = |before_send: &mut dyn FnMut()| first.run_queued(before_send);
-        assert!(!queue.serve(Some(first), None, false));
+        assert!(!queue.serve(Some(first), None, None, false));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(queue.runners(), 0);
+    }
+
+    /// Polls `done` until it holds; panics after ten seconds.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_dozing_runner_is_woken_for_the_next_job() {
+        let queue = Arc::new(RunQueue::new(2));
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(queue.push(counted(&runs)));
+        // Keep-alive far beyond the test's patience: only a wake-up can
+        // bring the runner back in time. The thread is left to time out.
+        let keep_alive = Duration::from_secs(600);
+        let runner = queue.clone();
+        std::thread::spawn(move || {
+            runner.serve(None::<fn(&mut dyn FnMut())>, None, Some(keep_alive), false)
+        });
+        wait_for("the first job and the doze", || {
+            runs.load(Ordering::SeqCst) == 1 && queue.dozing()
+        });
+        assert!(
+            !queue.push(counted(&runs)),
+            "the dozing runner counts as idle: no new runner"
+        );
+        wait_for("the dozing runner to run the second job", || {
+            runs.load(Ordering::SeqCst) == 2
+        });
+        wait_for("the runner to doze again", || queue.dozing());
+        assert_eq!(queue.runners(), 1, "still the one runner");
+    }
+
+    #[test]
+    fn a_runner_dozes_for_its_keep_alive_then_retires() {
+        let queue = RunQueue::new(2);
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(queue.push(counted(&runs)));
+        let started = std::time::Instant::now();
+        let keep_alive = Duration::from_millis(30);
+        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, None, Some(keep_alive), false));
+        assert!(started.elapsed() >= keep_alive, "it dozed first");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(queue.runners(), 0);
+        assert!(!queue.dozing());
     }
 
     #[test]

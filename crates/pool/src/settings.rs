@@ -51,8 +51,10 @@ pub mod env {
     pub const MAX_IN_FLIGHT: &str = "COMPUTE_RUNTIME_MAX_IN_FLIGHT";
     /// Overrides `await_spin_us` (`0` switches the await spin off).
     pub const AWAIT_SPIN_US: &str = "COMPUTE_RUNTIME_AWAIT_SPIN_US";
+    /// Overrides `runner_keep_alive_us` (`0` switches the keep-alive off).
+    pub const RUNNER_KEEP_ALIVE_US: &str = "COMPUTE_RUNTIME_RUNNER_KEEP_ALIVE_US";
     /// All of the above, in the order they are applied.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 8] = [
         NUM_WORKER_THREADS,
         COMPUTE_THREADS,
         COMPUTE_STACK_SIZE,
@@ -60,6 +62,7 @@ pub mod env {
         SLOW_TASK_THRESHOLD_MS,
         MAX_IN_FLIGHT,
         AWAIT_SPIN_US,
+        RUNNER_KEEP_ALIVE_US,
     ];
 }
 
@@ -125,6 +128,11 @@ pub struct RuntimeConfig {
     /// (see [`ComputeConfig::await_spin_limit`]). `Some(0)`: never spin.
     /// `None`: the pool's default (200 µs). At most 10 000.
     pub await_spin_us: Option<u64>,
+    /// How long a compute thread waits, asleep, for the next job before it
+    /// goes back to rayon, in microseconds (see
+    /// [`ComputeConfig::runner_keep_alive`]). `Some(0)`: not at all.
+    /// `None`: the pool's default (1 ms). At most 100 000.
+    pub runner_keep_alive_us: Option<u64>,
 }
 
 /// One `[runtime]` key: its TOML name, its environment variable, and how a
@@ -138,6 +146,7 @@ enum Key {
     SlowTaskThresholdMs,
     MaxInFlight,
     AwaitSpinUs,
+    RunnerKeepAliveUs,
 }
 
 /// A value as it came from its source, before it is checked.
@@ -179,7 +188,7 @@ impl Raw<'_> {
 }
 
 impl Key {
-    const ALL: [Key; 7] = [
+    const ALL: [Key; 8] = [
         Key::NumWorkerThreads,
         Key::ComputeThreads,
         Key::ComputeStackSize,
@@ -187,6 +196,7 @@ impl Key {
         Key::SlowTaskThresholdMs,
         Key::MaxInFlight,
         Key::AwaitSpinUs,
+        Key::RunnerKeepAliveUs,
     ];
 
     fn toml_name(self) -> &'static str {
@@ -198,6 +208,7 @@ impl Key {
             Key::SlowTaskThresholdMs => "slow_task_threshold_ms",
             Key::MaxInFlight => "max_in_flight",
             Key::AwaitSpinUs => "await_spin_us",
+            Key::RunnerKeepAliveUs => "runner_keep_alive_us",
         }
     }
 
@@ -210,6 +221,7 @@ impl Key {
             Key::SlowTaskThresholdMs => env::SLOW_TASK_THRESHOLD_MS,
             Key::MaxInFlight => env::MAX_IN_FLIGHT,
             Key::AwaitSpinUs => env::AWAIT_SPIN_US,
+            Key::RunnerKeepAliveUs => env::RUNNER_KEEP_ALIVE_US,
         }
     }
 
@@ -326,6 +338,18 @@ impl Key {
                     ));
                 }
                 config.await_spin_us = Some(n as u64);
+            }
+            Key::RunnerKeepAliveUs => {
+                let n = raw.integer(field, "a number of microseconds")?;
+                let max = crate::MAX_RUNNER_KEEP_ALIVE.as_micros() as i128;
+                if !(0..=max).contains(&n) {
+                    return Err(ConfigError::invalid(
+                        field,
+                        shown,
+                        format!("must be between 0 and {max} microseconds"),
+                    ));
+                }
+                config.runner_keep_alive_us = Some(n as u64);
             }
         }
         Ok(())
@@ -507,6 +531,10 @@ impl RuntimeConfig {
             ),
             (Key::MaxInFlight, self.max_in_flight.map(|n| n as i128)),
             (Key::AwaitSpinUs, self.await_spin_us.map(i128::from)),
+            (
+                Key::RunnerKeepAliveUs,
+                self.runner_keep_alive_us.map(i128::from),
+            ),
         ];
         for (key, value) in integers {
             if let Some(n) = value {
@@ -598,6 +626,10 @@ impl RuntimeConfig {
                 .await_spin_us
                 .map(Duration::from_micros)
                 .unwrap_or(defaults.await_spin_limit),
+            runner_keep_alive: self
+                .runner_keep_alive_us
+                .map(Duration::from_micros)
+                .unwrap_or(defaults.runner_keep_alive),
         }
     }
 }

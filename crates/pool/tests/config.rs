@@ -134,6 +134,7 @@ async fn the_config_is_applied() {
         max_in_flight: Some(8),
         slow_task_threshold: Duration::from_millis(5),
         await_spin_limit: Duration::from_micros(50),
+        runner_keep_alive: Duration::from_micros(300),
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);
@@ -178,6 +179,27 @@ fn await_spin_limit_is_bounded() {
     }
     let off = ComputeConfig {
         await_spin_limit: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    assert!(off.validate().is_ok());
+}
+
+#[test]
+fn runner_keep_alive_is_bounded() {
+    use compute_pool::{ComputeConfig, ConfigError, MAX_RUNNER_KEEP_ALIVE};
+    let too_long = ComputeConfig {
+        runner_keep_alive: MAX_RUNNER_KEEP_ALIVE + Duration::from_millis(1),
+        ..Default::default()
+    };
+    match too_long.validate() {
+        Err(ConfigError::Invalid { field, value, .. }) => {
+            assert_eq!(field, "runner_keep_alive");
+            assert_eq!(value, "101ms");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let off = ComputeConfig {
+        runner_keep_alive: Duration::ZERO,
         ..Default::default()
     };
     assert!(off.validate().is_ok());

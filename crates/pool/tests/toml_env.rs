@@ -29,6 +29,7 @@ fn names_follow_the_keys() {
             "COMPUTE_RUNTIME_SLOW_TASK_THRESHOLD_MS",
             "COMPUTE_RUNTIME_MAX_IN_FLIGHT",
             "COMPUTE_RUNTIME_AWAIT_SPIN_US",
+            "COMPUTE_RUNTIME_RUNNER_KEEP_ALIVE_US",
         ]
     );
 }

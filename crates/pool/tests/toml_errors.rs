@@ -245,3 +245,19 @@ fn await_spin_out_of_range() {
     let reason = invalid("await_spin_us = -1", "runtime.await_spin_us", "-1");
     assert!(reason.contains("between 0"), "{reason}");
 }
+
+#[test]
+fn runner_keep_alive_out_of_range() {
+    let reason = invalid(
+        "runner_keep_alive_us = 100001",
+        "runtime.runner_keep_alive_us",
+        "100001",
+    );
+    assert!(reason.contains("100000"), "{reason}");
+    let reason = invalid(
+        "runner_keep_alive_us = -5",
+        "runtime.runner_keep_alive_us",
+        "-5",
+    );
+    assert!(reason.contains("between 0"), "{reason}");
+}

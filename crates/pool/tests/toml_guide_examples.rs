@@ -98,6 +98,7 @@ fn optional_keys_and_other_tables() {
         slow_task_threshold_ms = 25
         max_in_flight = 512
         await_spin_us = 40
+        runner_keep_alive_us = 500
     "#;
     let config = RuntimeConfig::from_toml_str(text).unwrap();
     assert_eq!(
@@ -110,6 +111,7 @@ fn optional_keys_and_other_tables() {
             slow_task_threshold_ms: Some(25),
             max_in_flight: Some(512),
             await_spin_us: Some(40),
+            runner_keep_alive_us: Some(500),
         }
     );
     let compute = config.compute_config(3);
@@ -124,6 +126,10 @@ fn optional_keys_and_other_tables() {
     assert_eq!(
         compute.await_spin_limit,
         std::time::Duration::from_micros(40)
+    );
+    assert_eq!(
+        compute.runner_keep_alive,
+        std::time::Duration::from_micros(500)
     );
 }
 

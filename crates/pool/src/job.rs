@@ -33,8 +33,8 @@ use compute_bridge::Sender;
 use crate::error::ComputeError;
 use crate::gate::QueuedJob;
 use crate::handle::CancelToken;
+use crate::inline_job::Runnable;
 use crate::pool::Shared;
-use crate::run_queue::Runnable;
 use crate::spin::linger_for;
 
 /// What a job's channel carries.
@@ -149,11 +149,11 @@ where
 
 impl<W, R> Runnable for Job<W, R, ComputeThreadHome>
 where
-    W: FnOnce(CancelToken<'_>) -> R + Send,
-    R: Send,
+    W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
+    R: Send + 'static,
 {
-    fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
-        (*self).run_then(before_send);
+    fn run_queued(self, before_send: &mut dyn FnMut()) {
+        self.run_then(before_send);
     }
 }
 

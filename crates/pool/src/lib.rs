@@ -52,6 +52,7 @@ mod context;
 mod error;
 mod gate;
 mod handle;
+mod inline_job;
 mod job;
 mod metrics;
 mod pool;

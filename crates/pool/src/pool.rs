@@ -13,6 +13,7 @@ use crate::context;
 use crate::error::{ArgumentError, ComputeError};
 use crate::gate::Gate;
 use crate::handle::{CancelToken, TaskHandle};
+use crate::inline_job::InlineJob;
 use crate::job::{run_measured, ComputeThreadHome, Job, StackJob, SubmitSpan};
 use crate::metrics::{ComputeMetrics, PoolMetrics};
 use crate::run_queue::{self, RunQueue};
@@ -833,7 +834,7 @@ impl ComputePool {
                     job.run_then(before_send);
                 }));
             });
-        } else if shared.run_queue.push(Box::new(job)) {
+        } else if shared.run_queue.push(InlineJob::new(job)) {
             self.inner.rayon.spawn(run_queue::runner);
         }
         TaskHandle::waiting(rx, shared.clone(), number)
@@ -947,6 +948,23 @@ mod tests {
             assert!(Instant::now() < deadline, "a runner never retired");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn an_execute_job_with_two_words_of_captures_is_queued_inline() {
+        let shared = ComputePool::new(ComputeConfig {
+            num_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap()
+        .inner
+        .shared
+        .clone();
+        let (tx, _rx) = compute_bridge::channel();
+        let captures = (Arc::new(1u64), 2u64);
+        let work = move |_: CancelToken<'_>| *captures.0 + captures.1;
+        let job = Job::new(&shared, ComputeThreadHome, tx, work);
+        assert!(InlineJob::new(job).is_inline());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   has a runner that will reach it, however submitting and retiring race.
 //!   When a runner is wanted before the job is even queued, it is started
 //!   with the job in hand ([`RunQueue::claim_runner`]): a lone job then
-//!   costs one `rayon::spawn` and no box of its own, as before the queue.
+//!   costs one `rayon::spawn` and no queue slot.
 //! - A runner that runs out of jobs lingers as a compute thread does after a
 //!   short job (see `spin.rs`): for the linger budget it watches the queue
 //!   and runs any other rayon work that turns up. Then it dozes (one runner
@@ -33,7 +33,9 @@
 //!   fresh runner, so the job it interrupted is not held up by the queue.
 //!
 //! The queue is crossbeam's `Injector` (the one rayon itself uses for work
-//! submitted from outside): unbounded, one allocation per 63 jobs.
+//! submitted from outside): unbounded, one allocation per 63 jobs. A job
+//! sits in the queue's slot itself when it is small ([`InlineJob`]), so
+//! queuing it allocates nothing of its own.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -41,19 +43,13 @@ use std::time::Duration;
 use compute_bridge::Runners;
 use crossbeam_deque::{Injector, Steal};
 
+use crate::inline_job::InlineJob;
 use crate::job::{ComputeThreadHome, Home, OutermostJob};
 use crate::spin::{linger_until, Rounds};
 
-/// A job as the run queue holds it.
-pub(crate) trait Runnable: Send {
-    /// Runs the job; `before_send` is called once its work is over and
-    /// before its result is sent.
-    fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut());
-}
-
 /// The queue and the count of its runners. See the module docs.
 pub(crate) struct RunQueue {
-    jobs: Injector<Box<dyn Runnable>>,
+    jobs: Injector<InlineJob>,
     runners: Runners,
 }
 
@@ -69,13 +65,13 @@ impl RunQueue {
     /// Queues `job`; returns `true` when the caller must start a runner
     /// ([`runner`]).
     #[must_use = "a queued job may need a runner started"]
-    pub(crate) fn push(&self, job: Box<dyn Runnable>) -> bool {
+    pub(crate) fn push(&self, job: InlineJob) -> bool {
         self.jobs.push(job);
         self.runners.after_push(|| self.jobs.is_empty())
     }
 
     /// The next job, if any.
-    fn pop(&self) -> Option<Box<dyn Runnable>> {
+    fn pop(&self) -> Option<InlineJob> {
         loop {
             match self.jobs.steal() {
                 Steal::Success(job) => return Some(job),
@@ -101,7 +97,7 @@ impl RunQueue {
     /// Counts a new runner if the next job wants one before it is even
     /// queued (no runner idle, fewer than the most alive): the caller then
     /// starts a runner that brings the job along ([`runner_with`]), and the
-    /// job needs no box of its own.
+    /// job needs no queue slot.
     pub(crate) fn claim_runner(&self) -> bool {
         self.runners.claim()
     }
@@ -166,9 +162,7 @@ impl RunQueue {
                 self.run_one(&idle, &advertise_idle, first);
                 true
             } else if let Some(job) = self.pop() {
-                self.run_one(&idle, &advertise_idle, |before_send| {
-                    job.run_queued(before_send)
-                });
+                self.run_one(&idle, &advertise_idle, |before_send| job.run(before_send));
                 true
             } else {
                 false
@@ -276,6 +270,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::inline_job::Runnable;
 
     // ORDERING: the run counters are SeqCst and read on the thread that ran
     // the jobs; these tests drive the queue from one thread.
@@ -284,14 +279,14 @@ mod tests {
     struct Counted(Arc<AtomicUsize>);
 
     impl Runnable for Counted {
-        fn run_queued(self: Box<Self>, before_send: &mut dyn FnMut()) {
+        fn run_queued(self, before_send: &mut dyn FnMut()) {
             self.0.fetch_add(1, Ordering::SeqCst);
             before_send();
         }
     }
 
-    fn counted(runs: &Arc<AtomicUsize>) -> Box<dyn Runnable> {
-        Box::new(Counted(runs.clone()))
+    fn counted(runs: &Arc<AtomicUsize>) -> InlineJob {
+        InlineJob::new(Counted(runs.clone()))
     }
 
     #[test]
@@ -338,7 +333,7 @@ mod tests {
             "the claimed runner will get to it"
         );
         let first = counted(&runs);
-        let first = |before_send: &mut dyn FnMut()| first.run_queued(before_send);
+        let first = move |before_send: &mut dyn FnMut()| first.run(before_send);
         assert!(!queue.serve(Some(first), None, None, false));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(queue.runners(), 0);

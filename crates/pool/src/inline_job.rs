@@ -1,0 +1,277 @@
+//! [`InlineJob`]: a type-erased job that lives in the run queue's own slot
+//! when it is small, so queuing it allocates nothing.
+//!
+//! A `Box<dyn Runnable>` costs every `execute` an allocation on the
+//! submitting thread and a free on the computing one, and glibc's malloc
+//! then moves its free lists between the two CPUs with every job (measured
+//! in `docs/benchmarks.md`). Most jobs are a few words (the channel's
+//! sender, the submission time, a closure holding an `Arc` or a slice), so
+//! an `InlineJob` keeps a job of up to [`JOB_WORDS`] words inline and boxes
+//! only bigger ones.
+//!
+//! It is what the `smallbox` crate does, with a thinner header: one pointer
+//! to a static table of two functions instead of a fat pointer, so a queue
+//! slot is one word smaller. The queue's slots are allocated 63 at a time
+//! and count in every job's bytes, and the bridge promises no more bytes
+//! per job than the naive one: that word is the difference.
+
+use std::mem::{self, ManuallyDrop, MaybeUninit};
+
+/// Words of a job kept inline; a bigger (or over-aligned) job is boxed.
+pub(crate) const JOB_WORDS: usize = 5;
+
+type Space = [usize; JOB_WORDS];
+
+/// A job the run queue can hold and run.
+pub(crate) trait Runnable: Send + 'static {
+    /// Runs the job; `before_send` is called once its work is over and
+    /// before its result is sent.
+    fn run_queued(self, before_send: &mut dyn FnMut());
+}
+
+/// What an [`InlineJob`] knows about the job it holds.
+struct VTable {
+    /// Moves the job out of the space and runs it.
+    run: unsafe fn(*mut Space, &mut dyn FnMut()),
+    /// Drops the job in the space without running it.
+    drop: unsafe fn(*mut Space),
+    /// Whether the space holds the job itself rather than a box of it.
+    #[cfg(test)]
+    inline: bool,
+}
+
+/// A job of any [`Runnable`] type: inline when it fits, else boxed.
+pub(crate) struct InlineJob {
+    /// The job itself, or a `Box` of it (as `vtable` says).
+    space: MaybeUninit<Space>,
+    vtable: &'static VTable,
+}
+
+// SAFETY: an `InlineJob` only ever holds a `J: Runnable`, which is `Send`
+// (inline or in a `Box<J>`, which is `Send` then too); nothing else in it is
+// shared.
+unsafe impl Send for InlineJob {}
+
+/// The functions for a `J` held inline.
+struct Inline<J>(J);
+
+impl<J: Runnable> Inline<J> {
+    const FITS: bool = mem::size_of::<J>() <= mem::size_of::<Space>()
+        && mem::align_of::<J>() <= mem::align_of::<Space>();
+
+    const VTABLE: VTable = VTable {
+        run: Self::run,
+        drop: Self::drop,
+        #[cfg(test)]
+        inline: true,
+    };
+
+    /// # Safety
+    ///
+    /// `space` holds a `J`, written by [`InlineJob::new`], not yet moved
+    /// out or dropped; it is treated as moved out afterwards.
+    unsafe fn run(space: *mut Space, before_send: &mut dyn FnMut()) {
+        // SAFETY: the caller's contract: a live `J` that nobody reads again.
+        let job = unsafe { space.cast::<J>().read() };
+        job.run_queued(before_send);
+    }
+
+    /// # Safety
+    ///
+    /// As for `run`.
+    unsafe fn drop(space: *mut Space) {
+        // SAFETY: the caller's contract: a live `J` that nobody reads again.
+        unsafe { space.cast::<J>().drop_in_place() }
+    }
+}
+
+/// The functions for a `J` held in a `Box<J>`.
+struct Boxed<J>(J);
+
+impl<J: Runnable> Boxed<J> {
+    const VTABLE: VTable = VTable {
+        run: Self::run,
+        drop: Self::drop,
+        #[cfg(test)]
+        inline: false,
+    };
+
+    /// # Safety
+    ///
+    /// `space` holds a `Box<J>`, written by [`InlineJob::new`], not yet
+    /// moved out or dropped; it is treated as moved out afterwards.
+    unsafe fn run(space: *mut Space, before_send: &mut dyn FnMut()) {
+        // SAFETY: the caller's contract: a live `Box<J>` nobody reads again.
+        let job = unsafe { space.cast::<Box<J>>().read() };
+        (*job).run_queued(before_send);
+    }
+
+    /// # Safety
+    ///
+    /// As for `run`.
+    unsafe fn drop(space: *mut Space) {
+        // SAFETY: the caller's contract: a live `Box<J>` nobody reads again.
+        unsafe { space.cast::<Box<J>>().drop_in_place() }
+    }
+}
+
+impl InlineJob {
+    /// Holds `job`: inline when it fits in [`JOB_WORDS`] words, else boxed.
+    pub(crate) fn new<J: Runnable>(job: J) -> InlineJob {
+        let mut space = MaybeUninit::<Space>::uninit();
+        let vtable = if Inline::<J>::FITS {
+            // SAFETY: `J` fits in `Space` in size and alignment (`FITS`),
+            // and the space is ours and uninitialised.
+            unsafe { space.as_mut_ptr().cast::<J>().write(job) };
+            &Inline::<J>::VTABLE
+        } else {
+            // A box is one word, word-aligned: it always fits.
+            // SAFETY: as above, for `Box<J>`.
+            unsafe { space.as_mut_ptr().cast::<Box<J>>().write(Box::new(job)) };
+            &Boxed::<J>::VTABLE
+        };
+        InlineJob { space, vtable }
+    }
+
+    /// Whether the job is held inline rather than boxed.
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
+        self.vtable.inline
+    }
+
+    /// Runs the job (see [`Runnable::run_queued`]).
+    pub(crate) fn run(self, before_send: &mut dyn FnMut()) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `new` wrote the job `vtable` is for; `this` is never
+        // dropped, so the job is moved out exactly once, here.
+        unsafe { (this.vtable.run)(this.space.as_mut_ptr(), before_send) }
+    }
+}
+
+impl Drop for InlineJob {
+    fn drop(&mut self) {
+        // SAFETY: `new` wrote the job `vtable` is for, and `run` (the only
+        // other way out) does not let `Drop` run.
+        unsafe { (self.vtable.drop)(self.space.as_mut_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    // ORDERING: the counters are SeqCst and read on the thread that wrote
+    // them; these tests are single-threaded.
+
+    /// Counts its runs and drops; `N` words of ballast set its size.
+    struct Counted<const N: usize> {
+        runs: Arc<AtomicUsize>,
+        drops: Arc<AtomicUsize>,
+        ballast: [usize; N],
+        panics: bool,
+    }
+
+    impl<const N: usize> Counted<N> {
+        fn new(panics: bool) -> (Self, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+            let (runs, drops) = (Arc::default(), Arc::default());
+            let job = Counted {
+                runs: Arc::clone(&runs),
+                drops: Arc::clone(&drops),
+                ballast: [7; N],
+                panics,
+            };
+            (job, runs, drops)
+        }
+    }
+
+    impl<const N: usize> Drop for Counted<N> {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<const N: usize> Runnable for Counted<N> {
+        fn run_queued(self, before_send: &mut dyn FnMut()) {
+            assert!(self.ballast.iter().all(|&word| word == 7), "moved intact");
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            before_send();
+            assert!(!self.panics, "a job that panics");
+        }
+    }
+
+    /// Runs a `Counted<N>` through an `InlineJob`: whether it was inline,
+    /// and its runs, drops and hook calls.
+    fn run_counted<const N: usize>(panics: bool) -> (bool, usize, usize, usize) {
+        let (job, runs, drops) = Counted::<N>::new(panics);
+        let job = InlineJob::new(job);
+        let inline = job.is_inline();
+        let mut hooks = 0;
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut || hooks += 1)));
+        assert_eq!(outcome.is_err(), panics);
+        (
+            inline,
+            runs.load(Ordering::SeqCst),
+            drops.load(Ordering::SeqCst),
+            hooks,
+        )
+    }
+
+    #[test]
+    fn a_small_job_is_held_inline_and_a_big_one_boxed_each_run_and_dropped_once() {
+        // Two `Arc`s and a flag take three words: two words of ballast fit.
+        assert_eq!(run_counted::<2>(false), (true, 1, 1, 1));
+        assert_eq!(run_counted::<3>(false), (false, 1, 1, 1));
+        assert_eq!(run_counted::<64>(false), (false, 1, 1, 1));
+    }
+
+    #[test]
+    fn a_job_that_panics_is_dropped_once() {
+        assert_eq!(run_counted::<2>(true), (true, 1, 1, 1));
+        assert_eq!(run_counted::<64>(true), (false, 1, 1, 1));
+    }
+
+    #[test]
+    fn a_job_never_run_is_dropped_once() {
+        let (small, runs, drops) = Counted::<0>::new(false);
+        drop(InlineJob::new(small));
+        assert_eq!(
+            (runs.load(Ordering::SeqCst), drops.load(Ordering::SeqCst)),
+            (0, 1)
+        );
+        let (big, runs, drops) = Counted::<64>::new(false);
+        drop(InlineJob::new(big));
+        assert_eq!(
+            (runs.load(Ordering::SeqCst), drops.load(Ordering::SeqCst)),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn an_over_aligned_job_is_boxed() {
+        #[repr(align(64))]
+        struct Aligned(Arc<AtomicUsize>);
+        impl Runnable for Aligned {
+            fn run_queued(self, _before_send: &mut dyn FnMut()) {
+                assert_eq!(std::ptr::from_ref(&self).align_offset(64), 0);
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let runs = Arc::new(AtomicUsize::new(0));
+        let job = InlineJob::new(Aligned(Arc::clone(&runs)));
+        assert!(!job.is_inline());
+        job.run(&mut || {});
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_queue_slot_is_the_job_space_and_one_word() {
+        assert_eq!(
+            mem::size_of::<InlineJob>(),
+            (JOB_WORDS + 1) * mem::size_of::<usize>()
+        );
+    }
+}

@@ -176,6 +176,10 @@ pub struct Receiver<T> {
     inner: Option<Arc<Inner<T>>>,
 }
 
+// A receiver is a handle to a shared allocation; pinning it pins nothing
+// inside (the value is moved out, never borrowed in place), whatever `T` is.
+impl<T> Unpin for Receiver<T> {}
+
 impl<T> Receiver<T> {
     /// Whether the result is ready, so the next poll returns `Ready` at once.
     /// Also true after the result was taken.

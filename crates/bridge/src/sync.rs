@@ -16,9 +16,15 @@ pub(crate) use loom::{
 pub(crate) use std::{
     hint::spin_loop,
     sync::atomic::{fence, AtomicUsize, Ordering},
-    sync::{Arc, Condvar, Mutex},
+    sync::{Condvar, Mutex},
     thread,
 };
+
+/// The channel's shared allocation: an `Arc` with no weak count (the
+/// channel never uses one), a word smaller than std's. Loom's `Arc` stands
+/// in for it under `cfg(loom)`; both count strong references the same way.
+#[cfg(not(loom))]
+pub(crate) use triomphe::Arc;
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;

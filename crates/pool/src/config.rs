@@ -68,14 +68,15 @@ pub struct ComputeConfig {
     /// [`MAX_AWAIT_SPIN`].
     pub await_spin_limit: Duration,
     /// How long the thread that ran the last `execute` job waits, asleep,
-    /// for the next one before it goes back to rayon. A job submitted in
-    /// that time is handed to it directly: no new rayon task, and none of
-    /// the wake-ups rayon makes when an idle thread finds work (it also
-    /// wakes a sleeping sibling to help). One thread at most waits so, and
-    /// only in pools of two threads or more, so rayon always has a thread
-    /// for other work; a `par_iter` may run on one thread fewer for this
-    /// long. `Duration::ZERO` switches it off. At most
-    /// [`MAX_RUNNER_KEEP_ALIVE`].
+    /// for the next one before it goes back to rayon, when the pool's jobs
+    /// are long (too long for the await spin, or with the spin off; short
+    /// jobs linger instead, see `await_spin_limit`). A job submitted in that
+    /// time is handed to it directly: no new rayon task, and none of the
+    /// wake-ups rayon makes when an idle thread finds work (it also wakes a
+    /// sleeping sibling to help). One thread at most waits so, and only in
+    /// pools of two threads or more, so rayon always has a thread for other
+    /// work; a `par_iter` may run on one thread fewer for this long.
+    /// `Duration::ZERO` switches it off. At most [`MAX_RUNNER_KEEP_ALIVE`].
     pub runner_keep_alive: Duration,
 }
 

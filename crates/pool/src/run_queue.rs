@@ -16,18 +16,22 @@
 //!   When a runner is wanted before the job is even queued, it is started
 //!   with the job in hand ([`RunQueue::claim_runner`]): a lone job then
 //!   costs one `rayon::spawn` and no queue slot.
-//! - A runner that runs out of jobs lingers as a compute thread does after a
-//!   short job (see `spin.rs`): for the linger budget it watches the queue
-//!   and runs any other rayon work that turns up. Then it dozes (one runner
-//!   at a time, in pools of two threads or more): asleep, it waits up to
-//!   the keep-alive for the next job, which the submitter hands it with a
-//!   wake-up ([`Runners::doze`], loom-checked). Only then does it retire.
-//!   Going back to rayon costs more than it seems: an idle rayon thread
-//!   spins through a few dozen `sched_yield`s before it sleeps, and one
-//!   that finds work wakes a sleeping sibling to help, which spins in turn;
-//!   a runner that waits for the next job itself spares both. On a crowded
-//!   CPU it steps aside for a runner on another thread (see
-//!   [`RunQueue::drain`]) and does not doze.
+//! - A runner that runs out of short jobs lingers as a compute thread does
+//!   after a short job (see `spin.rs`): for the linger budget it watches the
+//!   queue and runs any other rayon work that turns up, then retires. (Rayon
+//!   itself then keeps the thread awake a little longer: an idle rayon
+//!   thread spins through a few dozen `sched_yield`s before it sleeps, which
+//!   catches the next job when it comes a few tens of microseconds later.)
+//! - A runner that runs out of long jobs (too long to linger for, or with
+//!   the await spin off) dozes instead (one runner at a time, in pools of
+//!   two threads or more): asleep, it waits up to the keep-alive for the
+//!   next job, which the submitter hands it with a wake-up
+//!   ([`Runners::doze`], loom-checked); then it retires. Between long jobs
+//!   going back to rayon costs more than it seems: the idle spin above,
+//!   after every job, and a rayon thread that finds work wakes a sleeping
+//!   sibling to help, which spins in turn; a dozing runner spares both.
+//! - On a crowded CPU a runner steps aside for one on another thread (see
+//!   [`RunQueue::drain`]).
 //! - A runner started inside another job (rayon runs queued work on a thread
 //!   that waits in `join` or `scope`) runs one job, then hands the rest to a
 //!   fresh runner, so the job it interrupted is not held up by the queue.
@@ -103,13 +107,15 @@ impl RunQueue {
     }
 
     /// The body of a runner: runs `first` if it brought a job along, drains
-    /// the queue, lingers, dozes for at most `keep_alive`, retires. Returns
-    /// `true` when the caller must start a fresh runner to carry on (a
-    /// runner inside another job runs one job only).
+    /// the queue, then lingers for `linger()` (short jobs) or dozes for at
+    /// most `keep_alive` (long jobs: `linger()` is `None`), and retires.
+    /// `linger` is asked afresh after every drain, as the pool's typical job
+    /// changes. Returns `true` when the caller must start a fresh runner to
+    /// carry on (a runner inside another job runs one job only).
     fn serve<F: FnOnce(&mut dyn FnMut())>(
         &self,
         mut first: Option<F>,
-        linger: Option<Duration>,
+        linger: &dyn Fn() -> Option<Duration>,
         keep_alive: Option<Duration>,
         nested: bool,
     ) -> bool {
@@ -117,13 +123,10 @@ impl RunQueue {
         // because its CPU is crowded leaves again at once if a job holds it.
         let mut rounds = Rounds::new();
         loop {
-            self.drain(
-                first.take(),
-                linger.filter(|_| !nested),
-                nested,
-                &mut rounds,
-            );
-            if let Some(keep_alive) = keep_alive.filter(|_| !nested && !rounds.crowded()) {
+            let linger = linger().filter(|_| !nested);
+            self.drain(first.take(), linger, nested, &mut rounds);
+            let doze = !nested && linger.is_none() && !rounds.crowded();
+            if let Some(keep_alive) = keep_alive.filter(|_| doze) {
                 if self.runners.doze(keep_alive, || self.jobs.is_empty()) {
                     continue;
                 }
@@ -253,7 +256,7 @@ pub(crate) fn runner_with<F: FnOnce(&mut dyn FnMut())>(first: Option<F>) {
     let hand_over = ComputeThreadHome.with(|shared| {
         shared.run_queue.serve(
             first,
-            shared.linger_budget(),
+            &|| shared.linger_budget(),
             shared.runner_keep_alive(),
             outermost.is_none(),
         )
@@ -297,7 +300,7 @@ mod tests {
         assert!(!queue.push(counted(&runs)), "the runner will get to it");
         assert_eq!(queue.runners(), 1);
         assert!(
-            !queue.serve(None::<fn(&mut dyn FnMut())>, None, None, false),
+            !queue.serve(None::<fn(&mut dyn FnMut())>, &|| None, None, false),
             "an outermost runner drains and retires"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -312,12 +315,12 @@ mod tests {
             let _ = queue.push(counted(&runs));
         }
         assert!(
-            queue.serve(None::<fn(&mut dyn FnMut())>, None, None, true),
+            queue.serve(None::<fn(&mut dyn FnMut())>, &|| None, None, true),
             "jobs are left: a fresh runner must take over"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(queue.runners(), 1, "the count passes to the fresh runner");
-        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, None, None, false));
+        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, &|| None, None, false));
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert_eq!(queue.runners(), 0);
     }
@@ -334,7 +337,7 @@ mod tests {
         );
         let first = counted(&runs);
         let first = move |before_send: &mut dyn FnMut()| first.run(before_send);
-        assert!(!queue.serve(Some(first), None, None, false));
+        assert!(!queue.serve(Some(first), &|| None, None, false));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(queue.runners(), 0);
     }
@@ -358,7 +361,12 @@ mod tests {
         let keep_alive = Duration::from_secs(600);
         let runner = queue.clone();
         std::thread::spawn(move || {
-            runner.serve(None::<fn(&mut dyn FnMut())>, None, Some(keep_alive), false)
+            runner.serve(
+                None::<fn(&mut dyn FnMut())>,
+                &|| None,
+                Some(keep_alive),
+                false,
+            )
         });
         wait_for("the first job and the doze", || {
             runs.load(Ordering::SeqCst) == 1 && queue.dozing()
@@ -381,11 +389,37 @@ mod tests {
         assert!(queue.push(counted(&runs)));
         let started = std::time::Instant::now();
         let keep_alive = Duration::from_millis(30);
-        assert!(!queue.serve(None::<fn(&mut dyn FnMut())>, None, Some(keep_alive), false));
+        assert!(!queue.serve(
+            None::<fn(&mut dyn FnMut())>,
+            &|| None,
+            Some(keep_alive),
+            false
+        ));
         assert!(started.elapsed() >= keep_alive, "it dozed first");
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(queue.runners(), 0);
         assert!(!queue.dozing());
+    }
+
+    #[test]
+    fn a_runner_of_short_jobs_lingers_and_retires_without_dozing() {
+        let queue = Arc::new(RunQueue::new(2));
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(queue.push(counted(&runs)));
+        let runner = queue.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let linger = || Some(Duration::from_micros(50));
+            let keep_alive = Some(Duration::from_secs(600));
+            let hand_over = runner.serve(None::<fn(&mut dyn FnMut())>, &linger, keep_alive, false);
+            done.send(hand_over).unwrap();
+        });
+        let hand_over = finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a runner with a linger budget retires instead of dozing");
+        assert!(!hand_over);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(queue.runners(), 0);
     }
 
     #[test]

@@ -329,30 +329,28 @@ impl Key {
             }
             Key::AwaitSpinUs => {
                 let n = raw.integer(field, "a number of microseconds")?;
-                let max = crate::MAX_AWAIT_SPIN.as_micros() as i128;
-                if !(0..=max).contains(&n) {
-                    return Err(ConfigError::invalid(
-                        field,
-                        shown,
-                        format!("must be between 0 and {max} microseconds"),
-                    ));
-                }
-                config.await_spin_us = Some(n as u64);
+                config.await_spin_us = Some(check_micros(field, &shown, n, crate::MAX_AWAIT_SPIN)?);
             }
             Key::RunnerKeepAliveUs => {
                 let n = raw.integer(field, "a number of microseconds")?;
-                let max = crate::MAX_RUNNER_KEEP_ALIVE.as_micros() as i128;
-                if !(0..=max).contains(&n) {
-                    return Err(ConfigError::invalid(
-                        field,
-                        shown,
-                        format!("must be between 0 and {max} microseconds"),
-                    ));
-                }
-                config.runner_keep_alive_us = Some(n as u64);
+                let max = crate::MAX_RUNNER_KEEP_ALIVE;
+                config.runner_keep_alive_us = Some(check_micros(field, &shown, n, max)?);
             }
         }
         Ok(())
+    }
+}
+
+/// A number of microseconds from 0 to `max`.
+fn check_micros(field: &str, shown: &str, n: i128, max: Duration) -> Result<u64, ConfigError> {
+    let max = max.as_micros();
+    match u64::try_from(n) {
+        Ok(micros) if u128::from(micros) <= max => Ok(micros),
+        _ => Err(ConfigError::invalid(
+            field,
+            shown,
+            format!("must be between 0 and {max} microseconds"),
+        )),
     }
 }
 

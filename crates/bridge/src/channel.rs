@@ -83,6 +83,9 @@ pub struct Sender<T> {
     inner: Arc<Inner<T>>,
 }
 
+// Like the receiver (below): a handle, and nothing in it is pinned.
+impl<T> Unpin for Sender<T> {}
+
 impl<T> Sender<T> {
     /// Sends the value and wakes the receiver.
     ///
@@ -178,6 +181,7 @@ pub struct Receiver<T> {
 
 // A receiver is a handle to a shared allocation; pinning it pins nothing
 // inside (the value is moved out, never borrowed in place), whatever `T` is.
+// (`std`'s `Arc` is always `Unpin`; the `Arc` used here is only when `T` is.)
 impl<T> Unpin for Receiver<T> {}
 
 impl<T> Receiver<T> {

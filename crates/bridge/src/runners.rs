@@ -1,6 +1,7 @@
 //! [`Runners`]: the count of tasks draining a job queue, kept so that no job
 //! is ever left in the queue with nobody to run it.
 
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
@@ -49,13 +50,16 @@ use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
 /// reads of the counts; a retiring runner's decrement, a `SeqCst` fence,
 /// then its look at the queue. Of two `SeqCst` fences one comes first, so
 /// either the submitter sees the runner gone (and starts one) or the runner
-/// sees the job (and stays). The loom model `runners_never_strand_a_job`
-/// checks every interleaving.
+/// sees the job (and stays). The loom models
+/// `race9_runner_retires_while_a_job_arrives` and
+/// `race9_claimed_runner_retires_while_a_job_arrives` check every
+/// interleaving.
 ///
 /// Why a dozing runner is always woken: the same pattern, with the dozer's
 /// mark and a fence before its look at the queue, and the submitter's read
-/// of the mark after its fence; a submitter that sees the mark rings a bell
-/// (a flag under a mutex, so a ring before the dozer sleeps is not lost).
+/// of the mark after its fence; a submitter that sees the mark notifies the
+/// dozer under the mutex the dozer holds from its look to its sleep, so a
+/// ring before the dozer sleeps is not lost.
 /// The loom model `race10_runner_dozes_while_a_job_arrives` checks it.
 #[derive(Debug)]
 pub struct Runners {
@@ -67,8 +71,9 @@ pub struct Runners {
     max: usize,
     /// 1 while a runner dozes (at most one does), else 0.
     dozing: AtomicUsize,
-    /// Rung by a submitter that saw the dozer; the dozer clears it.
-    bell: Mutex<bool>,
+    /// Held by the dozer while it looks at the queue, and by a submitter
+    /// ringing for it: no ring falls between the look and the sleep.
+    bell: Mutex<()>,
     /// Where the dozer sleeps.
     bell_rung: Condvar,
 }
@@ -81,7 +86,7 @@ impl Runners {
             idle: AtomicUsize::new(0),
             max: max.max(1),
             dozing: AtomicUsize::new(0),
-            bell: Mutex::new(false),
+            bell: Mutex::new(()),
             bell_rung: Condvar::new(),
         }
     }
@@ -169,6 +174,8 @@ impl Runners {
     /// A wake-up that finds the queue empty (another runner took the job)
     /// sleeps again until the deadline.
     pub fn doze(&self, timeout: Duration, queue_is_empty: impl Fn() -> bool) -> bool {
+        // A timeout too far off to count is none: sleep until a job comes.
+        let deadline = Instant::now().checked_add(timeout);
         // ORDERING: Relaxed: picks the one dozer; the fence below orders
         // the mark against the queue.
         if self
@@ -179,36 +186,40 @@ impl Runners {
             return false;
         }
         self.idle();
+        // Not idle, not dozing, however we leave (a panicking
+        // `queue_is_empty` included): a mark left behind would keep
+        // submitters from ever starting a runner.
+        let _awake = WakeUp(self);
         // ORDERING: SeqCst fence: orders the mark before the look at the
         // queue, against `after_push`'s fence between its push and its read
         // of the mark (see the type's docs).
         fence(Ordering::SeqCst);
-        let deadline = Instant::now() + timeout;
-        let mut rung = self.bell.lock().unwrap_or_else(|e| e.into_inner());
-        let job_waiting = loop {
-            // Under the lock: a ring from here on finds us asleep. An
-            // earlier ring's push is seen by the look below (the lock
-            // orders it), so that ring is spent.
-            *rung = false;
+        let mut bell = self.bell.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            // Under the lock. A submitter that rings from now on takes the
+            // lock to do so, so it finds us waiting; one that rang before
+            // pushed before, and this look sees its job (the lock orders
+            // its push before the look).
             if !queue_is_empty() {
-                break true;
+                return true;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
-            }
-            rung = match self.bell_rung.wait_timeout(rung, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
+            bell = match deadline {
+                None => self
+                    .bell_rung
+                    .wait(bell)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    match self.bell_rung.wait_timeout(bell, left) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
             };
-        };
-        drop(rung);
-        self.busy();
-        // ORDERING: Relaxed: the mark is only a hint once we are awake; a
-        // submitter that still sees it rings a bell nobody waits for, and
-        // the next doze spends that ring on one extra look at the queue.
-        self.dozing.store(0, Ordering::Relaxed);
-        job_waiting
+        }
     }
 
     /// Rings the bell if a runner dozes. Called after a push and its fence.
@@ -218,8 +229,8 @@ impl Runners {
         if self.dozing.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut rung = self.bell.lock().unwrap_or_else(|e| e.into_inner());
-        *rung = true;
+        // Notified under the lock: see `doze`.
+        let _bell = self.bell.lock().unwrap_or_else(PoisonError::into_inner);
         self.bell_rung.notify_one();
     }
 
@@ -251,5 +262,17 @@ impl Runners {
     pub fn alive(&self) -> usize {
         // ORDERING: Relaxed: a snapshot only.
         self.alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Takes a dozing runner back: not idle, not dozing.
+struct WakeUp<'a>(&'a Runners);
+
+impl Drop for WakeUp<'_> {
+    fn drop(&mut self) {
+        self.0.busy();
+        // ORDERING: Relaxed: the mark is only a hint once the dozer is
+        // awake; a submitter that still sees it notifies nobody.
+        self.0.dozing.store(0, Ordering::Relaxed);
     }
 }

@@ -74,8 +74,8 @@ pub struct ComputeConfig {
     /// time is handed to it directly: no new rayon task, and none of the
     /// wake-ups rayon makes when an idle thread finds work (it also wakes a
     /// sleeping sibling to help). One thread at most waits so, and only in
-    /// pools of two threads or more, so rayon always has a thread for other
-    /// work; a `par_iter` may run on one thread fewer for this long.
+    /// pools of two threads or more, so it never holds all of rayon's
+    /// threads; a `par_iter` may run on one thread fewer for this long.
     /// `Duration::ZERO` switches it off. At most [`MAX_RUNNER_KEEP_ALIVE`].
     pub runner_keep_alive: Duration,
 }

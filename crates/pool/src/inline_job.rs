@@ -15,6 +15,7 @@
 //! and count in every job's bytes, and the bridge promises no more bytes
 //! per job than the naive one: that word is the difference.
 
+use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 
 /// Words of a job kept inline; a bigger (or over-aligned) job is boxed.
@@ -45,6 +46,10 @@ pub(crate) struct InlineJob {
     /// The job itself, or a `Box` of it (as `vtable` says).
     space: MaybeUninit<Space>,
     vtable: &'static VTable,
+    /// Opts out of the automatic `Send` and `Sync` (the fields above would
+    /// give both, whatever the job): `Send` is granted below, on the job's
+    /// own `Send`, and `Sync` is not needed.
+    _erased: PhantomData<*mut ()>,
 }
 
 // SAFETY: an `InlineJob` only ever holds a `J: Runnable`, which is `Send`
@@ -130,7 +135,11 @@ impl InlineJob {
             unsafe { space.as_mut_ptr().cast::<Box<J>>().write(Box::new(job)) };
             &Boxed::<J>::VTABLE
         };
-        InlineJob { space, vtable }
+        InlineJob {
+            space,
+            vtable,
+            _erased: PhantomData,
+        }
     }
 
     /// Whether the job is held inline rather than boxed.

@@ -109,8 +109,8 @@ impl RunQueue {
     /// The body of a runner: runs `first` if it brought a job along, drains
     /// the queue, then lingers for `linger()` (short jobs) or dozes for at
     /// most `keep_alive` (long jobs: `linger()` is `None`), and retires.
-    /// `linger` is asked afresh after every drain, as the pool's typical job
-    /// changes. Returns `true` when the caller must start a fresh runner to
+    /// `linger` is asked afresh before every drain, as the pool's typical
+    /// job changes. Returns `true` when the caller must start a fresh runner to
     /// carry on (a runner inside another job runs one job only).
     fn serve<F: FnOnce(&mut dyn FnMut())>(
         &self,

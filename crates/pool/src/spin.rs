@@ -94,20 +94,8 @@ impl AwaitSpin {
 /// up for `budget`, yielding to the OS scheduler between rounds (see
 /// [`Rounds`]) so a thread waiting for this CPU is not starved.
 pub(crate) fn linger_for(budget: Duration) {
-    let mut deadline = Instant::now() + budget;
-    let mut rounds = Rounds::new();
-    loop {
-        match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => deadline = Instant::now() + budget,
-            Some(rayon::Yield::Idle) => {
-                if !rounds.next(deadline) {
-                    return;
-                }
-            }
-            // Not a rayon thread: nothing to linger for.
-            None => return,
-        }
-    }
+    // Nothing cheaper to watch: ask rayon every round.
+    linger(budget, &mut Rounds::new(), 1, || false);
 }
 
 /// Like [`linger_for`], but returns `true` as soon as `has_job()` does (it
@@ -119,6 +107,17 @@ pub(crate) fn linger_for(budget: Duration) {
 pub(crate) fn linger_until(
     budget: Duration,
     rounds: &mut Rounds,
+    has_job: impl FnMut() -> bool,
+) -> bool {
+    linger(budget, rounds, CHECKS_PER_RAYON_ASK, has_job)
+}
+
+/// The linger loop: `has_job()` every round, rayon every `checks_per_ask`
+/// rounds; rayon work that runs restarts the wait.
+fn linger(
+    budget: Duration,
+    rounds: &mut Rounds,
+    checks_per_ask: u32,
     mut has_job: impl FnMut() -> bool,
 ) -> bool {
     let mut deadline = Instant::now() + budget;
@@ -128,15 +127,15 @@ pub(crate) fn linger_until(
             return true;
         }
         round = round.wrapping_add(1);
-        if round % CHECKS_PER_RAYON_ASK == 0 {
+        if round % checks_per_ask == 0 {
             match rayon::yield_now() {
                 Some(rayon::Yield::Executed) => {
                     deadline = Instant::now() + budget;
                     continue;
                 }
                 Some(rayon::Yield::Idle) => {}
-                // Not a rayon thread: nothing else to run.
-                None => {}
+                // Not a rayon thread: nothing else will turn up.
+                None => return has_job(),
             }
         }
         if !rounds.next(deadline) {

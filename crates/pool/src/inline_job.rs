@@ -57,87 +57,95 @@ pub(crate) struct InlineJob {
 // shared.
 unsafe impl Send for InlineJob {}
 
-/// The functions for a `J` held inline.
+/// How the space holds a job: the job itself ([`Inline`]) or a `Box` of it.
+trait Held: Sized {
+    type Job: Runnable;
+    /// Whether this is the job itself.
+    #[cfg(test)]
+    const INLINE: bool;
+    fn into_job(self) -> Self::Job;
+}
+
+/// A job held in the space itself.
+#[repr(transparent)]
 struct Inline<J>(J);
 
-impl<J: Runnable> Inline<J> {
-    const FITS: bool = mem::size_of::<J>() <= mem::size_of::<Space>()
-        && mem::align_of::<J>() <= mem::align_of::<Space>();
-
-    const VTABLE: VTable = VTable {
-        run: Self::run,
-        drop: Self::drop,
-        #[cfg(test)]
-        inline: true,
-    };
-
-    /// # Safety
-    ///
-    /// `space` holds a `J`, written by [`InlineJob::new`], not yet moved
-    /// out or dropped; it is treated as moved out afterwards.
-    unsafe fn run(space: *mut Space, before_send: &mut dyn FnMut()) {
-        // SAFETY: the caller's contract: a live `J` that nobody reads again.
-        let job = unsafe { space.cast::<J>().read() };
-        job.run_queued(before_send);
-    }
-
-    /// # Safety
-    ///
-    /// As for `run`.
-    unsafe fn drop(space: *mut Space) {
-        // SAFETY: the caller's contract: a live `J` that nobody reads again.
-        unsafe { space.cast::<J>().drop_in_place() }
+impl<J: Runnable> Held for Inline<J> {
+    type Job = J;
+    #[cfg(test)]
+    const INLINE: bool = true;
+    fn into_job(self) -> J {
+        self.0
     }
 }
 
-/// The functions for a `J` held in a `Box<J>`.
-struct Boxed<J>(J);
+impl<J: Runnable> Held for Box<J> {
+    type Job = J;
+    #[cfg(test)]
+    const INLINE: bool = false;
+    fn into_job(self) -> J {
+        *self
+    }
+}
 
-impl<J: Runnable> Boxed<J> {
+/// The table for a space that holds an `H`.
+struct Table<H>(PhantomData<H>);
+
+impl<H: Held> Table<H> {
     const VTABLE: VTable = VTable {
         run: Self::run,
         drop: Self::drop,
         #[cfg(test)]
-        inline: false,
+        inline: H::INLINE,
     };
 
     /// # Safety
     ///
-    /// `space` holds a `Box<J>`, written by [`InlineJob::new`], not yet
-    /// moved out or dropped; it is treated as moved out afterwards.
+    /// `space` holds an `H`, written by [`InlineJob::new`], not yet moved
+    /// out or dropped; it is treated as moved out afterwards.
     unsafe fn run(space: *mut Space, before_send: &mut dyn FnMut()) {
-        // SAFETY: the caller's contract: a live `Box<J>` nobody reads again.
-        let job = unsafe { space.cast::<Box<J>>().read() };
-        (*job).run_queued(before_send);
+        // SAFETY: the caller's contract: a live `H` that nobody reads again.
+        let held = unsafe { space.cast::<H>().read() };
+        held.into_job().run_queued(before_send);
     }
 
     /// # Safety
     ///
     /// As for `run`.
     unsafe fn drop(space: *mut Space) {
-        // SAFETY: the caller's contract: a live `Box<J>` nobody reads again.
-        unsafe { space.cast::<Box<J>>().drop_in_place() }
+        // SAFETY: the caller's contract: a live `H` that nobody reads again.
+        unsafe { space.cast::<H>().drop_in_place() }
     }
+}
+
+/// Whether an `H` fits in the space, in size and alignment.
+const fn fits<H>() -> bool {
+    mem::size_of::<H>() <= mem::size_of::<Space>()
+        && mem::align_of::<H>() <= mem::align_of::<Space>()
 }
 
 impl InlineJob {
     /// Holds `job`: inline when it fits in [`JOB_WORDS`] words, else boxed.
     pub(crate) fn new<J: Runnable>(job: J) -> InlineJob {
-        let mut space = MaybeUninit::<Space>::uninit();
-        let vtable = if Inline::<J>::FITS {
-            // SAFETY: `J` fits in `Space` in size and alignment (`FITS`),
-            // and the space is ours and uninitialised.
-            unsafe { space.as_mut_ptr().cast::<J>().write(job) };
-            &Inline::<J>::VTABLE
+        if fits::<Inline<J>>() {
+            Self::holding(Inline(job))
         } else {
-            // A box is one word, word-aligned: it always fits.
-            // SAFETY: as above, for `Box<J>`.
-            unsafe { space.as_mut_ptr().cast::<Box<J>>().write(Box::new(job)) };
-            &Boxed::<J>::VTABLE
-        };
+            Self::holding(Box::new(job))
+        }
+    }
+
+    /// Writes `held` into the space, with its table.
+    fn holding<H: Held>(held: H) -> InlineJob {
+        // A box is one word, word-aligned: only `Inline` can fail this.
+        assert!(fits::<H>(), "checked by `new`");
+        let mut space = MaybeUninit::<Space>::uninit();
+        // SAFETY: `H` fits in `Space` in size and alignment (asserted
+        // above, at compile time in effect: it is a constant), and the
+        // space is ours and uninitialised.
+        unsafe { space.as_mut_ptr().cast::<H>().write(held) };
         InlineJob {
             space,
-            vtable,
+            vtable: &Table::<H>::VTABLE,
             _erased: PhantomData,
         }
     }

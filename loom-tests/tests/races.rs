@@ -403,31 +403,35 @@ fn assert_both_jobs_ran(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize
     assert_eq!(runners.alive(), 0, "every runner retired");
 }
 
+/// A job is pushed while the only runner, started for a first job, runs
+/// `body` to its end: whatever the interleaving, both jobs run and every
+/// runner retires.
+fn a_job_arrives_as_the_runner_finishes(body: RunnerBody) {
+    let queue = CountQueue::new();
+    let runners = Arc::new(Runners::new(1));
+    let ran = Arc::new(AtomicUsize::new(0));
+
+    queue.push();
+    assert!(
+        runners.after_push(|| queue.is_empty()),
+        "the first job starts a runner"
+    );
+    let first = spawn_runner(body, &queue, &runners, &ran);
+    let submitter = {
+        let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
+        thread::spawn(move || push_job(body, &queue, &runners, &ran))
+    };
+    first.join().unwrap();
+    submitter.join().unwrap();
+    assert_both_jobs_ran(&queue, &runners, &ran);
+}
+
 /// Race 9: a job is pushed while the only runner drains, idles and
 /// retires. Whatever the interleaving, some runner runs it: a stranded job
 /// shows as `ran == 1` with every thread finished.
 #[test]
 fn race9_runner_retires_while_a_job_arrives() {
-    loom::model(|| {
-        let queue = CountQueue::new();
-        let runners = Arc::new(Runners::new(1));
-        let ran = Arc::new(AtomicUsize::new(0));
-
-        queue.push();
-        assert!(
-            runners.after_push(|| queue.is_empty()),
-            "the first job starts a runner"
-        );
-        let first = spawn_runner(run_jobs, &queue, &runners, &ran);
-
-        let submitter = {
-            let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
-            thread::spawn(move || push_job(run_jobs, &queue, &runners, &ran))
-        };
-        first.join().unwrap();
-        submitter.join().unwrap();
-        assert_both_jobs_ran(&queue, &runners, &ran);
-    });
+    loom::model(|| a_job_arrives_as_the_runner_finishes(run_jobs));
 }
 
 /// Race 9 with a claimed runner: the first runner is claimed and starts
@@ -494,20 +498,5 @@ fn run_jobs_dozing(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize) {
 /// it: a lost wake-up leaves the runner asleep and the model deadlocks.
 #[test]
 fn race10_runner_dozes_while_a_job_arrives() {
-    loom::model(|| {
-        let queue = CountQueue::new();
-        let runners = Arc::new(Runners::new(1));
-        let ran = Arc::new(AtomicUsize::new(0));
-
-        queue.push();
-        assert!(runners.after_push(|| queue.is_empty()));
-        let first = spawn_runner(run_jobs_dozing, &queue, &runners, &ran);
-        let submitter = {
-            let (queue, runners, ran) = (queue.clone(), runners.clone(), ran.clone());
-            thread::spawn(move || push_job(run_jobs_dozing, &queue, &runners, &ran))
-        };
-        first.join().unwrap();
-        submitter.join().unwrap();
-        assert_both_jobs_ran(&queue, &runners, &ran);
-    });
+    loom::model(|| a_job_arrives_as_the_runner_finishes(run_jobs_dozing));
 }

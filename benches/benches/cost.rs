@@ -162,6 +162,21 @@ struct PoolCost {
     idle_us_by_thread: std::collections::BTreeMap<String, f64>,
 }
 
+/// The machine's floor for one case: two plain threads handing the job
+/// back and forth (see `compute_benches::floor`).
+#[derive(Debug, Serialize)]
+struct FloorRow {
+    case: &'static str,
+    wait: &'static str,
+    placement: &'static str,
+    jobs: u32,
+    job_us: f64,
+    wall_p50_us: f64,
+    added_p50_us: f64,
+    /// CPU time of the two threads per job, the job included.
+    cpu_us_per_job: f64,
+}
+
 /// The whole report, as written to JSON.
 #[derive(Debug, Serialize)]
 struct Report {
@@ -169,7 +184,84 @@ struct Report {
     machine: String,
     bridge: Vec<ChannelCost>,
     bridge_round_trip: Vec<ChannelRoundTrip>,
+    floor: Vec<FloorRow>,
     pool: Vec<PoolCost>,
+}
+
+/// The floor's cases: the trivial job both ways of waiting, the 1 ms job
+/// sleeping (spinning through a long job is what a bridge must not do).
+fn floor_costs(quick: bool) -> Vec<FloorRow> {
+    use compute_benches::floor::{hand_off, Placement, Wait};
+    let placements = [Placement::Free, Placement::Apart, Placement::Together];
+    let series = [
+        (
+            "trivial",
+            Duration::ZERO,
+            Wait::Spin,
+            if quick { 200 } else { 20_000 },
+        ),
+        (
+            "trivial",
+            Duration::ZERO,
+            Wait::Sleep,
+            if quick { 50 } else { 2_000 },
+        ),
+        (
+            "1ms",
+            Duration::from_millis(1),
+            Wait::Sleep,
+            if quick { 10 } else { 500 },
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (case, job, wait, jobs) in series {
+        for placement in placements {
+            // `None`: this machine cannot place the threads so (one CPU).
+            let Some(cost) = hand_off(wait, placement, job, jobs) else {
+                continue;
+            };
+            rows.push(FloorRow {
+                case,
+                wait: wait.name(),
+                placement: placement.name(),
+                jobs,
+                job_us: job.as_secs_f64() * 1e6,
+                wall_p50_us: cost.wall_p50.as_secs_f64() * 1e6,
+                added_p50_us: cost.added_p50.as_secs_f64() * 1e6,
+                cpu_us_per_job: cost.cpu_per_job.as_secs_f64() * 1e6,
+            });
+        }
+    }
+    rows
+}
+
+fn print_floor(rows: &[FloorRow]) {
+    println!(
+        "\n== the machine's floor: two plain threads hand a job back and forth (no runtime, \
+         no pool); cpu = both threads' CPU per job, the job included"
+    );
+    println!(
+        "{:<9} {:<6} {:<9} {:>6} {:>9} {:>9} {:>9} {:>8}",
+        "case", "wait", "placed", "jobs", "wall p50", "add p50", "cpu us", "cpu/job"
+    );
+    for r in rows {
+        let ratio = if r.job_us > 0.0 {
+            format!("{:.3}x", r.cpu_us_per_job / r.job_us)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{:<9} {:<6} {:<9} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            r.case,
+            r.wait,
+            r.placement,
+            r.jobs,
+            r.wall_p50_us,
+            r.added_p50_us,
+            r.cpu_us_per_job,
+            ratio
+        );
+    }
 }
 
 fn channel_cost<Tx, Rx>(
@@ -727,6 +819,10 @@ fn main() {
         println!("{:<18} {:>10.0} ns", r.channel, r.median_ns);
     }
 
+    // Before the pool cases, so no pool's threads are alive yet.
+    let floor = floor_costs(options.quick);
+    print_floor(&floor);
+
     let pool = pool_costs(&options);
     print_pool(&pool);
 
@@ -735,6 +831,7 @@ fn main() {
         machine: machine(),
         bridge,
         bridge_round_trip,
+        floor,
         pool,
     };
     let text = serde_json::to_string_pretty(&report).expect("the report serialises");

@@ -52,7 +52,7 @@ pub fn settled_process_cpu_time() -> Duration {
 }
 
 /// The CPU time of the calling thread.
-fn thread_cpu_time() -> Duration {
+pub fn thread_cpu_time() -> Duration {
     clock_time(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 

@@ -1,0 +1,62 @@
+//! The floor's placements: threads go where they are told, or the floor
+//! says it cannot place them.
+
+use std::time::Duration;
+
+use compute_benches::floor::{hand_off, Placement, Wait};
+
+/// The CPU the calling thread runs on.
+fn current_cpu() -> usize {
+    // SAFETY: no arguments; returns the CPU or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).expect("sched_getcpu works here")
+}
+
+/// Restricts the calling thread (and the threads it spawns) to `cpu`.
+fn confine_to(cpu: usize) {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is one the thread runs on, below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    assert_eq!(rc, 0, "confine the test thread to CPU {cpu}");
+}
+
+#[test]
+fn with_one_cpu_allowed_threads_cannot_be_placed_apart_but_can_be_together() {
+    // Spawned threads inherit the affinity: the floor sees one CPU only.
+    std::thread::spawn(|| {
+        confine_to(current_cpu());
+        let job = Duration::from_micros(20);
+        assert_eq!(hand_off(Wait::Sleep, Placement::Apart, job, 10), None);
+        let together = hand_off(Wait::Sleep, Placement::Together, job, 10)
+            .expect("one CPU is enough for two threads together");
+        assert!(together.wall_p50 >= job);
+    })
+    .join()
+    .expect("the confined thread does not panic");
+}
+
+#[test]
+fn every_placement_runs_both_ways_of_waiting() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for wait in [Wait::Spin, Wait::Sleep] {
+        for placement in [Placement::Free, Placement::Apart, Placement::Together] {
+            let cost = hand_off(wait, placement, Duration::from_micros(10), 20);
+            if placement == Placement::Apart && cpus < 2 {
+                assert_eq!(cost, None, "{wait:?} {placement:?}");
+                continue;
+            }
+            let cost = cost.unwrap_or_else(|| panic!("{wait:?} {placement:?}: placed"));
+            assert!(
+                cost.wall_p50 >= Duration::from_micros(10),
+                "{wait:?} {placement:?}: a round trip holds the job"
+            );
+            assert!(
+                cost.cpu_per_job > Duration::ZERO,
+                "{wait:?} {placement:?}: CPU counted"
+            );
+        }
+    }
+}

@@ -188,31 +188,26 @@ struct Report {
     pool: Vec<PoolCost>,
 }
 
-/// The floor's cases: the trivial job both ways of waiting, the 1 ms job
-/// sleeping (spinning through a long job is what a bridge must not do).
+/// The floor's cases: every job size of the pool cases, both ways of
+/// waiting (spinning through a 1 ms job is what a bridge must not do; its
+/// row shows what it would cost), every placement.
 fn floor_costs(quick: bool) -> Vec<FloorRow> {
     use compute_benches::floor::{hand_off, Placement, Wait};
     let placements = [Placement::Free, Placement::Apart, Placement::Together];
-    let series = [
-        (
-            "trivial",
-            Duration::ZERO,
-            Wait::Spin,
-            if quick { 200 } else { 20_000 },
-        ),
-        (
-            "trivial",
-            Duration::ZERO,
-            Wait::Sleep,
-            if quick { 50 } else { 2_000 },
-        ),
-        (
-            "1ms",
-            Duration::from_millis(1),
-            Wait::Sleep,
-            if quick { 10 } else { 500 },
-        ),
-    ];
+    let sizes = std::iter::once(("trivial", Duration::ZERO)).chain(job::LATENCY_JOBS);
+    let mut series = Vec::new();
+    for (case, job) in sizes {
+        for wait in [Wait::Spin, Wait::Sleep] {
+            let jobs = match (quick, case, wait) {
+                (true, _, _) => 20,
+                (false, "trivial", Wait::Spin) => 20_000,
+                (false, "trivial" | "10us", _) => 2_000,
+                (false, "100us", _) => 1_000,
+                (false, _, _) => 300,
+            };
+            series.push((case, job, wait, jobs));
+        }
+    }
     let mut rows = Vec::new();
     for (case, job, wait, jobs) in series {
         for placement in placements {

@@ -172,11 +172,14 @@ fn points_from_criterion(found: &[Measurement]) -> Vec<Point> {
         .collect()
 }
 
+/// The pool rows' added latency, and the machine's floor (two plain threads,
+/// pinned apart, spinning or sleeping) drawn in every layout's panel.
 fn points_from_cost(report: &serde_json::Value) -> Vec<Point> {
     let Some(rows) = report["pool"].as_array() else {
         return Vec::new();
     };
-    rows.iter()
+    let mut points: Vec<Point> = rows
+        .iter()
         .filter_map(|row| {
             let bridge = row["bridge"].as_str()?;
             if bridge == "inline" {
@@ -190,8 +193,35 @@ fn points_from_cost(report: &serde_json::Value) -> Vec<Point> {
                 added_us: row["added_p50_us"].as_f64()?,
             })
         })
-        .collect()
+        .collect();
+    let mut layouts: Vec<String> = points.iter().map(|p| p.layout.clone()).collect();
+    layouts.sort_unstable();
+    layouts.dedup();
+    let floor = report["floor"].as_array().map_or(&[][..], Vec::as_slice);
+    let floor: Vec<(String, f64, f64)> = floor
+        .iter()
+        .filter(|row| row["placement"] == "apart")
+        .filter_map(|row| {
+            Some((
+                format!("{} {}", FLOOR_PREFIX, row["wait"].as_str()?),
+                job_micros(row["case"].as_str()?)?,
+                row["added_p50_us"].as_f64()?,
+            ))
+        })
+        .collect();
+    for layout in &layouts {
+        points.extend(floor.iter().map(|(bridge, job_us, added_us)| Point {
+            layout: layout.clone(),
+            bridge: bridge.clone(),
+            job_us: *job_us,
+            added_us: *added_us,
+        }));
+    }
+    points
 }
+
+/// How the machine's floor lines are named ("floor (2 threads apart) spin").
+const FLOOR_PREFIX: &str = "floor (2 threads apart)";
 
 /// The smallest added latency the log axis shows; anything below sits on it.
 const FLOOR_US: f64 = 0.1;
@@ -203,6 +233,7 @@ fn colour(bridge: &str) -> RGBColor {
         "naive_bridge" => RGBColor(0x1f, 0x77, 0xb4),
         "spawn_blocking" => RGBColor(0x2c, 0xa0, 0x2c),
         "double_hop" => RGBColor(0x94, 0x67, 0xbd),
+        floor if floor.ends_with("spin") => RGBColor(0x30, 0x30, 0x30),
         _ => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
@@ -289,6 +320,16 @@ fn draw(points: &[Point], out: &Path, source: &str) -> Result<(), Box<dyn std::e
             series.sort_by(|a, b| a.0.total_cmp(&b.0));
             let style = colour(bridge);
             let width = if bridge == "ours" { 3 } else { 2 };
+            if bridge.starts_with(FLOOR_PREFIX) {
+                // The machine's floor: dashed, no markers.
+                chart
+                    .draw_series(DashedLineSeries::new(series, 6, 4, style.stroke_width(1)))?
+                    .label(bridge)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(1))
+                    });
+                continue;
+            }
             chart
                 .draw_series(LineSeries::new(series.clone(), style.stroke_width(width)))?
                 .label(bridge)
@@ -460,6 +501,41 @@ mod tests {
         assert_eq!(points[0].job_us, 10.0);
         assert_eq!(points[1].layout, "2w2c");
         assert_eq!(points[1].job_us, 1000.0);
+    }
+
+    #[test]
+    fn the_floor_apart_is_drawn_in_every_layout() {
+        let report = serde_json::json!({
+            "pool": [
+                {"layout": "1w1c", "case": "10us", "bridge": "ours", "added_p50_us": 2.5},
+                {"layout": "2w2c", "case": "10us", "bridge": "ours", "added_p50_us": 1.5}
+            ],
+            "floor": [
+                {"case": "10us", "wait": "spin", "placement": "apart", "added_p50_us": 0.3},
+                {"case": "10us", "wait": "sleep", "placement": "apart", "added_p50_us": 65.0},
+                {"case": "10us", "wait": "sleep", "placement": "together", "added_p50_us": 1.6},
+                {"case": "trivial", "wait": "spin", "placement": "apart", "added_p50_us": 0.3}
+            ]
+        });
+        let points = points_from_cost(&report);
+        let floor: Vec<&Point> = points
+            .iter()
+            .filter(|p| p.bridge.starts_with(FLOOR_PREFIX))
+            .collect();
+        // Spin and sleep apart, with a size, in both panels.
+        assert_eq!(floor.len(), 4);
+        for layout in ["1w1c", "2w2c"] {
+            let sleep = floor
+                .iter()
+                .find(|p| p.layout == layout && p.bridge.ends_with("sleep"))
+                .expect("the sleeping floor in every panel");
+            assert_eq!(sleep.added_us, 65.0);
+        }
+        let out = std::env::temp_dir().join(format!("floor-{}.svg", std::process::id()));
+        draw(&points, &out, "cost").expect("draws with the floor lines");
+        let svg = std::fs::read_to_string(&out).expect("the svg was written");
+        std::fs::remove_file(&out).ok();
+        assert!(svg.contains(FLOOR_PREFIX), "the floor is in the legend");
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //! Prints, for trivial jobs one at a time from a tokio task (1 worker +
 //! 1 compute thread), the medians of three legs: the submit call itself,
 //! submit to job start, and job start to the awaiter holding the result;
-//! for our pool and the naive bridge. Then two floors measured with two
-//! plain spinning threads: handing over an integer, and handing over a box
+//! for our pool and the naive bridge. Then three floors measured with two
+//! plain spinning threads: handing over an integer; handing over a box
 //! allocated on one thread and freed on the other (what every job costs
 //! with the system allocator, since rayon frees a job's box on the thread
-//! that ran it).
+//! that ran it); and a job's bare bones in our pool, a channel's sender
+//! through crossbeam's injector one way and the value through the channel
+//! the other.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::Instant;
@@ -102,6 +105,46 @@ fn floor_box() -> f64 {
     )
 }
 
+/// Round trips of a `compute_bridge` channel: its sender handed over through
+/// a crossbeam injector (the pool's queue), the value back through the
+/// channel (polled in a loop), in ns each. Our pool's round trip on two
+/// vCPUs is this plus its bookkeeping.
+fn floor_queue_and_channel() -> f64 {
+    use crossbeam_deque::{Injector, Steal};
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+    const ROUNDS: u64 = JOBS as u64 * 10;
+    let queue = Arc::new(Injector::<compute_bridge::Sender<u64>>::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let peer = {
+        let (queue, stop) = (Arc::clone(&queue), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            // ORDERING: Relaxed: a plain flag, as `STOP`.
+            while !stop.load(Ordering::Relaxed) {
+                if let Steal::Success(tx) = queue.steal() {
+                    let _ = tx.send(1);
+                }
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        let (tx, mut rx) = compute_bridge::channel::<u64>();
+        queue.push(tx);
+        while !matches!(Pin::new(&mut rx).poll(&mut cx), Poll::Ready(_)) {
+            std::hint::spin_loop();
+        }
+    }
+    let each = start.elapsed().as_nanos() as f64 / ROUNDS as f64;
+    // ORDERING: Relaxed, as above.
+    stop.store(true, Ordering::Relaxed);
+    peer.join().expect("the peer thread does not panic");
+    each
+}
+
 fn main() {
     let setup = Setup::new(Threads {
         workers: 1,
@@ -129,5 +172,9 @@ fn main() {
     println!(
         "  hand over a box (freed by the other):   {:>6.0} ns",
         black_box(floor_box())
+    );
+    println!(
+        "  a sender through the queue, the value back through the channel: {:>6.0} ns",
+        black_box(floor_queue_and_channel())
     );
 }

@@ -230,6 +230,16 @@ fn floor_costs(quick: bool) -> Vec<FloorRow> {
     rows
 }
 
+/// CPU per job over the job's own time ("1.042x"), or "-" for the trivial
+/// job, which has no time of its own.
+fn cpu_ratio(cpu_us: f64, job_us: f64) -> String {
+    if job_us > 0.0 {
+        format!("{:.3}x", cpu_us / job_us)
+    } else {
+        "-".to_owned()
+    }
+}
+
 fn print_floor(rows: &[FloorRow]) {
     println!(
         "\n== the machine's floor: two plain threads hand a job back and forth (no runtime, \
@@ -240,11 +250,7 @@ fn print_floor(rows: &[FloorRow]) {
         "case", "wait", "placed", "jobs", "wall p50", "add p50", "cpu us", "cpu/job"
     );
     for r in rows {
-        let ratio = if r.job_us > 0.0 {
-            format!("{:.3}x", r.cpu_us_per_job / r.job_us)
-        } else {
-            "-".to_owned()
-        };
+        let ratio = cpu_ratio(r.cpu_us_per_job, r.job_us);
         println!(
             "{:<9} {:<6} {:<9} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>8}",
             r.case,
@@ -718,11 +724,7 @@ fn print_pool(rows: &[PoolCost]) {
         "idle%"
     );
     for row in rows {
-        let cpu_ratio = if row.job_us > 0.0 {
-            format!("{:.3}x", row.cpu_us_per_job / row.job_us)
-        } else {
-            "-".to_owned()
-        };
+        let cpu_ratio = cpu_ratio(row.cpu_us_per_job, row.job_us);
         println!(
             "{:<5} {:<13} {:<14} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>7.2} {:>7.1} {:>6.2}",
             row.layout,

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use compute_benches::alloc::{Counting, Snapshot};
-use compute_benches::cpu::{cpu_by_thread_group, settled_process_cpu_time};
+use compute_benches::cpu::{cpu_by_thread_group, current_cpu, settled_process_cpu_time};
 use compute_benches::job;
 use compute_benches::oneshots::{Feed, Futures, Oneshot, Ours, Tokio, Worker};
 use compute_benches::peers::naive_spawn;
@@ -153,6 +153,9 @@ struct PoolCost {
     bytes_per_job: f64,
     /// Process CPU in the 10 ms after the last job, in % of one core.
     idle_cpu_percent: f64,
+    /// Share of the jobs that ran on the CPU their submitter was on, in %
+    /// (`None` for the in-flight case, whose jobs are not followed one by one).
+    same_cpu_percent: Option<f64>,
     /// CPU per job of each thread group, in µs (with `--threads` only).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     cpu_us_per_job_by_thread: std::collections::BTreeMap<String, f64>,
@@ -448,6 +451,10 @@ impl Caller {
 struct Timings {
     total: Vec<f64>,
     added: Vec<f64>,
+    /// Jobs whose CPU and their submitter's are both known, and of those,
+    /// the ones that ran on the CPU their submitter was on.
+    placed: u64,
+    same_cpu: u64,
 }
 
 impl Timings {
@@ -455,12 +462,20 @@ impl Timings {
         Timings {
             total: Vec::with_capacity(n),
             added: Vec::with_capacity(n),
+            placed: 0,
+            same_cpu: 0,
         }
     }
 
-    fn push(&mut self, total: Duration, ran: Duration) {
+    /// One job: its round trip, its own run time, and the CPUs it was
+    /// submitted from and ran on (when known).
+    fn push(&mut self, total: Duration, ran: Duration, cpus: (Option<u32>, Option<u32>)) {
         self.total.push(total.as_nanos() as f64);
         self.added.push(total.saturating_sub(ran).as_nanos() as f64);
+        if let (Some(submitted_on), Some(ran_on)) = cpus {
+            self.placed += 1;
+            self.same_cpu += u64::from(submitted_on == ran_on);
+        }
     }
 }
 
@@ -468,7 +483,10 @@ impl Timings {
 /// in-flight case, each round of 256, divided among its jobs).
 fn run_batch(setup: &Setup, case: Case, caller: Caller, jobs: u64, mut t: Timings) -> Timings {
     let duration = case.job();
-    let work = move || job::timed_spin(duration);
+    // The job reports where it ran, so each row can say how often a bridge
+    // ran it on its submitter's CPU (two context switches per hand-off)
+    // rather than on another (a wake-up of that CPU, or a spinning pair).
+    let work = move || (job::timed_spin(duration), current_cpu());
     match (case, caller) {
         (Case::InFlight256, Caller::Async(bridge)) => setup.on_worker(|pools| async move {
             let mut handles = Vec::with_capacity(256);
@@ -480,24 +498,26 @@ fn run_batch(setup: &Setup, case: Case, caller: Caller, jobs: u64, mut t: Timing
                 }
                 let each = start.elapsed() / 256;
                 for _ in 0..256 {
-                    t.push(each, Duration::ZERO);
+                    t.push(each, Duration::ZERO, (None, None));
                 }
             }
             t
         }),
         (_, Caller::Async(bridge)) => setup.on_worker(|pools| async move {
             for _ in 0..jobs {
+                let submitted_on = current_cpu();
                 let start = Instant::now();
-                let ran = pools.run(bridge, work).await;
-                t.push(start.elapsed(), ran);
+                let (ran, ran_on) = pools.run(bridge, work).await;
+                t.push(start.elapsed(), ran, (submitted_on, ran_on));
             }
             t
         }),
         (_, Caller::Blocking(name)) => {
             let pools = &setup.pools;
             for _ in 0..jobs {
+                let submitted_on = current_cpu();
                 let start = Instant::now();
-                let ran = match name {
+                let (ran, ran_on) = match name {
                     "inline" => work(),
                     "ours" => pools
                         .ours
@@ -508,7 +528,7 @@ fn run_batch(setup: &Setup, case: Case, caller: Caller, jobs: u64, mut t: Timing
                         .wait()
                         .expect("the job does not panic"),
                 };
-                t.push(start.elapsed(), ran);
+                t.push(start.elapsed(), ran, (submitted_on, ran_on));
             }
             t
         }
@@ -668,6 +688,8 @@ fn measure_case(
             allocations_per_job: acc.allocated.allocations as f64 / jobs as f64,
             bytes_per_job: acc.allocated.bytes as f64 / jobs as f64,
             idle_cpu_percent: 100.0 * idle_cpu.as_secs_f64() / idle_window.as_secs_f64(),
+            same_cpu_percent: (acc.timings.placed > 0)
+                .then(|| 100.0 * acc.timings.same_cpu as f64 / acc.timings.placed as f64),
             cpu_us_per_job_by_thread: acc
                 .by_thread
                 .iter()
@@ -706,10 +728,11 @@ fn print_pool(rows: &[PoolCost]) {
     println!(
         "\n== pool cases, callers taking turns. Per job: wall p50 and added latency \
          (round trip - the job's own run time) p50/p90 over single jobs; cpu = process CPU \
-         (all threads) per job; idle = process CPU in the 10 ms after the last job"
+         (all threads) per job; idle = process CPU in the 10 ms after the last job; \
+         same = jobs run on their submitter's CPU"
     );
     println!(
-        "{:<5} {:<13} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6}",
+        "{:<5} {:<13} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6} {:>6}",
         "lay",
         "case",
         "bridge",
@@ -721,12 +744,16 @@ fn print_pool(rows: &[PoolCost]) {
         "cpu/job",
         "allocs",
         "bytes",
-        "idle%"
+        "idle%",
+        "same%"
     );
     for row in rows {
         let cpu_ratio = cpu_ratio(row.cpu_us_per_job, row.job_us);
+        let same = row
+            .same_cpu_percent
+            .map_or_else(|| "-".to_owned(), |same| format!("{same:.0}"));
         println!(
-            "{:<5} {:<13} {:<14} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>7.2} {:>7.1} {:>6.2}",
+            "{:<5} {:<13} {:<14} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>7.2} {:>7.1} {:>6.2} {:>6}",
             row.layout,
             row.case,
             row.bridge,
@@ -738,7 +765,8 @@ fn print_pool(rows: &[PoolCost]) {
             cpu_ratio,
             row.allocations_per_job,
             row.bytes_per_job,
-            row.idle_cpu_percent
+            row.idle_cpu_percent,
+            same
         );
     }
     let split: Vec<&PoolCost> = rows

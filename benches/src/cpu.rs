@@ -51,6 +51,21 @@ pub fn settled_process_cpu_time() -> Duration {
     now.saturating_sub(Duration::from_nanos(settling))
 }
 
+/// The CPU the calling thread is running on right now (`sched_getcpu`), if
+/// the system says.
+///
+/// ```
+/// let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// if let Some(cpu) = compute_benches::cpu::current_cpu() {
+///     assert!((cpu as usize) < 4096 && cpus >= 1);
+/// }
+/// ```
+pub fn current_cpu() -> Option<u32> {
+    // SAFETY: no arguments; returns the CPU number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
 /// The CPU time of the calling thread.
 pub fn thread_cpu_time() -> Duration {
     clock_time(libc::CLOCK_THREAD_CPUTIME_ID)

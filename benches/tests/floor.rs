@@ -5,13 +5,6 @@ use std::time::Duration;
 
 use compute_benches::floor::{hand_off, Placement, Wait};
 
-/// The CPU the calling thread runs on.
-fn current_cpu() -> usize {
-    // SAFETY: no arguments; returns the CPU or -1.
-    let cpu = unsafe { libc::sched_getcpu() };
-    usize::try_from(cpu).expect("sched_getcpu works here")
-}
-
 /// Restricts the calling thread (and the threads it spawns) to `cpu`.
 fn confine_to(cpu: usize) {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
@@ -27,7 +20,8 @@ fn confine_to(cpu: usize) {
 fn with_one_cpu_allowed_threads_cannot_be_placed_apart_but_can_be_together() {
     // Spawned threads inherit the affinity: the floor sees one CPU only.
     std::thread::spawn(|| {
-        confine_to(current_cpu());
+        let cpu = compute_benches::cpu::current_cpu().expect("sched_getcpu works here");
+        confine_to(cpu as usize);
         let job = Duration::from_micros(20);
         assert_eq!(hand_off(Wait::Sleep, Placement::Apart, job, 10), None);
         let together = hand_off(Wait::Sleep, Placement::Together, job, 10)

@@ -16,6 +16,9 @@
 //! layout (`1w1c` or `2w2c`). A case runs after the ones before it on the same
 //! pools, and what those left behind (where the threads sit, what the await
 //! spin learned) shapes its figures, so compare subsets with subsets.
+//! `--cases` also limits the machine's floor (printed first) to the job
+//! sizes it names; `--layout` does not apply to the floor, which has no
+//! runtime.
 //! `--threads` (or `COST_THREADS=1`) adds, per row, the CPU per job of each
 //! group of threads (tokio's, each pool's, the harness's), and each group's
 //! CPU in the idle window, from `/proc/self/task/*/schedstat`.
@@ -194,10 +197,15 @@ struct Report {
 /// The floor's cases: every job size of the pool cases, both ways of
 /// waiting (spinning through a 1 ms job is what a bridge must not do; its
 /// row shows what it would cost), every placement.
-fn floor_costs(quick: bool) -> Vec<FloorRow> {
+fn floor_costs(options: &Options) -> Vec<FloorRow> {
     use compute_benches::floor::{hand_off, Placement, Wait};
+    let quick = options.quick;
     let placements = [Placement::Free, Placement::Apart, Placement::Together];
-    let sizes = std::iter::once(("trivial", Duration::ZERO)).chain(job::LATENCY_JOBS);
+    let sizes = std::iter::once(("trivial", Duration::ZERO))
+        .chain(job::LATENCY_JOBS)
+        .filter(|(case, _)| {
+            (options.cases.as_ref()).is_none_or(|list| list.iter().any(|c| c == case))
+        });
     let mut series = Vec::new();
     for (case, job) in sizes {
         for wait in [Wait::Spin, Wait::Sleep] {
@@ -845,7 +853,7 @@ fn main() {
     }
 
     // Before the pool cases, so no pool's threads are alive yet.
-    let floor = floor_costs(options.quick);
+    let floor = floor_costs(&options);
     print_floor(&floor);
 
     let pool = pool_costs(&options);

@@ -55,10 +55,9 @@ pub fn settled_process_cpu_time() -> Duration {
 /// the system says.
 ///
 /// ```
-/// let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-/// if let Some(cpu) = compute_benches::cpu::current_cpu() {
-///     assert!((cpu as usize) < 4096 && cpus >= 1);
-/// }
+/// // One of the CPUs this thread may run on.
+/// let cpu = compute_benches::cpu::current_cpu().expect("Linux says");
+/// assert!(compute_benches::floor::allowed_cpus().contains(&(cpu as usize)));
 /// ```
 pub fn current_cpu() -> Option<u32> {
     // SAFETY: no arguments; returns the CPU number or -1.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::cpu::thread_cpu_time;
+use crate::cpu::{current_cpu, thread_cpu_time};
 use crate::job::timed_spin;
 use crate::oneshots::relax;
 
@@ -77,12 +77,17 @@ pub struct FloorCost {
     pub added_p50: Duration,
     /// CPU time of both threads together, per job (the job included).
     pub cpu_per_job: Duration,
+    /// Where the submitting and the working thread ran when the timed jobs
+    /// began (`sched_getcpu`, if the system says): pinned threads stay
+    /// there; free ones may move later.
+    pub cpus: (Option<u32>, Option<u32>),
 }
 
 /// Hands `jobs` jobs of `job` (busy, on the CPU) one at a time from one
 /// thread to another and back, waiting as `wait` says, placed as `placement`
-/// says; `None` when the placement cannot be had (fewer than two CPUs for
-/// [`Placement::Apart`], or pinning refused).
+/// says; `None` when the placement cannot be had (fewer than two
+/// [`allowed_cpus`] for [`Placement::Apart`], none known for a pinned
+/// placement, or pinning refused).
 ///
 /// ```
 /// use std::time::Duration;
@@ -112,7 +117,7 @@ pub fn hand_off(wait: Wait, placement: Placement, job: Duration, jobs: u32) -> O
                 line.pinned(worker_cpu);
                 ready.wait();
                 line.all_pinned()
-                    .then(|| serve(&line, wait, job, warm_up(jobs)))
+                    .then(|| (serve(&line, wait, job, jobs), current_cpu()))
             })
             .expect("spawn the floor's worker thread")
     };
@@ -121,33 +126,37 @@ pub fn hand_off(wait: Wait, placement: Placement, job: Duration, jobs: u32) -> O
         .spawn(move || {
             line.pinned(submitter_cpu);
             ready.wait();
-            let measured = line.all_pinned().then(|| submit(&line, wait, jobs));
-            line.stop(wait);
-            measured
+            // The worker is told to stop however this thread leaves, so a
+            // panic here does not leave it waiting for ever.
+            let _stop = StopOnDrop(&line, wait);
+            line.all_pinned()
+                .then(|| (submit(&line, wait, jobs), current_cpu()))
         })
         .expect("spawn the floor's submitting thread");
     let measured = submitter
         .join()
         .expect("the floor's submitter does not panic");
     let worker_cpu_time = worker.join().expect("the floor's worker does not panic");
-    let ((mut walls, mut added, submitter_cpu_time), worker_cpu_time) =
-        (measured?, worker_cpu_time?);
+    let (
+        ((mut walls, mut added, submitter_cpu_time), submitter_ran_on),
+        (worker_cpu_time, worker_ran_on),
+    ) = (measured?, worker_cpu_time?);
     let cpu = submitter_cpu_time + worker_cpu_time;
     Some(FloorCost {
         wall_p50: median(&mut walls),
         added_p50: median(&mut added),
         cpu_per_job: cpu / jobs.max(1),
+        cpus: (submitter_ran_on, worker_ran_on),
     })
 }
 
-/// The request and answer counters (each on its own cache line, so the two
-/// sides do not share one), the job's run time, and the sleepers' condvars.
+/// The request and the answer (each on its own cache line, so the two sides
+/// do not share one; the answer's line also carries the job's run time, as
+/// a real result would travel with its answer), and the sleepers' condvars.
 #[derive(Default)]
 struct Line {
     request: Padded,
-    answer: Padded,
-    /// Nanoseconds the last job ran, written before its answer.
-    ran_ns: AtomicU64,
+    answer: Answer,
     /// Set when a thread could not be pinned where the placement says.
     pin_refused: AtomicBool,
     /// For [`Wait::Sleep`]: (request, answer) under one mutex.
@@ -159,6 +168,24 @@ struct Line {
 #[derive(Default)]
 #[repr(align(128))]
 struct Padded(AtomicU64);
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Answer {
+    /// The number of the last request answered (for [`Wait::Spin`]).
+    number: AtomicU64,
+    /// Nanoseconds the last job ran, written before its answer.
+    ran_ns: AtomicU64,
+}
+
+/// Tells the worker to stop when dropped.
+struct StopOnDrop<'a>(&'a Line, Wait);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop(self.1);
+    }
+}
 
 /// The request number that tells the worker to stop.
 const STOP: u64 = u64::MAX;
@@ -218,7 +245,7 @@ fn submit(line: &Line, wait: Wait, jobs: u32) -> (Vec<f64>, Vec<f64>, Duration) 
                 let mut idle = 0;
                 // ORDERING: Acquire: pairs with the worker's Release store
                 // of the answer, so `ran_ns` is the job's.
-                while line.answer.0.load(Ordering::Acquire) != next {
+                while line.answer.number.load(Ordering::Acquire) != next {
                     relax(&mut idle);
                 }
             }
@@ -237,7 +264,7 @@ fn submit(line: &Line, wait: Wait, jobs: u32) -> (Vec<f64>, Vec<f64>, Duration) 
         let wall = started.elapsed();
         // ORDERING: Relaxed: written before the answer was published
         // (Release), read after it was seen (Acquire, or the mutex).
-        let ran = Duration::from_nanos(line.ran_ns.load(Ordering::Relaxed));
+        let ran = Duration::from_nanos(line.answer.ran_ns.load(Ordering::Relaxed));
         (wall, wall.saturating_sub(ran))
     };
     for _ in 0..warm_up(jobs) {
@@ -255,10 +282,14 @@ fn submit(line: &Line, wait: Wait, jobs: u32) -> (Vec<f64>, Vec<f64>, Duration) 
 }
 
 /// The worker's side: runs a `job` for every request until told to stop;
-/// returns its CPU time from the end of the warm-up on.
-fn serve(line: &Line, wait: Wait, job: Duration, warm_up: u64) -> Duration {
+/// returns its CPU time over the timed jobs (from the end of the warm-up to
+/// its answer to the last one, the submitter's window too).
+fn serve(line: &Line, wait: Wait, job: Duration, jobs: u32) -> Duration {
+    let warm_up = warm_up(jobs);
+    let last = warm_up + u64::from(jobs);
     let mut served = 0u64;
-    let mut cpu = thread_cpu_time();
+    let mut started = thread_cpu_time();
+    let mut spent = Duration::ZERO;
     loop {
         let request = match wait {
             Wait::Spin => {
@@ -284,17 +315,17 @@ fn serve(line: &Line, wait: Wait, job: Duration, warm_up: u64) -> Duration {
             }
         };
         if request == STOP {
-            return thread_cpu_time() - cpu;
+            return spent;
         }
         let ran = timed_spin(job);
         // ORDERING: Relaxed: published by the answer below.
-        line.ran_ns.store(
+        line.answer.ran_ns.store(
             u64::try_from(ran.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
         match wait {
             // ORDERING: Release: `ran_ns` is seen with the answer.
-            Wait::Spin => line.answer.0.store(request, Ordering::Release),
+            Wait::Spin => line.answer.number.store(request, Ordering::Release),
             Wait::Sleep => {
                 line.lock().1 = request;
                 line.to_submitter.notify_one();
@@ -302,13 +333,24 @@ fn serve(line: &Line, wait: Wait, job: Duration, warm_up: u64) -> Duration {
         }
         served = request;
         if served == warm_up {
-            cpu = thread_cpu_time();
+            started = thread_cpu_time();
+        } else if served == last {
+            spent = thread_cpu_time() - started;
         }
     }
 }
 
-/// The CPUs this process may run on, lowest first (empty if unknown).
-fn allowed_cpus() -> Vec<usize> {
+/// The CPUs the calling thread may run on (its affinity mask, which the
+/// threads it spawns inherit), lowest first; empty if the system does not
+/// say. [`hand_off`] picks its CPUs from these.
+///
+/// ```
+/// let cpus = compute_benches::floor::allowed_cpus();
+/// if let Some(now) = compute_benches::cpu::current_cpu() {
+///     assert!(cpus.contains(&(now as usize)));
+/// }
+/// ```
+pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.

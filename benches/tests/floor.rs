@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use compute_benches::floor::{hand_off, Placement, Wait};
+use compute_benches::floor::{allowed_cpus, hand_off, Placement, Wait};
 
 /// Restricts the calling thread (and the threads it spawns) to `cpu`.
 fn confine_to(cpu: usize) {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is one the thread runs on, below CPU_SETSIZE.
+    // SAFETY: `set` is a valid cpu_set_t; libc's CPU_SET checks that `cpu`
+    // is inside it (it panics otherwise).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
@@ -33,8 +34,10 @@ fn with_one_cpu_allowed_threads_cannot_be_placed_apart_but_can_be_together() {
 }
 
 #[test]
-fn every_placement_runs_both_ways_of_waiting() {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+fn every_placement_runs_both_ways_of_waiting_and_pins_where_it_says() {
+    // The affinity mask, not `available_parallelism` (which also counts a
+    // cgroup's CPU quota): it is what pinning can use.
+    let cpus = allowed_cpus().len();
     for wait in [Wait::Spin, Wait::Sleep] {
         for placement in [Placement::Free, Placement::Apart, Placement::Together] {
             let cost = hand_off(wait, placement, Duration::from_micros(10), 20);
@@ -51,6 +54,13 @@ fn every_placement_runs_both_ways_of_waiting() {
                 cost.cpu_per_job > Duration::ZERO,
                 "{wait:?} {placement:?}: CPU counted"
             );
+            if let (Some(submitter), Some(worker)) = cost.cpus {
+                match placement {
+                    Placement::Apart => assert_ne!(submitter, worker, "{wait:?}: apart"),
+                    Placement::Together => assert_eq!(submitter, worker, "{wait:?}: together"),
+                    Placement::Free => {}
+                }
+            }
         }
     }
 }

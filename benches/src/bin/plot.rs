@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 /// One criterion result: group, function, parameter, median in ns.
@@ -326,7 +327,12 @@ fn draw(points: &[Point], out: &Path, source: &str) -> Result<(), Box<dyn std::e
                     .draw_series(DashedLineSeries::new(series, 6, 4, style.stroke_width(1)))?
                     .label(bridge)
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], style.stroke_width(1))
+                        DashedPathElement::new(
+                            vec![(x, y), (x + 20, y)],
+                            6,
+                            4,
+                            style.stroke_width(1),
+                        )
                     });
                 continue;
             }

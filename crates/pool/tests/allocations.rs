@@ -45,26 +45,19 @@ static GLOBAL: Counting = Counting;
 fn one_allocation_per_execute_queued_behind_a_running_job() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(|| {
-        let pool = support::pool(1);
-        for _ in 0..100 {
-            futures::executor::block_on(pool.execute(|| 1u64)).unwrap();
-        }
+        let pool = warmed_up_pool();
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let blocker = pool.execute(move || wait.recv().unwrap());
-        const N: usize = 2000;
-        let mut handles = Vec::with_capacity(N);
-        // ORDERING: Relaxed: a tally read on this thread, which made the
-        // allocations counted.
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for i in 0..N as u64 {
+        const N: u64 = 2000;
+        let mut handles = Vec::with_capacity(N as usize);
+        // Submitted only: the jobs wait behind the blocker, in the queue.
+        let per_job = per_call(&ALLOCATIONS, N, |i| {
             let captured = (i, 4u64);
             handles.push(pool.execute(move || captured.0 * 3 + captured.1));
-        }
-        // ORDERING: Relaxed: see above.
-        let per_job = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64;
+        });
         release.send(()).unwrap();
         futures::executor::block_on(blocker).unwrap();
-        for (i, handle) in (0..N as u64).zip(handles) {
+        for (i, handle) in (0..N).zip(handles) {
             assert_eq!(futures::executor::block_on(handle).unwrap(), i * 3 + 4);
         }
         eprintln!("{per_job:.3} allocations per queued execute");
@@ -78,20 +71,11 @@ fn one_allocation_per_execute_queued_behind_a_running_job() {
 fn at_most_two_allocations_per_execute() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(|| {
-        let pool = support::pool(1);
-        // Warm up: thread-locals, the executor, lazily built state.
-        for _ in 0..100 {
-            futures::executor::block_on(pool.execute(|| 1u64)).unwrap();
-        }
-        const N: usize = 2000;
-        // ORDERING: Relaxed: see above.
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for i in 0..N as u64 {
+        let pool = warmed_up_pool();
+        let per_job = per_call(&ALLOCATIONS, 2000, |i| {
             let v = futures::executor::block_on(pool.execute(move || i * 2)).unwrap();
             assert_eq!(v, i * 2);
-        }
-        // ORDERING: Relaxed: see above.
-        let per_job = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64;
+        });
         eprintln!("{per_job:.3} allocations per execute");
         // Slack for the queue's blocks (1/63) and rare allocations elsewhere
         // (rayon's deque growth, parking).
@@ -99,15 +83,27 @@ fn at_most_two_allocations_per_execute() {
     });
 }
 
-/// Bytes allocated per call of `submit_and_wait`, over `n` calls.
-fn bytes_per_call(n: u64, mut submit_and_wait: impl FnMut(u64)) -> f64 {
-    // ORDERING: Relaxed: a tally read after the measured work is joined.
-    let before = BYTES.load(Ordering::Relaxed);
+/// A one-thread pool past its first jobs (thread-locals, the executor,
+/// lazily built state), so what is counted next is the steady state.
+fn warmed_up_pool() -> compute_pool::ComputePool {
+    let pool = support::pool(1);
+    for _ in 0..100 {
+        futures::executor::block_on(pool.execute(|| 1u64)).unwrap();
+    }
+    pool
+}
+
+/// How much `tally` (allocations or bytes) grows per call of `call`, over
+/// `n` calls made on this thread.
+fn per_call(tally: &AtomicUsize, n: u64, mut call: impl FnMut(u64)) -> f64 {
+    // ORDERING: Relaxed: a tally, read on this thread before and after the
+    // calls it counts.
+    let before = tally.load(Ordering::Relaxed);
     for i in 0..n {
-        submit_and_wait(i);
+        call(i);
     }
     // ORDERING: Relaxed: as above.
-    (BYTES.load(Ordering::Relaxed) - before) as f64 / n as f64
+    (tally.load(Ordering::Relaxed) - before) as f64 / n as f64
 }
 
 #[test]
@@ -132,10 +128,10 @@ fn no_more_bytes_per_execute_than_the_naive_bridge() {
             assert_eq!(futures::executor::block_on(rx).unwrap().unwrap(), 42);
         };
         // Warm up both (thread-locals, lazily built state), then measure.
-        bytes_per_call(100, ours);
-        bytes_per_call(100, naive);
-        let ours = bytes_per_call(2000, ours);
-        let naive = bytes_per_call(2000, naive);
+        per_call(&BYTES, 100, ours);
+        per_call(&BYTES, 100, naive);
+        let ours = per_call(&BYTES, 2000, ours);
+        let naive = per_call(&BYTES, 2000, naive);
         eprintln!("bytes per execute: ours {ours:.1}, naive bridge {naive:.1}");
         // Slack for rare allocations elsewhere (rayon's deque growth, parking).
         assert!(

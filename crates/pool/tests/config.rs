@@ -28,6 +28,8 @@ fn defaults_follow_the_design() {
     assert_eq!(c.thread_name_prefix, "compute");
     assert_eq!(c.slow_task_threshold, Duration::from_millis(100));
     assert_eq!(c.max_in_flight, None);
+    assert_eq!(c.await_spin_limit, Duration::from_micros(200));
+    assert_eq!(c.runner_keep_alive, Duration::from_millis(1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(compute_pool::default_num_threads(), (cores / 2).max(1));
     let pool = ComputePool::with_defaults().unwrap();
@@ -165,20 +167,17 @@ async fn the_config_is_applied() {
 
 #[test]
 fn await_spin_limit_is_bounded() {
-    use compute_pool::{ComputeConfig, ConfigError, MAX_AWAIT_SPIN};
-    let too_long = ComputeConfig {
-        await_spin_limit: MAX_AWAIT_SPIN * 2,
+    let (field, value, text) = invalid(ComputeConfig {
+        await_spin_limit: compute_pool::MAX_AWAIT_SPIN * 2,
         ..Default::default()
-    };
-    match too_long.validate() {
-        Err(ConfigError::Invalid { field, value, .. }) => {
-            assert_eq!(field, "await_spin_limit");
-            assert_eq!(value, "20ms");
-        }
-        other => panic!("expected Invalid, got {other:?}"),
-    }
+    });
+    assert_eq!(
+        (field.as_str(), value.as_str()),
+        ("await_spin_limit", "20ms")
+    );
+    assert!(text.contains("at most 10ms"), "{text}");
     let off = ComputeConfig {
-        await_spin_limit: std::time::Duration::ZERO,
+        await_spin_limit: Duration::ZERO,
         ..Default::default()
     };
     assert!(off.validate().is_ok());
@@ -186,18 +185,15 @@ fn await_spin_limit_is_bounded() {
 
 #[test]
 fn runner_keep_alive_is_bounded() {
-    use compute_pool::{ComputeConfig, ConfigError, MAX_RUNNER_KEEP_ALIVE};
-    let too_long = ComputeConfig {
-        runner_keep_alive: MAX_RUNNER_KEEP_ALIVE + Duration::from_millis(1),
+    let (field, value, text) = invalid(ComputeConfig {
+        runner_keep_alive: compute_pool::MAX_RUNNER_KEEP_ALIVE + Duration::from_millis(1),
         ..Default::default()
-    };
-    match too_long.validate() {
-        Err(ConfigError::Invalid { field, value, .. }) => {
-            assert_eq!(field, "runner_keep_alive");
-            assert_eq!(value, "101ms");
-        }
-        other => panic!("expected Invalid, got {other:?}"),
-    }
+    });
+    assert_eq!(
+        (field.as_str(), value.as_str()),
+        ("runner_keep_alive", "101ms")
+    );
+    assert!(text.contains("at most 100ms"), "{text}");
     let off = ComputeConfig {
         runner_keep_alive: Duration::ZERO,
         ..Default::default()

@@ -364,11 +364,24 @@ pub fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
-/// Pins the calling thread to `cpu`; whether that worked.
-fn pin_to(cpu: usize) -> bool {
+/// Pins the calling thread (and the threads it spawns from then on) to
+/// `cpu`; whether that worked.
+///
+/// ```
+/// use compute_benches::{cpu::current_cpu, floor::{allowed_cpus, pin_to}};
+/// std::thread::spawn(|| {
+///     let cpu = allowed_cpus()[0];
+///     assert!(pin_to(cpu));
+///     assert_eq!(current_cpu(), Some(cpu as u32));
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn pin_to(cpu: usize) -> bool {
     // SAFETY: an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` comes from `allowed_cpus`, below CPU_SETSIZE.
+    // SAFETY: `set` is a valid cpu_set_t; libc's CPU_SET checks that `cpu`
+    // is inside it (it panics otherwise).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
     unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0 }

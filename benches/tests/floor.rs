@@ -3,26 +3,14 @@
 
 use std::time::Duration;
 
-use compute_benches::floor::{allowed_cpus, hand_off, Placement, Wait};
-
-/// Restricts the calling thread (and the threads it spawns) to `cpu`.
-fn confine_to(cpu: usize) {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t; libc's CPU_SET checks that `cpu`
-    // is inside it (it panics otherwise).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(rc, 0, "confine the test thread to CPU {cpu}");
-}
+use compute_benches::floor::{allowed_cpus, hand_off, pin_to, Placement, Wait};
 
 #[test]
 fn with_one_cpu_allowed_threads_cannot_be_placed_apart_but_can_be_together() {
     // Spawned threads inherit the affinity: the floor sees one CPU only.
     std::thread::spawn(|| {
         let cpu = compute_benches::cpu::current_cpu().expect("sched_getcpu works here");
-        confine_to(cpu as usize);
+        assert!(pin_to(cpu as usize), "confine the test thread to CPU {cpu}");
         let job = Duration::from_micros(20);
         assert_eq!(hand_off(Wait::Sleep, Placement::Apart, job, 10), None);
         let together = hand_off(Wait::Sleep, Placement::Together, job, 10)

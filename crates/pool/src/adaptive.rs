@@ -45,7 +45,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
-use crate::size_class::run_inline;
 use crate::{ComputeError, ComputePool};
 
 /// A site runs inline when its jobs take at most this long, reliably
@@ -229,7 +228,7 @@ impl ComputePool {
         if stats.should_inline() {
             self.inner.shared.metrics.record_adaptive_inline();
             let start = Instant::now();
-            let result = run_inline(f);
+            let result = self.execute_here(f);
             let elapsed = start.elapsed();
             stats.record(elapsed);
             if elapsed > MISPREDICT_THRESHOLD {

@@ -615,6 +615,52 @@ impl ComputePool {
             .unwrap_or(Err(ComputeError::Lost))
     }
 
+    /// Runs `f` here, on the calling thread, as a job of this pool: it is
+    /// counted in the metrics like any other job, a panic in it is
+    /// [`ComputeError::Panicked`], and after [`shutdown`](Self::shutdown) it
+    /// is refused with [`ComputeError::Shutdown`] without running (its
+    /// captures are dropped, a panic in their `Drop` contained). Not limited
+    /// by `max_in_flight`: nothing waits for a compute thread.
+    ///
+    /// Meant for work too short to be worth a hand-off (a size class's
+    /// `Small`, or adaptive dispatch's inline runs); it runs on the calling
+    /// thread, so on an async thread keep it short.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.execute_here(|| 6 * 7).unwrap(), 42);
+    /// assert!(pool.execute_here(|| -> u8 { panic!("contained") }).unwrap_err().is_panic());
+    /// assert_eq!(pool.metrics().tasks_total(), 2);
+    /// pool.shutdown_blocking(std::time::Duration::from_secs(1));
+    /// assert!(pool.execute_here(|| ()).unwrap_err().is_shutdown());
+    /// ```
+    pub fn execute_here<F, R>(&self, f: F) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R,
+    {
+        let shared = &*self.inner.shared;
+        if shared.is_closed() {
+            shared.metrics.record_rejected();
+            return Err(ComputeError::Shutdown);
+        }
+        self.run_inline(move |_| f())
+    }
+
+    /// Whether `self` and `other` are handles to the same pool (clones of
+    /// one another), for example to check that [`current`](crate::current)
+    /// found the pool you expect.
+    ///
+    /// ```
+    /// use compute_pool::ComputePool;
+    /// let a = ComputePool::with_defaults().unwrap();
+    /// let b = ComputePool::with_defaults().unwrap();
+    /// assert!(a.same_pool(&a.clone()));
+    /// assert!(!a.same_pool(&b));
+    /// ```
+    pub fn same_pool(&self, other: &ComputePool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Like [`execute`](Self::execute), but with `max_in_flight` set and no
     /// room (or other jobs already waiting for room), answers
     /// `Err(ComputeError::Saturated)` at once instead of queueing the job;

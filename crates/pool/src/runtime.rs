@@ -227,23 +227,6 @@ impl Drop for ContextGuard {
     }
 }
 
-impl ComputePool {
-    /// Whether `self` and `other` are handles to the same pool (clones of
-    /// one another), for example to check that [`current`](crate::current)
-    /// found the pool you expect.
-    ///
-    /// ```
-    /// use compute_pool::ComputePool;
-    /// let a = ComputePool::with_defaults().unwrap();
-    /// let b = ComputePool::with_defaults().unwrap();
-    /// assert!(a.same_pool(&a.clone()));
-    /// assert!(!a.same_pool(&b));
-    /// ```
-    pub fn same_pool(&self, other: &ComputePool) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
 impl Drop for Runtime {
     fn drop(&mut self) {
         if let Some(tokio) = self.tokio.take() {

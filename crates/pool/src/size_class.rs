@@ -24,7 +24,6 @@
 //! If you do not know the size, [`ComputePool::execute_adaptive`] measures
 //! it per call site and chooses between inline and offload itself.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use crate::{ComputeError, ComputePool};
@@ -69,14 +68,6 @@ impl SizeClass {
             SizeClass::Large
         }
     }
-}
-
-/// Runs `f` on this thread, turning a panic into [`ComputeError::Panicked`].
-pub(crate) fn run_inline<F, R>(f: F) -> Result<R, ComputeError>
-where
-    F: FnOnce() -> R,
-{
-    catch_unwind(AssertUnwindSafe(f)).map_err(ComputeError::panicked)
 }
 
 /// Whether this thread may call `tokio::task::block_in_place`: it is inside
@@ -138,7 +129,7 @@ impl ComputePool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        run_inline(f)
+        self.execute_here(f)
     }
 
     /// Runs a medium job (about 100 µs to 1 ms) on the pool with the calling

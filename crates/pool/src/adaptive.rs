@@ -226,17 +226,17 @@ impl ComputePool {
             return self.execute(f).await;
         }
         if stats.should_inline() {
-            self.inner.shared.metrics.record_adaptive_inline();
+            self.inner.engine.metrics.record_adaptive_inline();
             let start = Instant::now();
             let result = self.execute_here(f);
             let elapsed = start.elapsed();
             stats.record(elapsed);
             if elapsed > MISPREDICT_THRESHOLD {
-                self.inner.shared.metrics.record_adaptive_mispredicted();
+                self.inner.engine.metrics.record_adaptive_mispredicted();
             }
             result
         } else {
-            self.inner.shared.metrics.record_adaptive_offloaded();
+            self.inner.engine.metrics.record_adaptive_offloaded();
             self.execute(move || {
                 let start = Instant::now();
                 let value = f();

@@ -6,17 +6,13 @@
 //! join a pool's context with [`enter_context`], typically from the
 //! runtime builder's `on_thread_start`.
 //!
-//! The thread-local holds a weak reference: it never keeps a pool alive, and
+//! The context is a weak reference: it never keeps a pool alive, and
 //! [`current`] returns `None` once the pool is gone.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
-use crate::pool::{ComputePool, Shared};
-
-thread_local! {
-    static CURRENT: RefCell<Weak<Shared>> = const { RefCell::new(Weak::new()) };
-}
+use crate::home;
+use crate::pool::ComputePool;
 
 /// The pool of the current thread's compute context: set on the pool's own
 /// compute threads, and on threads that called [`enter_context`]. `None`
@@ -32,11 +28,8 @@ thread_local! {
 /// assert_eq!(found, Some(pool.num_threads()));
 /// ```
 pub fn current() -> Option<ComputePool> {
-    CURRENT
-        .try_with(|current| current.borrow().upgrade())
-        .ok()
-        .flatten()
-        .and_then(|shared| shared.pool())
+    let inner = home::context()?.owner()?;
+    Some(ComputePool { inner })
 }
 
 /// Makes `pool` the current thread's compute context, so [`current`] returns
@@ -60,7 +53,7 @@ pub fn current() -> Option<ComputePool> {
 /// assert!(seen);
 /// ```
 pub fn enter_context(pool: &ComputePool) {
-    set_current_shared(Arc::downgrade(&pool.inner.shared));
+    home::enter(Arc::downgrade(&pool.inner.engine));
 }
 
 /// Clears the current thread's compute context; [`current`] returns `None`
@@ -74,11 +67,5 @@ pub fn enter_context(pool: &ComputePool) {
 /// assert!(compute_pool::current().is_none());
 /// ```
 pub fn leave_context() {
-    set_current_shared(Weak::new());
-}
-
-/// Sets the thread-local; used by the pool's thread start handler.
-pub(crate) fn set_current_shared(shared: Weak<Shared>) {
-    // A thread being torn down has no context to set: ignore.
-    let _ = CURRENT.try_with(|current| *current.borrow_mut() = shared);
+    home::enter(Weak::new());
 }

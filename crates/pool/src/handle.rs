@@ -1,5 +1,4 @@
-//! The awaiting side of a job: [`TaskHandle`], and the job's view of it,
-//! [`CancelToken`].
+//! The awaiting side of a job: [`TaskHandle`].
 
 use std::fmt;
 use std::future::Future;
@@ -7,13 +6,13 @@ use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use compute_bridge::{Closed, Receiver, Sender};
+use compute_bridge::{Closed, Receiver};
 
+use crate::engine::Engine;
 use crate::error::ComputeError;
 use crate::job::JobResult;
-use crate::pool::Shared;
 use crate::spin::spin_until;
 
 /// A job submitted to a [`ComputePool`](crate::ComputePool): a future of its
@@ -27,7 +26,7 @@ use crate::spin::spin_until;
 /// never runs, and the metrics count it cancelled at once. A job that already
 /// started runs to its end (a thread cannot be stopped); its result is dropped
 /// on the compute thread. Jobs that want to stop early can poll a
-/// [`CancelToken`] (see [`ComputePool::execute_cancellable`](crate::ComputePool::execute_cancellable)).
+/// [`CancelToken`](crate::CancelToken) (see [`ComputePool::execute_cancellable`](crate::ComputePool::execute_cancellable)).
 ///
 /// With `max_in_flight` set and no room in the pool, the job waits in the
 /// pool's queue, first come first served, and starts when a running job
@@ -52,11 +51,14 @@ enum State<R> {
     /// Submitted to the pool; the result comes through the channel.
     Waiting {
         rx: Receiver<JobResult<R>>,
-        shared: Arc<Shared>,
-        /// The job's number, for the spin decision (see `Shared::spin_budget`).
+        engine: Arc<Engine>,
+        /// The job's number, for the spin decision (see `Engine::spin_budget`).
         number: u64,
         /// Whether a poll already had its chance to spin (see `spin.rs`).
         spun: bool,
+        /// Whether a poll returned `Pending` (counted as awaited in the
+        /// ledger until the handle resolves or is dropped).
+        parked: bool,
     },
     /// Resolved already (ran inline, refused, or cancelled).
     Ready(JobResult<R>),
@@ -66,13 +68,14 @@ enum State<R> {
 
 impl<R> TaskHandle<R> {
     /// A handle for a job already on the pool.
-    pub(crate) fn waiting(rx: Receiver<JobResult<R>>, shared: Arc<Shared>, number: u64) -> Self {
+    pub(crate) fn waiting(rx: Receiver<JobResult<R>>, engine: Arc<Engine>, number: u64) -> Self {
         TaskHandle {
             state: State::Waiting {
                 rx,
-                shared,
+                engine,
                 number,
                 spun: false,
+                parked: false,
             },
         }
     }
@@ -130,28 +133,34 @@ impl<R> TaskHandle<R> {
     /// Returns whether the job was stopped before it started.
     fn abandon(&mut self) -> bool {
         match mem::replace(&mut self.state, State::Done) {
-            State::Waiting { rx, shared, .. } => close_and_account(rx, &shared),
+            State::Waiting {
+                rx, engine, parked, ..
+            } => {
+                if parked {
+                    engine.ledger.awaited();
+                }
+                close_and_account(rx, &engine)
+            }
             State::Ready(_) | State::Done => false,
         }
     }
 }
 
-/// Closes `rx`; if the job had not started, counts it cancelled here (the
-/// job will see `try_start() == false` and do nothing).
+/// Closes `rx`; if the job had not started, settles it cancelled here (the
+/// job will see `try_start() == false` and forfeit its ticket).
 ///
 /// Closing drops a result that already arrived. A panic in its `Drop` is
 /// contained and counted, as on the compute thread, so dropping a handle
 /// never panics (and never aborts a thread that is already unwinding).
-fn close_and_account<R>(rx: Receiver<JobResult<R>>, shared: &Shared) -> bool {
+fn close_and_account<R>(rx: Receiver<JobResult<R>>, engine: &Engine) -> bool {
     let closed = catch_unwind(AssertUnwindSafe(move || rx.close())).unwrap_or_else(|_| {
         // Only a value that had arrived is dropped by `close`.
-        shared.metrics.record_drop_panic();
+        engine.metrics.record_drop_panic();
         Closed::AfterCompletion
     });
     match closed {
         Closed::BeforeStart => {
-            shared.metrics.record_cancelled();
-            shared.notify_if_closing();
+            engine.ledger.cancel_unstarted();
             true
         }
         Closed::WhileRunning | Closed::AfterCompletion => false,
@@ -170,9 +179,10 @@ impl<R> Future for TaskHandle<R> {
         match &mut this.state {
             State::Waiting {
                 rx,
-                shared,
+                engine,
                 number,
                 spun,
+                parked,
             } => {
                 if !*spun {
                     // The first poll may stay awake briefly for a short job
@@ -180,12 +190,21 @@ impl<R> Future for TaskHandle<R> {
                     // (A result already there needs no decision.)
                     *spun = true;
                     if !rx.is_finished() {
-                        if let Some(budget) = shared.spin_budget(*number) {
+                        if let Some(budget) = engine.spin_budget(*number) {
                             spin_until(budget, || rx.is_finished());
                         }
                     }
                 }
-                let received = ready!(Pin::new(rx).poll(cx));
+                let Poll::Ready(received) = Pin::new(rx).poll(cx) else {
+                    if !*parked {
+                        *parked = true;
+                        engine.ledger.awaiting();
+                    }
+                    return Poll::Pending;
+                };
+                if *parked {
+                    engine.ledger.awaited();
+                }
                 this.state = State::Done;
                 // A sender dropped without sending belongs to a job that
                 // never ran (and has accounted for itself).
@@ -216,83 +235,5 @@ impl<R> fmt::Debug for TaskHandle<R> {
             State::Done => "taken",
         };
         f.debug_struct("TaskHandle").field("state", &state).finish()
-    }
-}
-
-/// Lets a running job see that its result is no longer wanted.
-///
-/// Passed to the closure of
-/// [`ComputePool::execute_cancellable`](crate::ComputePool::execute_cancellable).
-/// [`is_cancelled`](CancelToken::is_cancelled) turns true once the job's
-/// [`TaskHandle`] is dropped or cancelled, or the pool's shutdown deadline
-/// has passed. Checking it is one atomic load; it is `Copy`, `Send` and
-/// `Sync`, so it can be used inside parallel iterators of the job.
-///
-/// ```
-/// let pool = compute_pool::ComputePool::with_defaults().unwrap();
-/// let handle = pool.execute_cancellable(|token| {
-///     let mut steps = 0u64;
-///     while !token.is_cancelled() && steps < 1_000 {
-///         steps += 1;
-///     }
-///     steps
-/// });
-/// assert_eq!(futures::executor::block_on(handle).unwrap(), 1_000);
-/// ```
-#[derive(Clone, Copy)]
-pub struct CancelToken<'a> {
-    /// The job's channel; `None` for a call run inline, whose caller is
-    /// the one waiting.
-    channel: Option<&'a (dyn ChannelClosed + Sync)>,
-    shared: &'a Shared,
-}
-
-/// The one question a token asks of a job's channel.
-pub(crate) trait ChannelClosed {
-    fn is_closed(&self) -> bool;
-}
-
-impl<T: Send> ChannelClosed for Sender<T> {
-    fn is_closed(&self) -> bool {
-        Sender::is_closed(self)
-    }
-}
-
-impl<'a> CancelToken<'a> {
-    /// A token for a queued job: cancelled when its handle goes away.
-    pub(crate) fn new<T: Send>(tx: &'a Sender<T>, shared: &'a Shared) -> Self {
-        CancelToken {
-            channel: Some(tx),
-            shared,
-        }
-    }
-
-    /// A token for a call whose caller waits on the same thread.
-    pub(crate) fn inline(shared: &'a Shared) -> Self {
-        CancelToken {
-            channel: None,
-            shared,
-        }
-    }
-
-    /// Whether nobody waits for the result any more (its handle was dropped
-    /// or cancelled) or the pool's shutdown deadline passed: the job may stop
-    /// early and return whatever it has.
-    ///
-    /// ```
-    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
-    /// let seen = pool.execute_cancellable(|token| token.is_cancelled());
-    /// assert_eq!(futures::executor::block_on(seen).unwrap(), false);
-    /// ```
-    pub fn is_cancelled(&self) -> bool {
-        self.channel.is_some_and(|channel| channel.is_closed()) || self.shared.is_past_deadline()
-    }
-}
-
-impl fmt::Debug for CancelToken<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelToken")
-            .field("cancelled", &self.is_cancelled())
-            .finish()
     }
 }

@@ -47,17 +47,22 @@
 //! Feature `tracing` (on by default): the span active where a job was
 //! submitted is entered while it runs on the compute thread.
 
+mod cancel;
 mod config;
 mod context;
+mod engine;
+mod erased;
 mod error;
-mod gate;
 mod handle;
-mod inline_job;
+mod home;
 mod job;
+mod ledger;
 mod metrics;
 mod pool;
-mod run_queue;
+mod queue;
 mod spin;
+mod submit;
+mod worker;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
@@ -67,13 +72,14 @@ pub mod settings;
 pub mod size_class;
 // -- end runtime modules --
 
+pub use cancel::CancelToken;
 pub use config::{
     default_num_threads, ComputeConfig, ConfigError, MAX_AWAIT_SPIN, MAX_RUNNER_KEEP_ALIVE,
     MAX_THREADS, MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
-pub use handle::{CancelToken, TaskHandle};
+pub use handle::TaskHandle;
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;
 

@@ -1,18 +1,21 @@
-//! Counters kept by the pool, and the snapshot users read.
+//! Durations kept by the pool, and the snapshot users read.
+//!
+//! How many jobs were admitted, started, finished or cancelled is the
+//! ledger's (see `ledger.rs`); this module keeps how long they took (queue
+//! wait, compute time, a histogram of compute times, slow jobs) and the
+//! contained panics, and a snapshot reads both.
 //!
 //! Every counter is a relaxed atomic: each is an independent tally, nothing
 //! is published through it, and a snapshot is allowed to be a few jobs out of
-//! date. The per-job cost is a handful of uncontended-in-the-common-case
-//! read-modify-writes (submit: 1; start: 2; finish: 4, or 5 for a slow job).
-//! Counters written by submitters and by compute threads sit on separate
-//! cache lines.
-//!
-//! Derived figures come from monotonic counters, so they can never go
-//! negative or leak: `active = submitted - completed - panicked - cancelled`.
+//! date. Derived figures come from the ledger's monotonic counters, so they
+//! can never go negative or leak: `active = admitted - completed - panicked -
+//! cancelled`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::ledger::Counts;
 
 /// Number of log2 buckets for compute time in nanoseconds (covers ~584 years).
 const BUCKETS: usize = 64;
@@ -22,20 +25,9 @@ const BUCKETS: usize = 64;
 #[derive(Default)]
 struct CacheLine<T>(T);
 
-/// Written on the submitting side.
-#[derive(Default)]
-struct SubmitSide {
-    submitted: AtomicU64,
-    rejected: AtomicU64,
-    cancelled: AtomicU64,
-}
-
 /// Written on the compute threads.
 #[derive(Default)]
 struct ComputeSide {
-    started: AtomicU64,
-    completed: AtomicU64,
-    panicked: AtomicU64,
     queue_wait_ns: AtomicU64,
     compute_ns: AtomicU64,
     max_compute_ns: AtomicU64,
@@ -54,7 +46,6 @@ struct AdaptiveSide {
 
 /// The live counters of one pool.
 pub(crate) struct PoolMetrics {
-    submit: CacheLine<SubmitSide>,
     compute: CacheLine<ComputeSide>,
     histogram: CacheLine<[AtomicU64; BUCKETS]>,
     adaptive: CacheLine<AdaptiveSide>,
@@ -74,7 +65,6 @@ fn bucket_of(ns: u64) -> usize {
 impl PoolMetrics {
     pub(crate) fn new(slow_threshold: Duration) -> PoolMetrics {
         PoolMetrics {
-            submit: CacheLine::default(),
             compute: CacheLine::default(),
             histogram: CacheLine(std::array::from_fn(|_| AtomicU64::new(0))),
             adaptive: CacheLine::default(),
@@ -82,52 +72,17 @@ impl PoolMetrics {
         }
     }
 
-    /// A job was accepted (it will run, or be counted cancelled). Returns
-    /// its number: how many jobs were accepted before it.
-    pub(crate) fn record_submitted(&self) -> u64 {
-        // ORDERING: Relaxed: an independent tally (see the module docs); the
-        // number only steers how long an await spins (see `queued_before`).
-        self.submit.0.submitted.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// About how many jobs accepted before job number `number` are still
-    /// waiting for a thread: jobs start in about the order they were
-    /// accepted, so this is the accepted count up to it less the jobs that
-    /// have left the queue (started or cancelled). 0 once the job started.
-    pub(crate) fn queued_before(&self, number: u64) -> u64 {
-        // ORDERING: Relaxed: an estimate from independent tallies; a stale
-        // value only makes one await spin or park when it could have done
-        // the other, within its bounded budget.
-        let started = self.compute.0.started.load(Ordering::Relaxed);
-        // ORDERING: Relaxed: as above.
-        let cancelled = self.submit.0.cancelled.load(Ordering::Relaxed);
-        number.saturating_sub(started + cancelled)
-    }
-
-    /// A submission was refused (shutdown or saturated); not in the total.
-    pub(crate) fn record_rejected(&self) {
-        // ORDERING: Relaxed: an independent tally.
-        self.submit.0.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// An accepted job will never run (cancelled, discarded at shutdown, lost).
-    pub(crate) fn record_cancelled(&self) {
-        // ORDERING: Relaxed: an independent tally.
-        self.submit.0.cancelled.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// A job starts running after waiting `queue_wait`.
-    pub(crate) fn record_started(&self, queue_wait: Duration) {
-        let c = &self.compute.0;
-        // ORDERING: Relaxed: independent tallies.
-        c.started.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn record_queue_wait(&self, queue_wait: Duration) {
         // ORDERING: Relaxed: an independent sum.
-        c.queue_wait_ns
+        self.compute
+            .0
+            .queue_wait_ns
             .fetch_add(nanos(queue_wait), Ordering::Relaxed);
     }
 
-    /// A started job finished after `compute` time; `panicked` if it unwound.
-    pub(crate) fn record_finished(&self, compute: Duration, panicked: bool) {
+    /// A started job ran for `compute` (returned or unwound).
+    pub(crate) fn record_compute(&self, compute: Duration) {
         let c = &self.compute.0;
         let ns = nanos(compute);
         // ORDERING: Relaxed: independent sums and tallies.
@@ -144,10 +99,6 @@ impl PoolMetrics {
             // ORDERING: Relaxed: an independent tally.
             c.slow.fetch_add(1, Ordering::Relaxed);
         }
-        let done = if panicked { &c.panicked } else { &c.completed };
-        // ORDERING: Relaxed: an independent tally. It is the last write of
-        // the job's accounting, so `active` drops only after the sums above.
-        done.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Dropping a result nobody awaited panicked (the panic was contained).
@@ -166,14 +117,12 @@ impl PoolMetrics {
     }
 
     /// Adaptive dispatch ran a call inline.
-    #[allow(dead_code)] // used by adaptive dispatch
     pub(crate) fn record_adaptive_inline(&self) {
         // ORDERING: Relaxed: an independent tally.
         self.adaptive.0.inline.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adaptive dispatch offloaded a call to the pool.
-    #[allow(dead_code)] // used by adaptive dispatch
     pub(crate) fn record_adaptive_offloaded(&self) {
         // ORDERING: Relaxed: an independent tally.
         self.adaptive.0.offloaded.fetch_add(1, Ordering::Relaxed);
@@ -181,58 +130,36 @@ impl PoolMetrics {
 
     /// Adaptive dispatch chose wrong (ran inline a call that proved long, or
     /// offloaded one that proved short).
-    #[allow(dead_code)] // used by adaptive dispatch
     pub(crate) fn record_adaptive_mispredicted(&self) {
         // ORDERING: Relaxed: an independent tally.
         self.adaptive.0.mispredicted.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Jobs accepted and not yet finished or cancelled.
-    pub(crate) fn active(&self) -> u64 {
-        // ORDERING: Relaxed: read the later stages first; each job bumps
-        // `submitted` before any of these, so the difference cannot be
-        // negative once all is quiet (and saturates meanwhile).
+    /// A consistent-enough copy of every counter, with the ledger's
+    /// `counts` (read first, so the durations cover at least those jobs).
+    pub(crate) fn snapshot(&self, num_threads: usize, counts: Counts) -> ComputeMetrics {
         let c = &self.compute.0;
-        let done = c.completed.load(Ordering::Relaxed)
-            // ORDERING: Relaxed: see above.
-            + c.panicked.load(Ordering::Relaxed)
-            // ORDERING: Relaxed: see above.
-            + self.submit.0.cancelled.load(Ordering::Relaxed);
-        // ORDERING: Relaxed: see above.
-        let submitted = self.submit.0.submitted.load(Ordering::Relaxed);
-        submitted.saturating_sub(done)
-    }
-
-    /// A consistent-enough copy of every counter.
-    pub(crate) fn snapshot(&self, num_threads: usize) -> ComputeMetrics {
-        let c = &self.compute.0;
-        let s = &self.submit.0;
         let a = &self.adaptive.0;
         // ORDERING: Relaxed for every load: a snapshot of independent
-        // tallies. Later stages are read before earlier ones so that the
-        // derived figures do not go negative.
+        // tallies.
         let load = |x: &AtomicU64| x.load(Ordering::Relaxed);
-        let completed = load(&c.completed);
-        let panicked = load(&c.panicked);
         let compute_ns = load(&c.compute_ns);
         let max_compute_ns = load(&c.max_compute_ns);
         let slow = load(&c.slow);
-        let started = load(&c.started);
         let queue_wait_ns = load(&c.queue_wait_ns);
-        let cancelled = load(&s.cancelled);
-        let submitted = load(&s.submitted);
         let mut histogram = [0u64; BUCKETS];
         for (out, bucket) in histogram.iter_mut().zip(self.histogram.0.iter()) {
             *out = load(bucket);
         }
         ComputeMetrics {
             num_threads,
-            submitted,
-            started,
-            completed,
-            panicked,
-            cancelled,
-            rejected: load(&s.rejected),
+            submitted: counts.admitted,
+            started: counts.started,
+            completed: counts.completed,
+            panicked: counts.panicked,
+            cancelled: counts.cancelled,
+            rejected: counts.refused,
+            awaited: counts.awaited,
             drop_panics: load(&c.drop_panics),
             escaped_panics: load(&c.escaped_panics),
             compute_ns,
@@ -272,6 +199,7 @@ pub struct ComputeMetrics {
     rejected: u64,
     drop_panics: u64,
     escaped_panics: u64,
+    awaited: u64,
     compute_ns: u64,
     max_compute_ns: u64,
     queue_wait_ns: u64,
@@ -332,6 +260,20 @@ impl ComputeMetrics {
     /// ```
     pub fn tasks_running(&self) -> u64 {
         self.started.saturating_sub(self.completed + self.panicked)
+    }
+
+    /// Handles an async task is awaiting right now: polled, parked until
+    /// the result comes, and not yet resolved or dropped. A runtime that
+    /// shuts down waits for this to reach 0, so that the tasks take the
+    /// results their jobs already sent.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// futures::executor::block_on(pool.execute(|| std::thread::sleep(std::time::Duration::from_millis(5)))).unwrap();
+    /// assert_eq!(pool.metrics().tasks_awaited(), 0);
+    /// ```
+    pub fn tasks_awaited(&self) -> u64 {
+        self.awaited
     }
 
     /// Jobs that ran to the end and returned a value.
@@ -610,14 +552,16 @@ mod tests {
     fn quantiles_bound_the_samples() {
         let m = PoolMetrics::new(Duration::from_millis(100));
         for _ in 0..99 {
-            m.record_submitted();
-            m.record_started(Duration::ZERO);
-            m.record_finished(Duration::from_micros(10), false);
+            m.record_compute(Duration::from_micros(10));
         }
-        m.record_submitted();
-        m.record_started(Duration::ZERO);
-        m.record_finished(Duration::from_millis(5), false);
-        let s = m.snapshot(1);
+        m.record_compute(Duration::from_millis(5));
+        let counts = Counts {
+            admitted: 100,
+            started: 100,
+            completed: 100,
+            ..Counts::default()
+        };
+        let s = m.snapshot(1, counts);
         let p50 = s.p50_task_duration_us();
         assert!((10.0..=20.0).contains(&p50), "p50 = {p50}");
         let p99 = s.p99_task_duration_us();
@@ -630,34 +574,16 @@ mod tests {
     }
 
     #[test]
-    fn queued_before_counts_the_jobs_ahead_that_have_not_left_the_queue() {
-        let m = PoolMetrics::new(Duration::from_millis(100));
-        let numbers: Vec<u64> = (0..5).map(|_| m.record_submitted()).collect();
-        assert_eq!(numbers, [0, 1, 2, 3, 4]);
-        assert_eq!(m.queued_before(0), 0);
-        assert_eq!(m.queued_before(4), 4);
-        m.record_started(Duration::ZERO);
-        m.record_cancelled();
-        assert_eq!(m.queued_before(4), 2);
-        assert_eq!(m.queued_before(1), 0);
-        for _ in 0..3 {
-            m.record_started(Duration::ZERO);
-        }
-        assert_eq!(m.queued_before(4), 0);
-    }
-
-    #[test]
     fn active_counts_queued_and_running() {
-        let m = PoolMetrics::new(Duration::from_millis(100));
-        m.record_submitted();
-        m.record_submitted();
-        m.record_submitted();
-        m.record_started(Duration::ZERO);
-        m.record_cancelled();
-        let s = m.snapshot(1);
+        let counts = Counts {
+            admitted: 3,
+            started: 1,
+            cancelled: 1,
+            ..Counts::default()
+        };
+        let s = PoolMetrics::new(Duration::from_millis(100)).snapshot(1, counts);
         assert_eq!(s.tasks_active(), 2);
         assert_eq!(s.tasks_running(), 1);
         assert_eq!(s.tasks_queued(), 1);
-        assert_eq!(m.active(), 2);
     }
 }

@@ -1,135 +1,22 @@
-//! [`ComputePool`]: CPU work from async code onto a dedicated rayon pool.
+//! [`ComputePool`]: the public face of a pool. Each method says what it
+//! does and delegates: admission and routing are in `submit.rs`, the state
+//! jobs share in `engine.rs`, accounting in `ledger.rs`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compute_bridge::Spin;
 use rayon::prelude::*;
 
+use crate::cancel::CancelToken;
 use crate::config::{ComputeConfig, ConfigError};
-use crate::context;
+use crate::engine::{Engine, PoolOwner};
 use crate::error::{ArgumentError, ComputeError};
-use crate::gate::Gate;
-use crate::handle::{CancelToken, TaskHandle};
-use crate::inline_job::InlineJob;
-use crate::job::{run_measured, ComputeThreadHome, Job, StackJob, SubmitSpan};
-use crate::metrics::{ComputeMetrics, PoolMetrics};
-use crate::run_queue::{self, RunQueue};
-use crate::spin::{spin_until, AwaitSpin};
-
-/// Lifecycle: accepting work.
-const OPEN: u8 = 0;
-/// Lifecycle: shutdown started; new submissions are refused, accepted jobs run.
-const CLOSED: u8 = 1;
-/// Lifecycle: the shutdown deadline passed; jobs that have not started are
-/// discarded with `Shutdown` when a compute thread reaches them.
-const PAST_DEADLINE: u8 = 2;
-
-/// What jobs share with the pool. Jobs and the compute threads hold this,
-/// never the rayon pool, so dropping the last [`ComputePool`] lets the
-/// threads finish and exit.
-pub(crate) struct Shared {
-    pub(crate) metrics: PoolMetrics,
-    /// How long a first `.await` may spin; learned from compute times.
-    pub(crate) await_spin: AwaitSpin,
-    /// Jobs record their submission time relative to this.
-    epoch: Instant,
-    config: ComputeConfig,
-    /// Where `execute`'s jobs wait for a runner (see `run_queue.rs`).
-    pub(crate) run_queue: RunQueue,
-    num_threads: usize,
-    lifecycle: AtomicU8,
-    /// The `max_in_flight` limit and its queue; `None` when unbounded.
-    pub(crate) gate: Option<Gate>,
-    /// Shutdown waits here for the pool to go idle.
-    idle_lock: Mutex<()>,
-    idle: Condvar,
-    /// The pool handle, set once right after the rayon pool is built; read by
-    /// [`context::current`].
-    handle: OnceLock<Weak<PoolHandle>>,
-}
-
-impl Shared {
-    /// Whether new work is refused.
-    pub(crate) fn is_closed(&self) -> bool {
-        // ORDERING: Relaxed: a flag checked per submission; nothing is read
-        // on the strength of it. A submission racing `shutdown` may slip in,
-        // and is then simply one more job shutdown waits for.
-        self.lifecycle.load(Ordering::Relaxed) != OPEN
-    }
-
-    /// Whether jobs that have not started must be discarded.
-    pub(crate) fn is_past_deadline(&self) -> bool {
-        // ORDERING: Relaxed: as above; a job that misses the flag by a hair
-        // runs, which shutdown allows (it cannot stop running jobs anyway).
-        self.lifecycle.load(Ordering::Relaxed) == PAST_DEADLINE
-    }
-
-    /// Called whenever a job leaves the active set: wakes a shutdown waiting
-    /// for the pool to go idle. Costs one relaxed load while the pool is open.
-    pub(crate) fn notify_if_closing(&self) {
-        if self.is_closed() {
-            let _guard = self
-                .idle_lock
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.idle.notify_all();
-        }
-    }
-
-    /// How long the first poll of job number `number` (see
-    /// [`PoolMetrics::record_submitted`]) may spin, if at all: only while
-    /// the job is running or next in line for a thread (fewer jobs ahead of
-    /// it than threads), and as long as the learned budget says. So the
-    /// awaiter of the oldest of many jobs in flight spins, while one whose
-    /// job must first wait for others parks.
-    pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
-        let budget = self.await_spin.budget()?;
-        (self.metrics.queued_before(number) < self.num_threads as u64).then_some(budget)
-    }
-
-    /// How long a compute thread lingers for more work after a job: only
-    /// while the await spin is on and jobs are short (see `spin.rs`).
-    pub(crate) fn linger_budget(&self) -> Option<Duration> {
-        self.await_spin
-            .budget()
-            .map(|budget| budget.min(crate::spin::LINGER))
-    }
-
-    /// How long a runner out of jobs may doze before it retires (see
-    /// `ComputeConfig::runner_keep_alive`); `None` with one thread, which
-    /// must stay free for rayon's own work.
-    pub(crate) fn runner_keep_alive(&self) -> Option<Duration> {
-        let keep_alive = self.config.runner_keep_alive;
-        (self.num_threads > 1 && !keep_alive.is_zero()).then_some(keep_alive)
-    }
-
-    /// `at` as nanoseconds since the pool was built (saturating).
-    pub(crate) fn nanos_since_epoch(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    /// The inverse of [`nanos_since_epoch`](Self::nanos_since_epoch).
-    pub(crate) fn instant_since_epoch(&self, nanos: u64) -> Instant {
-        self.epoch + Duration::from_nanos(nanos)
-    }
-
-    /// The pool this state belongs to, while it is alive.
-    pub(crate) fn pool(&self) -> Option<ComputePool> {
-        let inner = self.handle.get()?.upgrade()?;
-        Some(ComputePool { inner })
-    }
-}
-
-/// Owns the rayon pool. Dropped with the last [`ComputePool`] clone; its
-/// threads then finish the queued jobs (including those waiting for room,
-/// which finishing jobs start) and exit.
-pub(crate) struct PoolHandle {
-    pub(crate) rayon: rayon::ThreadPool,
-    pub(crate) shared: Arc<Shared>,
-}
+use crate::handle::TaskHandle;
+use crate::home;
+use crate::job::drop_contained;
+use crate::ledger::Room;
+use crate::metrics::ComputeMetrics;
 
 /// A pool of compute threads that async code hands CPU-bound work to.
 ///
@@ -168,7 +55,7 @@ pub(crate) struct PoolHandle {
 /// into jobs, or use `execute_sync`.
 #[derive(Clone)]
 pub struct ComputePool {
-    pub(crate) inner: Arc<PoolHandle>,
+    pub(crate) inner: Arc<PoolOwner>,
 }
 
 impl ComputePool {
@@ -198,51 +85,34 @@ impl ComputePool {
     pub fn new(config: ComputeConfig) -> Result<ComputePool, ConfigError> {
         config.validate()?;
         let num_threads = config.effective_num_threads();
-        let shared = Arc::new(Shared {
-            metrics: PoolMetrics::new(config.slow_task_threshold),
-            await_spin: AwaitSpin::new(config.await_spin_limit),
-            epoch: Instant::now(),
-            gate: config.max_in_flight.map(Gate::new),
-            num_threads,
-            run_queue: RunQueue::new(num_threads),
-            lifecycle: AtomicU8::new(OPEN),
-            idle_lock: Mutex::new(()),
-            idle: Condvar::new(),
-            handle: OnceLock::new(),
-            config,
-        });
-        let prefix = shared.config.thread_name_prefix.clone();
+        let engine = Arc::new(Engine::new(config, num_threads));
+        let prefix = engine.config.thread_name_prefix.clone();
         let mut builder = rayon::ThreadPoolBuilder::new()
             .num_threads(num_threads)
             .thread_name(move |index| format!("{prefix}-{index}"))
             .panic_handler({
-                let shared = Arc::downgrade(&shared);
+                let engine = Arc::downgrade(&engine);
                 move |_payload| {
                     // Jobs catch their own panics; this sees only a panic that
-                    // escaped the job wrapper (say, from dropping a captured
-                    // value of a job that never ran). Count it and carry on.
-                    if let Some(shared) = shared.upgrade() {
-                        shared.metrics.record_escaped_panic();
+                    // escaped the job wrapper. Count it and carry on.
+                    if let Some(engine) = engine.upgrade() {
+                        engine.metrics.record_escaped_panic();
                     }
                 }
             })
             .start_handler({
-                let shared = shared.clone();
-                move |_index| {
-                    context::set_current_shared(Arc::downgrade(&shared));
-                    ComputeThreadHome::enter(shared.clone());
-                }
+                let engine = engine.clone();
+                move |_index| home::serve(engine.clone())
             });
-        if let Some(size) = shared.config.stack_size {
+        if let Some(size) = engine.config.stack_size {
             builder = builder.stack_size(size);
         }
         let rayon = builder.build().map_err(|err| ConfigError::Build {
             what: "compute pool".to_owned(),
             message: err.to_string(),
         })?;
-        let inner = Arc::new(PoolHandle { rayon, shared });
-        // Cannot fail: the cell is new and set only here.
-        let _ = inner.shared.handle.set(Arc::downgrade(&inner));
+        let inner = Arc::new(PoolOwner { rayon, engine });
+        inner.engine.set_owner(&inner);
         Ok(ComputePool { inner })
     }
 
@@ -264,7 +134,7 @@ impl ComputePool {
     /// assert_eq!(pool.num_threads(), 3);
     /// ```
     pub fn num_threads(&self) -> usize {
-        self.inner.shared.num_threads
+        self.inner.engine.num_threads
     }
 
     /// The configuration the pool was built with.
@@ -274,7 +144,7 @@ impl ComputePool {
     /// assert_eq!(pool.config().thread_name_prefix, "compute");
     /// ```
     pub fn config(&self) -> &ComputeConfig {
-        &self.inner.shared.config
+        &self.inner.engine.config
     }
 
     /// A snapshot of the pool's counters.
@@ -286,7 +156,10 @@ impl ComputePool {
     /// assert_eq!((m.tasks_total(), m.tasks_completed(), m.tasks_active()), (1, 1, 0));
     /// ```
     pub fn metrics(&self) -> ComputeMetrics {
-        self.inner.shared.metrics.snapshot(self.num_threads())
+        let engine = &self.inner.engine;
+        engine
+            .metrics
+            .snapshot(self.num_threads(), engine.ledger.counts())
     }
 
     /// Whether the current thread is one of this pool's compute threads.
@@ -298,7 +171,7 @@ impl ComputePool {
     /// assert!(inside.unwrap());
     /// ```
     pub fn is_worker_thread(&self) -> bool {
-        self.inner.rayon.current_thread_index().is_some()
+        self.inner.is_worker_thread()
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called: new work is refused.
@@ -310,7 +183,7 @@ impl ComputePool {
     /// assert!(pool.is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        self.inner.shared.is_closed()
+        self.inner.engine.ledger.is_closed()
     }
 
     /// Runs `f` on a compute thread and returns a handle to await its result.
@@ -335,7 +208,7 @@ impl ComputePool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(move |_: CancelToken<'_>| f())
+        self.submit_async(move |_: CancelToken<'_>| f())
     }
 
     /// Runs `f` on a compute thread like [`execute`](Self::execute); rayon's
@@ -359,7 +232,7 @@ impl ComputePool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(move |_: CancelToken<'_>| f())
+        self.submit_async(move |_: CancelToken<'_>| f())
     }
 
     /// Runs `f` on a compute thread, giving it a [`CancelToken`] that turns
@@ -390,7 +263,7 @@ impl ComputePool {
         F: FnOnce(CancelToken<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f)
+        self.submit_async(f)
     }
 
     /// Runs `f` inside a `rayon::scope` on a compute thread: `f` can spawn
@@ -429,7 +302,7 @@ impl ComputePool {
         F: for<'s> FnOnce(&rayon::Scope<'s>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(move |_: CancelToken<'_>| rayon::scope(f))
+        self.submit_async(move |_: CancelToken<'_>| rayon::scope(f))
     }
 
     /// Like [`execute_scoped`](Self::execute_scoped) with `rayon::scope_fifo`:
@@ -458,7 +331,7 @@ impl ComputePool {
         F: for<'s> FnOnce(&rayon::ScopeFifo<'s>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(move |_: CancelToken<'_>| rayon::scope_fifo(f))
+        self.submit_async(move |_: CancelToken<'_>| rayon::scope_fifo(f))
     }
 
     /// Runs `a` and `b` in parallel on the pool (`rayon::join`) and resolves
@@ -480,7 +353,7 @@ impl ComputePool {
         RA: Send + 'static,
         RB: Send + 'static,
     {
-        self.submit(move |_: CancelToken<'_>| rayon::join(a, b))
+        self.submit_async(move |_: CancelToken<'_>| rayon::join(a, b))
     }
 
     /// Maps `f` over `items` in parallel on the pool; the output keeps the
@@ -497,7 +370,7 @@ impl ComputePool {
         R: Send + 'static,
         F: Fn(T) -> R + Send + Sync + 'static,
     {
-        self.submit(move |_: CancelToken<'_>| items.into_par_iter().map(f).collect())
+        self.submit_async(move |_: CancelToken<'_>| items.into_par_iter().map(f).collect())
     }
 
     /// Splits `items` into chunks of `batch_size`, runs `f` on the chunks in
@@ -530,6 +403,8 @@ impl ComputePool {
         F: Fn(&[T]) -> Vec<R> + Send + Sync + 'static,
     {
         if batch_size == 0 {
+            // Never runs: dropped here, a panic from its captures contained.
+            drop_contained(&self.inner.engine, (items, f));
             return TaskHandle::ready(Err(ComputeError::InvalidArgument(Box::new(
                 ArgumentError {
                     name: "batch_size",
@@ -538,7 +413,7 @@ impl ComputePool {
                 },
             ))));
         }
-        self.submit(move |_: CancelToken<'_>| {
+        self.submit_async(move |_: CancelToken<'_>| {
             items.par_chunks(batch_size).flat_map_iter(&f).collect()
         })
     }
@@ -568,51 +443,7 @@ impl ComputePool {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let shared = &*self.inner.shared;
-        if shared.is_closed() {
-            shared.metrics.record_rejected();
-            return Err(ComputeError::Shutdown);
-        }
-        if self.is_worker_thread() {
-            return self.run_inline(move |_| f());
-        }
-        if rayon::current_thread_index().is_some() {
-            // A thread of another rayon pool: rayon's `install` keeps it
-            // running its own pool's jobs while it waits. Parked, it would
-            // not, and a job of ours that calls back into its pool could
-            // wait for it forever.
-            return self.run_accounted(|shared, submitted_at, span| {
-                self.inner.rayon.install(move || {
-                    run_measured(
-                        shared,
-                        submitted_at,
-                        &span,
-                        move |_| f(),
-                        CancelToken::inline(shared),
-                    )
-                })
-            });
-        }
-        // The job goes to the pool like any other, but lives on this stack,
-        // borrowing what `f` borrows; this thread waits for its channel,
-        // spinning first when the pool's jobs are short (see `spin.rs`).
-        let (tx, rx) = compute_bridge::channel();
-        let number = shared.metrics.record_submitted();
-        let job = Job::new(shared, ComputeThreadHome, tx, move |_: CancelToken<'_>| f());
-        let mut slot = Some(move || job.run());
-        // SAFETY: `slot` stays here, untouched, until `rx` resolves below,
-        // and this function neither returns nor unwinds before that (the
-        // wait runs no user code). `rx` resolves when the job sends, after
-        // `f` was consumed, or when the job is dropped unrun, after `f` was
-        // dropped (see `Job::parts`); either way nothing `f` borrows is
-        // used afterwards. The job itself was moved off the slot to run.
-        let stack_job = unsafe { StackJob::new(&mut slot) };
-        self.inner.rayon.spawn(move || stack_job.run());
-        if let Some(budget) = shared.spin_budget(number) {
-            spin_until(budget, || rx.is_finished());
-        }
-        rx.recv_blocking_with(Spin::OFF)
-            .unwrap_or(Err(ComputeError::Lost))
+        self.inner.run_blocking(f)
     }
 
     /// Runs `f` here, on the calling thread, as a job of this pool: it is
@@ -638,12 +469,7 @@ impl ComputePool {
     where
         F: FnOnce() -> R,
     {
-        let shared = &*self.inner.shared;
-        if shared.is_closed() {
-            shared.metrics.record_rejected();
-            return Err(ComputeError::Shutdown);
-        }
-        self.run_inline(move |_| f())
+        self.inner.run_here(move |_| f())
     }
 
     /// Whether `self` and `other` are handles to the same pool (clones of
@@ -680,35 +506,8 @@ impl ComputePool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let shared = &self.inner.shared;
-        if shared.is_closed() {
-            shared.metrics.record_rejected();
-            return Err(ComputeError::Shutdown);
-        }
-        if self.is_worker_thread() {
-            return Ok(TaskHandle::ready(self.run_inline(move |_| f())));
-        }
-        let Some(gate) = &shared.gate else {
-            return Ok(self.spawn_job(move |_: CancelToken<'_>| f()));
-        };
-        let (tx, rx) = compute_bridge::channel();
-        let job = Job::new(shared, shared.clone(), tx, move |_: CancelToken<'_>| f());
-        match gate.try_enqueue(Box::new(job)) {
-            Ok(spawn) => {
-                let number = shared.metrics.record_submitted();
-                if spawn {
-                    self.spawn_puller();
-                }
-                Ok(TaskHandle::waiting(rx, shared.clone(), number))
-            }
-            Err(job) => {
-                // Close the channel first, so the job does not count itself.
-                drop(rx);
-                drop(job);
-                shared.metrics.record_rejected();
-                Err(ComputeError::Saturated)
-            }
-        }
+        self.inner
+            .submit(Room::InFlight, move |_: CancelToken<'_>| f())
     }
 
     /// Stops accepting work and waits, without blocking the executor, until
@@ -736,15 +535,15 @@ impl ComputePool {
     /// # }
     /// ```
     pub async fn shutdown(&self, timeout: Duration) -> bool {
-        let shared = &self.inner.shared;
-        shared.close();
-        if shared.metrics.active() == 0 {
+        let engine = &self.inner.engine;
+        engine.ledger.close();
+        if engine.ledger.active() == 0 {
             return true;
         }
         let (tx, rx) = compute_bridge::channel();
         let pool = self.clone();
         let waiter = std::thread::Builder::new()
-            .name(format!("{}-shutdown", shared.config.thread_name_prefix))
+            .name(format!("{}-shutdown", engine.config.thread_name_prefix))
             .spawn(move || {
                 let _ = tx.send(pool.shutdown_blocking(timeout));
             });
@@ -765,147 +564,25 @@ impl ComputePool {
     /// assert_eq!(futures::executor::block_on(job).unwrap(), 7);
     /// ```
     pub fn shutdown_blocking(&self, timeout: Duration) -> bool {
-        let shared = &self.inner.shared;
-        shared.close();
-        let deadline = Instant::now().checked_add(timeout);
-        let mut guard = shared
-            .idle_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if shared.metrics.active() == 0 {
-                return true;
-            }
-            let now = Instant::now();
-            let left = match deadline {
-                Some(deadline) if now >= deadline => break,
-                Some(deadline) => deadline - now,
-                None => Duration::MAX,
-            };
-            // Jobs notify as they leave; the bounded wait also covers a
-            // notification that raced the check above.
-            let slice = left.min(Duration::from_millis(10));
-            guard = shared
-                .idle
-                .wait_timeout(guard, slice)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        let engine = &self.inner.engine;
+        engine.ledger.close();
+        if engine.ledger.wait_idle(Instant::now().checked_add(timeout)) {
+            return true;
         }
-        drop(guard);
-        shared.pass_deadline();
+        engine.pass_deadline();
         false
     }
 
-    /// Runs `work` here, on a thread of this pool, as a nested call.
-    fn run_inline<W, R>(&self, work: W) -> Result<R, ComputeError>
-    where
-        W: FnOnce(CancelToken<'_>) -> R,
-    {
-        self.run_accounted(|shared, submitted_at, span| {
-            run_measured(
-                shared,
-                submitted_at,
-                &span,
-                work,
-                CancelToken::inline(shared),
-            )
-        })
-    }
-
-    /// Counts a job whose caller waits for it in place (no channel), and
-    /// calls `run` with the pool's state, the submission time and span.
-    fn run_accounted<R>(
-        &self,
-        run: impl FnOnce(&Shared, Instant, SubmitSpan) -> Result<R, ComputeError>,
-    ) -> Result<R, ComputeError> {
-        let shared = &*self.inner.shared;
-        shared.metrics.record_submitted();
-        let result = run(shared, Instant::now(), SubmitSpan::current());
-        shared.notify_if_closing();
-        result
-    }
-
-    /// The one submission path of every async method.
-    fn submit<W, R>(&self, work: W) -> TaskHandle<R>
+    /// The one submission of every async method: refused work resolves the
+    /// handle to its error.
+    fn submit_async<W, R>(&self, work: W) -> TaskHandle<R>
     where
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let shared = &self.inner.shared;
-        if shared.is_closed() {
-            shared.metrics.record_rejected();
-            return TaskHandle::ready(Err(ComputeError::Shutdown));
-        }
-        if self.is_worker_thread() {
-            return TaskHandle::ready(self.run_inline(work));
-        }
-        let Some(gate) = &shared.gate else {
-            return self.spawn_job(work);
-        };
-        // With a limit, the job waits its turn in the pool's queue; a puller
-        // holding a permit runs it. The handle just waits for the result.
-        let (tx, rx) = compute_bridge::channel();
-        let number = shared.metrics.record_submitted();
-        let job = Job::new(shared, shared.clone(), tx, work);
-        if gate.enqueue(Box::new(job)) {
-            self.spawn_puller();
-        }
-        TaskHandle::waiting(rx, shared.clone(), number)
-    }
-
-    /// Spawns a puller, which holds a permit the caller took.
-    fn spawn_puller(&self) {
-        let shared = self.inner.shared.clone();
-        self.inner.rayon.spawn(move || {
-            if let Some(gate) = &shared.gate {
-                gate.pull(&shared.metrics);
-            }
-        });
-    }
-
-    /// Wraps `work` in a [`Job`] and queues it for the pool's runners.
-    fn spawn_job<W, R>(&self, work: W) -> TaskHandle<R>
-    where
-        W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        let shared = &self.inner.shared;
-        let (tx, rx) = compute_bridge::channel();
-        let number = shared.metrics.record_submitted();
-        let job = Job::new(shared, ComputeThreadHome, tx, work);
-        if shared.run_queue.claim_runner() {
-            // A new runner takes this job along: no queue, no box.
-            self.inner.rayon.spawn(move || {
-                run_queue::runner_with(Some(move |before_send: &mut dyn FnMut()| {
-                    job.run_then(before_send);
-                }));
-            });
-        } else if shared.run_queue.push(InlineJob::new(job)) {
-            self.inner.rayon.spawn(run_queue::runner);
-        }
-        TaskHandle::waiting(rx, shared.clone(), number)
-    }
-}
-
-impl Shared {
-    /// Refuses new work from now on.
-    fn close(&self) {
-        // ORDERING: Relaxed: the flag guards no data. Jobs that finish
-        // concurrently may miss it and not notify; shutdown's bounded wait
-        // re-checks the counters anyway.
-        let _ = self
-            .lifecycle
-            .compare_exchange(OPEN, CLOSED, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
-    /// Discards jobs that have not started: those waiting for room resolve
-    /// to `Shutdown` now, those in rayon's queue when a thread reaches them.
-    fn pass_deadline(&self) {
-        // ORDERING: Relaxed: as in `close`.
-        self.lifecycle.store(PAST_DEADLINE, Ordering::Relaxed);
-        if let Some(gate) = &self.gate {
-            gate.discard_all();
-        }
+        self.inner
+            .submit(Room::Any, work)
+            .unwrap_or_else(|error| TaskHandle::ready(Err(error)))
     }
 }
 
@@ -916,14 +593,20 @@ impl std::panic::RefUnwindSafe for ComputePool {}
 
 impl fmt::Debug for ComputePool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shared = &self.inner.shared;
+        let engine = &self.inner.engine;
+        let counts = engine.ledger.counts();
         f.debug_struct("ComputePool")
-            .field("num_threads", &shared.num_threads)
-            .field("thread_name_prefix", &shared.config.thread_name_prefix)
-            .field("max_in_flight", &shared.gate.as_ref().map(Gate::limit))
-            .field("waiting_for_room", &shared.gate.as_ref().map(Gate::waiting))
-            .field("shutdown", &shared.is_closed())
-            .field("tasks_active", &shared.metrics.active())
+            .field("num_threads", &engine.num_threads)
+            .field("thread_name_prefix", &engine.config.thread_name_prefix)
+            .field("max_in_flight", &engine.config.max_in_flight)
+            .field("shutdown", &engine.ledger.is_closed())
+            .field("tasks_active", &engine.ledger.active())
+            .field(
+                "tasks_queued",
+                &counts
+                    .admitted
+                    .saturating_sub(counts.started + counts.cancelled),
+            )
             .finish()
     }
 }
@@ -939,20 +622,20 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let shared = &pool.inner.shared;
+        let engine = &pool.inner.engine;
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let blocker = pool.execute(move || wait.recv().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while shared.metrics.queued_before(1) > 0 {
+        while engine.ledger.queued_before(1) > 0 {
             assert!(Instant::now() < deadline, "the blocking job never started");
             std::thread::yield_now();
         }
         // Jobs 1, 2 and 3 queue behind the running job 0.
         let queued: Vec<_> = (0..3).map(|_| pool.execute(|| ())).collect();
-        assert!(shared.spin_budget(0).is_some(), "running");
-        assert!(shared.spin_budget(1).is_some(), "next in line");
-        assert!(shared.spin_budget(2).is_none(), "one job ahead, one thread");
-        assert!(shared.spin_budget(3).is_none(), "two jobs ahead");
+        assert!(engine.spin_budget(0).is_some(), "running");
+        assert!(engine.spin_budget(1).is_some(), "next in line");
+        assert!(engine.spin_budget(2).is_none(), "one job ahead, one thread");
+        assert!(engine.spin_budget(3).is_none(), "two jobs ahead");
         release.send(()).unwrap();
         futures::executor::block_on(blocker).unwrap();
         for handle in queued {
@@ -990,7 +673,7 @@ mod tests {
             assert_eq!(futures::executor::block_on(handle).unwrap(), i * 2);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while pool.inner.shared.run_queue.runners() > 0 {
+        while pool.inner.engine.queue.runners.alive() > 0 {
             assert!(Instant::now() < deadline, "a runner never retired");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -998,36 +681,36 @@ mod tests {
 
     #[test]
     fn an_execute_job_with_two_words_of_captures_is_queued_inline() {
-        let shared = ComputePool::new(ComputeConfig {
-            num_threads: Some(1),
-            ..Default::default()
-        })
-        .unwrap()
-        .inner
-        .shared
-        .clone();
+        let pool = one_thread_pool();
+        let engine = &pool.inner.engine;
+        let (ticket, _) = engine.ledger.admit(Room::Any).unwrap();
         let (tx, _rx) = compute_bridge::channel();
         let captures = (Arc::new(1u64), 2u64);
         let work = move |_: CancelToken<'_>| *captures.0 + captures.1;
-        let job = Job::new(&shared, ComputeThreadHome, tx, work);
-        assert!(InlineJob::new(job).is_inline());
+        let job = crate::erased::ErasedJob::new(crate::job::Job::new(engine, ticket, tx, work));
+        assert!(job.is_inline());
+        job.discard(engine);
     }
 
     #[test]
     fn only_a_pool_of_two_threads_or_more_keeps_a_runner_alive() {
         let keep_alive = Duration::from_millis(40);
-        let shared_of = |num_threads, runner_keep_alive| {
+        let keep_alive_of = |num_threads, runner_keep_alive| {
             let pool = ComputePool::new(ComputeConfig {
                 num_threads: Some(num_threads),
                 runner_keep_alive,
                 ..Default::default()
             })
             .unwrap();
-            pool.inner.shared.runner_keep_alive()
+            pool.inner.engine.runner_keep_alive()
         };
-        assert_eq!(shared_of(2, keep_alive), Some(keep_alive));
-        assert_eq!(shared_of(1, keep_alive), None, "rayon keeps its one thread");
-        assert_eq!(shared_of(2, Duration::ZERO), None, "switched off");
+        assert_eq!(keep_alive_of(2, keep_alive), Some(keep_alive));
+        assert_eq!(
+            keep_alive_of(1, keep_alive),
+            None,
+            "rayon keeps its one thread"
+        );
+        assert_eq!(keep_alive_of(2, Duration::ZERO), None, "switched off");
     }
 
     #[test]
@@ -1039,7 +722,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let queue = &pool.inner.shared.run_queue;
+        let runners = &pool.inner.engine.queue.runners;
         let deadline = Instant::now() + Duration::from_secs(10);
         // A stall longer than the keep-alive lets the runner retire early;
         // try again rather than fail on a busy machine.
@@ -1050,7 +733,7 @@ mod tests {
             );
             let until = Instant::now() + Duration::from_millis(50);
             while Instant::now() < until {
-                if queue.dozing() {
+                if runners.dozing() {
                     return true;
                 }
                 std::thread::sleep(Duration::from_micros(200));
@@ -1058,7 +741,7 @@ mod tests {
             false
         });
         assert!(dozed, "the runner never dozed");
-        while queue.runners() > 0 {
+        while runners.alive() > 0 {
             assert!(Instant::now() < deadline, "a dozing runner never retired");
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -1,19 +1,25 @@
-//! [`InlineJob`]: a type-erased job that lives in the run queue's own slot
-//! when it is small, so queuing it allocates nothing.
+//! [`ErasedJob`]: the one type-erased job the pool queues and runs. It
+//! lives in the run queue's own slot when it is small, so queuing it
+//! allocates nothing.
 //!
 //! A `Box<dyn Runnable>` costs every `execute` an allocation on the
 //! submitting thread and a free on the computing one, and glibc's malloc
-//! then moves its free lists between the two CPUs with every job (measured
-//! in `docs/benchmarks.md`). Most jobs are a few words (the channel's
-//! sender, the submission time, a closure holding an `Arc` or a slice), so
-//! an `InlineJob` keeps a job of up to [`JOB_WORDS`] words inline and boxes
-//! only bigger ones.
+//! then moves its free lists between the two CPUs with every job. Most jobs
+//! are a few words (the channel's sender, the submission time, a closure
+//! holding an `Arc` or a slice), so an `ErasedJob` keeps a job of up to
+//! [`JOB_WORDS`] words inline and boxes only bigger ones.
 //!
 //! It is what the `smallbox` crate does, with a thinner header: one pointer
-//! to a static table of two functions instead of a fat pointer, so a queue
-//! slot is one word smaller. The queue's slots are allocated 63 at a time
-//! and count in every job's bytes, and the bridge promises no more bytes
-//! per job than the naive one: that word is the difference.
+//! to a static table of functions instead of a fat pointer, so a queue slot
+//! is one word smaller. The queue's slots are allocated 63 at a time and
+//! count in every job's bytes.
+//!
+//! A job that borrows from its caller's stack (`execute_sync`) is erased the
+//! same way, by [`ErasedJob::new_borrowed`], whose caller promises to wait
+//! until the job has run or been dropped.
+//!
+//! The job is run or discarded with a context `C` (the pool's engine) that
+//! the erasure knows nothing about.
 
 use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
@@ -23,17 +29,23 @@ pub(crate) const JOB_WORDS: usize = 5;
 
 type Space = [usize; JOB_WORDS];
 
-/// A job the run queue can hold and run.
-pub(crate) trait Runnable: Send + 'static {
+/// A job the pool can hold, run, or discard unrun, given a context `C`.
+pub(crate) trait Runnable<C: ?Sized>: Send {
     /// Runs the job; `before_send` is called once its work is over and
     /// before its result is sent.
-    fn run_queued(self, before_send: &mut dyn FnMut());
+    fn run(self, context: &C, before_send: &mut dyn FnMut());
+
+    /// Resolves the job without running it (the pool is past its shutdown
+    /// deadline).
+    fn discard(self, context: &C);
 }
 
-/// What an [`InlineJob`] knows about the job it holds.
-struct VTable {
+/// What an [`ErasedJob`] knows about the job it holds.
+struct VTable<C: ?Sized> {
     /// Moves the job out of the space and runs it.
-    run: unsafe fn(*mut Space, &mut dyn FnMut()),
+    run: unsafe fn(*mut Space, &C, &mut dyn FnMut()),
+    /// Moves the job out of the space and discards it.
+    discard: unsafe fn(*mut Space, &C),
     /// Drops the job in the space without running it.
     drop: unsafe fn(*mut Space),
     /// Whether the space holds the job itself rather than a box of it.
@@ -42,24 +54,24 @@ struct VTable {
 }
 
 /// A job of any [`Runnable`] type: inline when it fits, else boxed.
-pub(crate) struct InlineJob {
+pub(crate) struct ErasedJob<C: ?Sized + 'static> {
     /// The job itself, or a `Box` of it (as `vtable` says).
     space: MaybeUninit<Space>,
-    vtable: &'static VTable,
+    vtable: &'static VTable<C>,
     /// Opts out of the automatic `Send` and `Sync` (the fields above would
     /// give both, whatever the job): `Send` is granted below, on the job's
     /// own `Send`, and `Sync` is not needed.
     _erased: PhantomData<*mut ()>,
 }
 
-// SAFETY: an `InlineJob` only ever holds a `J: Runnable`, which is `Send`
+// SAFETY: an `ErasedJob` only ever holds a `J: Runnable`, which is `Send`
 // (inline or in a `Box<J>`, which is `Send` then too); nothing else in it is
 // shared.
-unsafe impl Send for InlineJob {}
+unsafe impl<C: ?Sized> Send for ErasedJob<C> {}
 
 /// How the space holds a job: the job itself ([`Inline`]) or a `Box` of it.
-trait Held: Sized {
-    type Job: Runnable;
+trait Held<C: ?Sized>: Sized {
+    type Job: Runnable<C>;
     /// Whether this is the job itself.
     #[cfg(test)]
     const INLINE: bool;
@@ -70,7 +82,7 @@ trait Held: Sized {
 #[repr(transparent)]
 struct Inline<J>(J);
 
-impl<J: Runnable> Held for Inline<J> {
+impl<C: ?Sized, J: Runnable<C>> Held<C> for Inline<J> {
     type Job = J;
     #[cfg(test)]
     const INLINE: bool = true;
@@ -79,7 +91,7 @@ impl<J: Runnable> Held for Inline<J> {
     }
 }
 
-impl<J: Runnable> Held for Box<J> {
+impl<C: ?Sized, J: Runnable<C>> Held<C> for Box<J> {
     type Job = J;
     #[cfg(test)]
     const INLINE: bool = false;
@@ -89,11 +101,12 @@ impl<J: Runnable> Held for Box<J> {
 }
 
 /// The table for a space that holds an `H`.
-struct Table<H>(PhantomData<H>);
+struct Table<C: ?Sized, H>(PhantomData<fn(&C) -> H>);
 
-impl<H: Held> Table<H> {
-    const VTABLE: VTable = VTable {
+impl<C: ?Sized + 'static, H: Held<C>> Table<C, H> {
+    const VTABLE: VTable<C> = VTable {
         run: Self::run,
+        discard: Self::discard,
         drop: Self::drop,
         #[cfg(test)]
         inline: H::INLINE,
@@ -101,12 +114,21 @@ impl<H: Held> Table<H> {
 
     /// # Safety
     ///
-    /// `space` holds an `H`, written by [`InlineJob::new`], not yet moved
-    /// out or dropped; it is treated as moved out afterwards.
-    unsafe fn run(space: *mut Space, before_send: &mut dyn FnMut()) {
+    /// `space` holds an `H`, written by [`ErasedJob::holding`], not yet
+    /// moved out or dropped; it is treated as moved out afterwards.
+    unsafe fn run(space: *mut Space, context: &C, before_send: &mut dyn FnMut()) {
         // SAFETY: the caller's contract: a live `H` that nobody reads again.
         let held = unsafe { space.cast::<H>().read() };
-        held.into_job().run_queued(before_send);
+        held.into_job().run(context, before_send);
+    }
+
+    /// # Safety
+    ///
+    /// As for `run`.
+    unsafe fn discard(space: *mut Space, context: &C) {
+        // SAFETY: the caller's contract: a live `H` that nobody reads again.
+        let held = unsafe { space.cast::<H>().read() };
+        held.into_job().discard(context);
     }
 
     /// # Safety
@@ -124,9 +146,21 @@ const fn fits<H>() -> bool {
         && mem::align_of::<H>() <= mem::align_of::<Space>()
 }
 
-impl InlineJob {
+impl<C: ?Sized + 'static> ErasedJob<C> {
     /// Holds `job`: inline when it fits in [`JOB_WORDS`] words, else boxed.
-    pub(crate) fn new<J: Runnable>(job: J) -> InlineJob {
+    pub(crate) fn new<J: Runnable<C> + 'static>(job: J) -> ErasedJob<C> {
+        // SAFETY: `J: 'static`, so the job borrows nothing that could go away.
+        unsafe { Self::new_borrowed(job) }
+    }
+
+    /// Holds a job that may borrow from its caller: like [`new`](Self::new).
+    ///
+    /// # Safety
+    ///
+    /// The caller keeps everything `job` borrows alive and untouched until
+    /// the job has been run, discarded or dropped (`execute_sync` waits for
+    /// the job's channel, which closes only after that).
+    pub(crate) unsafe fn new_borrowed<J: Runnable<C>>(job: J) -> ErasedJob<C> {
         if fits::<Inline<J>>() {
             Self::holding(Inline(job))
         } else {
@@ -135,17 +169,17 @@ impl InlineJob {
     }
 
     /// Writes `held` into the space, with its table.
-    fn holding<H: Held>(held: H) -> InlineJob {
+    fn holding<H: Held<C>>(held: H) -> ErasedJob<C> {
         // A box is one word, word-aligned: only `Inline` can fail this.
-        assert!(fits::<H>(), "checked by `new`");
+        assert!(fits::<H>(), "checked by `new_borrowed`");
         let mut space = MaybeUninit::<Space>::uninit();
         // SAFETY: `H` fits in `Space` in size and alignment (asserted
         // above, at compile time in effect: it is a constant), and the
         // space is ours and uninitialised.
         unsafe { space.as_mut_ptr().cast::<H>().write(held) };
-        InlineJob {
+        ErasedJob {
             space,
-            vtable: &Table::<H>::VTABLE,
+            vtable: &Table::<C, H>::VTABLE,
             _erased: PhantomData,
         }
     }
@@ -156,19 +190,26 @@ impl InlineJob {
         self.vtable.inline
     }
 
-    /// Runs the job (see [`Runnable::run_queued`]).
-    pub(crate) fn run(self, before_send: &mut dyn FnMut()) {
+    /// Runs the job (see [`Runnable::run`]).
+    pub(crate) fn run(self, context: &C, before_send: &mut dyn FnMut()) {
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: `new` wrote the job `vtable` is for; `this` is never
+        // SAFETY: `holding` wrote the job `vtable` is for; `this` is never
         // dropped, so the job is moved out exactly once, here.
-        unsafe { (this.vtable.run)(this.space.as_mut_ptr(), before_send) }
+        unsafe { (this.vtable.run)(this.space.as_mut_ptr(), context, before_send) }
+    }
+
+    /// Discards the job (see [`Runnable::discard`]).
+    pub(crate) fn discard(self, context: &C) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: as in `run`.
+        unsafe { (this.vtable.discard)(this.space.as_mut_ptr(), context) }
     }
 }
 
-impl Drop for InlineJob {
+impl<C: ?Sized + 'static> Drop for ErasedJob<C> {
     fn drop(&mut self) {
-        // SAFETY: `new` wrote the job `vtable` is for, and `run` (the only
-        // other way out) does not let `Drop` run.
+        // SAFETY: `holding` wrote the job `vtable` is for, and `run` and
+        // `discard` (the only other ways out) do not let `Drop` run.
         unsafe { (self.vtable.drop)(self.space.as_mut_ptr()) }
     }
 }
@@ -211,8 +252,10 @@ mod tests {
         }
     }
 
-    impl<const N: usize> Runnable for Counted<N> {
-        fn run_queued(self, before_send: &mut dyn FnMut()) {
+    impl<const N: usize> Runnable<()> for Counted<N> {
+        fn discard(self, _: &()) {}
+
+        fn run(self, _: &(), before_send: &mut dyn FnMut()) {
             assert!(self.ballast.iter().all(|&word| word == 7), "moved intact");
             self.runs.fetch_add(1, Ordering::SeqCst);
             before_send();
@@ -220,14 +263,14 @@ mod tests {
         }
     }
 
-    /// Runs a `Counted<N>` through an `InlineJob`: whether it was inline,
+    /// Runs a `Counted<N>` through an `ErasedJob`: whether it was inline,
     /// and its runs, drops and hook calls.
     fn run_counted<const N: usize>(panics: bool) -> (bool, usize, usize, usize) {
         let (job, runs, drops) = Counted::<N>::new(panics);
-        let job = InlineJob::new(job);
+        let job = ErasedJob::<()>::new(job);
         let inline = job.is_inline();
         let mut hooks = 0;
-        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut || hooks += 1)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&(), &mut || hooks += 1)));
         assert_eq!(outcome.is_err(), panics);
         (
             inline,
@@ -254,13 +297,13 @@ mod tests {
     #[test]
     fn a_job_never_run_is_dropped_once() {
         let (small, runs, drops) = Counted::<0>::new(false);
-        drop(InlineJob::new(small));
+        drop(ErasedJob::<()>::new(small));
         assert_eq!(
             (runs.load(Ordering::SeqCst), drops.load(Ordering::SeqCst)),
             (0, 1)
         );
         let (big, runs, drops) = Counted::<64>::new(false);
-        drop(InlineJob::new(big));
+        drop(ErasedJob::<()>::new(big));
         assert_eq!(
             (runs.load(Ordering::SeqCst), drops.load(Ordering::SeqCst)),
             (0, 1)
@@ -271,23 +314,25 @@ mod tests {
     fn an_over_aligned_job_is_boxed() {
         #[repr(align(64))]
         struct Aligned(Arc<AtomicUsize>);
-        impl Runnable for Aligned {
-            fn run_queued(self, _before_send: &mut dyn FnMut()) {
+        impl Runnable<()> for Aligned {
+            fn discard(self, _: &()) {}
+
+            fn run(self, _: &(), _before_send: &mut dyn FnMut()) {
                 assert_eq!(std::ptr::from_ref(&self).align_offset(64), 0);
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
         let runs = Arc::new(AtomicUsize::new(0));
-        let job = InlineJob::new(Aligned(Arc::clone(&runs)));
+        let job = ErasedJob::<()>::new(Aligned(Arc::clone(&runs)));
         assert!(!job.is_inline());
-        job.run(&mut || {});
+        job.run(&(), &mut || {});
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn a_queue_slot_is_the_job_space_and_one_word() {
         assert_eq!(
-            mem::size_of::<InlineJob>(),
+            mem::size_of::<ErasedJob<()>>(),
             (JOB_WORDS + 1) * mem::size_of::<usize>()
         );
     }

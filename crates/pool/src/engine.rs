@@ -1,0 +1,120 @@
+//! The engine: what a pool's jobs, runners and handles share.
+//!
+//! [`PoolOwner`] owns the rayon thread pool and is dropped with the last
+//! `ComputePool` clone; jobs, compute threads and handles hold the
+//! [`Engine`] instead, never the rayon pool, so dropping the last clone lets
+//! the threads finish the queued jobs and exit.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::config::ComputeConfig;
+use crate::erased::ErasedJob;
+use crate::ledger::Ledger;
+use crate::metrics::PoolMetrics;
+use crate::queue::RunQueue;
+use crate::spin::{AwaitSpin, LINGER};
+
+/// A job of the pool, as the run queue holds it.
+pub(crate) type PoolJob = ErasedJob<Engine>;
+
+/// The state a pool's jobs share. See the module docs.
+pub(crate) struct Engine {
+    /// Lifecycle and exactly-once accounting; shutdown waits on it.
+    pub(crate) ledger: Ledger,
+    /// Durations and contained panics.
+    pub(crate) metrics: PoolMetrics,
+    /// How long a first `.await` may spin; learned from compute times.
+    pub(crate) await_spin: AwaitSpin,
+    /// Where submitted jobs wait for a runner (see `queue.rs`).
+    pub(crate) queue: RunQueue<PoolJob>,
+    pub(crate) config: ComputeConfig,
+    pub(crate) num_threads: usize,
+    /// Jobs record their submission time relative to this.
+    epoch: Instant,
+    /// The owner, set once right after the rayon pool is built; read by
+    /// `compute_pool::current`.
+    owner: OnceLock<Weak<PoolOwner>>,
+}
+
+/// Owns the rayon pool; see the module docs.
+pub(crate) struct PoolOwner {
+    pub(crate) rayon: rayon::ThreadPool,
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl Engine {
+    /// The engine of a pool of `num_threads` threads built from `config`
+    /// (already validated).
+    pub(crate) fn new(config: ComputeConfig, num_threads: usize) -> Engine {
+        // `max_in_flight` caps the runners: each runs one job at a time.
+        let max_runners = config
+            .max_in_flight
+            .map_or(num_threads, |limit| limit.min(num_threads));
+        Engine {
+            ledger: Ledger::new(config.max_in_flight),
+            metrics: PoolMetrics::new(config.slow_task_threshold),
+            await_spin: AwaitSpin::new(config.await_spin_limit),
+            queue: RunQueue::new(max_runners),
+            num_threads,
+            epoch: Instant::now(),
+            owner: OnceLock::new(),
+            config,
+        }
+    }
+
+    /// Records the owner (once, right after it is built).
+    pub(crate) fn set_owner(&self, owner: &Arc<PoolOwner>) {
+        // Cannot fail: set only here, once per engine.
+        let _ = self.owner.set(Arc::downgrade(owner));
+    }
+
+    /// The owner, while the pool is alive.
+    pub(crate) fn owner(&self) -> Option<Arc<PoolOwner>> {
+        self.owner.get()?.upgrade()
+    }
+
+    /// How long the first poll of job number `number` may spin, if at all:
+    /// only while the job is running or next in line for a thread (fewer
+    /// jobs ahead of it than threads), and as long as the learned budget
+    /// says. So the awaiter of the oldest of many jobs in flight spins,
+    /// while one whose job must first wait for others parks.
+    pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
+        let budget = self.await_spin.budget()?;
+        (self.ledger.queued_before(number) < self.num_threads as u64).then_some(budget)
+    }
+
+    /// How long a compute thread lingers for more work after a job: only
+    /// while the await spin is on and jobs are short (see `spin.rs`).
+    pub(crate) fn linger_budget(&self) -> Option<Duration> {
+        self.await_spin.budget().map(|budget| budget.min(LINGER))
+    }
+
+    /// How long a runner out of jobs may doze before it retires (see
+    /// `ComputeConfig::runner_keep_alive`); `None` with one thread, which
+    /// must stay free for rayon's own work.
+    pub(crate) fn runner_keep_alive(&self) -> Option<Duration> {
+        let keep_alive = self.config.runner_keep_alive;
+        (self.num_threads > 1 && !keep_alive.is_zero()).then_some(keep_alive)
+    }
+
+    /// `at` as nanoseconds since the pool was built (saturating).
+    pub(crate) fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The inverse of [`nanos_since_epoch`](Self::nanos_since_epoch).
+    pub(crate) fn instant_since_epoch(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// Passes the shutdown deadline: jobs still queued resolve to
+    /// `Shutdown` now, without running; a runner that pops one meanwhile
+    /// discards it the same way.
+    pub(crate) fn pass_deadline(&self) {
+        self.ledger.pass_deadline();
+        while let Some(job) = self.queue.pop() {
+            job.discard(self);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Which pool the current thread serves: the pool crate's one thread-local.
+//!
+//! - A compute thread **serves** its pool from its start (the rayon start
+//!   handler calls [`serve`]) to its exit. Runners find their pool here, so
+//!   a job needs no reference of its own, and the submitting and computing
+//!   threads do not take turns on one reference count.
+//! - Any thread may **enter** a pool's context ([`enter`], from the public
+//!   `enter_context`), so that `compute_pool::current()` finds it; compute
+//!   threads start in their own pool's context. The context is a weak
+//!   reference: it never keeps a pool alive.
+//! - Whether the thread is **inside a job** ([`enter_job`]), so that work
+//!   rayon runs nested in a job (while it waits in `join` or `scope`)
+//!   knows it is not the outermost.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::sync::{Arc, Weak};
+
+use crate::engine::Engine;
+
+/// The thread's relation to pools. See the module docs.
+struct Home {
+    serves: OnceCell<Arc<Engine>>,
+    context: RefCell<Weak<Engine>>,
+    in_job: Cell<bool>,
+}
+
+thread_local! {
+    static HOME: Home = const {
+        Home {
+            serves: OnceCell::new(),
+            context: RefCell::new(Weak::new()),
+            in_job: Cell::new(false),
+        }
+    };
+}
+
+/// Makes this (compute) thread serve `engine` for the rest of its life, and
+/// enters its context.
+pub(crate) fn serve(engine: Arc<Engine>) {
+    let _ = HOME.try_with(|home| {
+        *home.context.borrow_mut() = Arc::downgrade(&engine);
+        let _ = home.serves.set(engine);
+    });
+}
+
+/// Calls `f` with the engine this thread serves; `None` on a thread that
+/// serves no pool (or is being torn down).
+pub(crate) fn with_engine<T>(f: impl FnOnce(&Engine) -> T) -> Option<T> {
+    HOME.try_with(|home| home.serves.get().map(|engine| f(engine)))
+        .ok()
+        .flatten()
+}
+
+/// Makes `engine` this thread's context (a weak reference).
+pub(crate) fn enter(engine: Weak<Engine>) {
+    // A thread being torn down has no context to set: ignore.
+    let _ = HOME.try_with(|home| *home.context.borrow_mut() = engine);
+}
+
+/// The engine of this thread's context, while its pool is alive.
+pub(crate) fn context() -> Option<Arc<Engine>> {
+    HOME.try_with(|home| home.context.borrow().upgrade())
+        .ok()
+        .flatten()
+}
+
+/// Marks this thread as inside a job until the guard drops; `None` when it
+/// is already inside one.
+pub(crate) fn enter_job() -> Option<InJob> {
+    HOME.try_with(|home| (!home.in_job.replace(true)).then_some(()))
+        .ok()
+        .flatten()
+        .map(|()| InJob)
+}
+
+/// This thread runs a job until dropped; see [`enter_job`].
+pub(crate) struct InJob;
+
+impl Drop for InJob {
+    fn drop(&mut self) {
+        let _ = HOME.try_with(|home| home.in_job.set(false));
+    }
+}

@@ -1,0 +1,427 @@
+//! The ledger: the pool's lifecycle, and every job's accounting, exactly once.
+//!
+//! Every way a job enters the pool goes through [`Ledger::admit`], which
+//! either refuses it (counted as refused, no ticket) or admits it and hands
+//! out a [`Ticket`]. The ticket is the job's accounting obligation; it moves
+//! with the job and is consumed exactly once:
+//!
+//! | stage     | recorded by                                  | how                          |
+//! |-----------|----------------------------------------------|------------------------------|
+//! | admitted  | the submitter                                | [`Ledger::admit`] → `Ticket` |
+//! | refused   | the submitter (no ticket)                    | [`Ledger::admit`] → `Err`    |
+//! | started   | the thread that runs the job                 | [`Ticket::start`] → `Running`|
+//! | finished  | the same thread                              | [`Running::finish`]          |
+//! | cancelled | the job side (discarded, or dropped unrun)   | [`Ticket::cancel`]           |
+//! | cancelled | the handle side, when it closed first        | [`Ledger::cancel_unstarted`], and the job then [`Ticket::forfeit`]s |
+//!
+//! Whether the handle or the job settles a job that never runs is decided by
+//! the job's channel: `Receiver::close` and `Sender::try_start` race with one
+//! read-modify-write each, and exactly one side sees the other (see the
+//! bridge). So every admitted job is settled once: `active = admitted -
+//! finished - cancelled` returns to 0 when the pool is idle, and shutdown
+//! waits here ([`Ledger::wait_idle`]) for exactly that.
+//!
+//! The metrics read these counters and keep the durations themselves; they
+//! never count a job.
+//!
+//! # Why a job admitted while the pool closes is never missed
+//!
+//! `admit` bumps `admitted` and then reads the lifecycle; `close` stores the
+//! lifecycle and then reads the counters. All four are `SeqCst`, so of the
+//! two the one that comes second sees the other: either the submitter sees
+//! the pool closed (and settles its own admission as cancelled, refusing the
+//! job), or the closer sees the job admitted (and waits for it). A shutdown
+//! that reports the pool idle has seen every job it will ever run.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::ComputeError;
+
+/// Lifecycle: accepting work.
+const OPEN: u8 = 0;
+/// Lifecycle: shutdown started; new jobs are refused, admitted jobs run.
+const CLOSED: u8 = 1;
+/// Lifecycle: the shutdown deadline passed; jobs that have not started are
+/// discarded with `Shutdown`.
+const PAST_DEADLINE: u8 = 2;
+
+/// How much room a submission needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Any: the job waits its turn if the pool is busy.
+    Any,
+    /// A free place under `max_in_flight`, or the job is refused with
+    /// `Saturated` (`try_execute`).
+    InFlight,
+}
+
+/// Keeps its contents on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct CacheLine<T>(T);
+
+/// Counters written by submitters (and by handles that cancel).
+#[derive(Default)]
+struct SubmitSide {
+    admitted: AtomicU64,
+    refused: AtomicU64,
+    cancelled: AtomicU64,
+    /// Handles parked on a result: polled, pending, not yet resolved.
+    awaited: AtomicU64,
+}
+
+/// Counters written by the threads that run jobs.
+#[derive(Default)]
+struct ComputeSide {
+    started: AtomicU64,
+    completed: AtomicU64,
+    panicked: AtomicU64,
+}
+
+/// The counts at one moment; see [`Ledger::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) admitted: u64,
+    pub(crate) refused: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) started: u64,
+    pub(crate) completed: u64,
+    pub(crate) panicked: u64,
+    pub(crate) awaited: u64,
+}
+
+/// The lifecycle and the accounting of one pool. See the module docs.
+pub(crate) struct Ledger {
+    lifecycle: AtomicU8,
+    submit: CacheLine<SubmitSide>,
+    compute: CacheLine<ComputeSide>,
+    /// `max_in_flight`, and the jobs admitted and not yet settled, kept
+    /// only when there is a limit (so an unlimited pool pays nothing).
+    limit: Option<(usize, AtomicUsize)>,
+    /// Shutdown waits here for the pool to go idle.
+    idle_lock: Mutex<()>,
+    idle: Condvar,
+}
+
+impl Ledger {
+    /// An open ledger; `max_in_flight` bounds [`Room::InFlight`].
+    pub(crate) fn new(max_in_flight: Option<usize>) -> Ledger {
+        Ledger {
+            lifecycle: AtomicU8::new(OPEN),
+            submit: CacheLine::default(),
+            compute: CacheLine::default(),
+            limit: max_in_flight.map(|limit| (limit, AtomicUsize::new(0))),
+            idle_lock: Mutex::new(()),
+            idle: Condvar::new(),
+        }
+    }
+
+    /// Admits one job, or refuses it: `Shutdown` once the pool is closed,
+    /// `Saturated` when `room` is [`Room::InFlight`] and `max_in_flight` jobs
+    /// are active. Returns the ticket and the job's number (how many jobs
+    /// were admitted before it).
+    pub(crate) fn admit(&self, room: Room) -> Result<(Ticket, u64), ComputeError> {
+        if self.is_closed() {
+            return Err(self.refuse(ComputeError::Shutdown));
+        }
+        if let Some((limit, active)) = &self.limit {
+            // ORDERING: Relaxed: a count checked and bumped in one RMW, so
+            // two racing submitters cannot both take the last place; it
+            // guards no data.
+            let took = active.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (room == Room::Any || n < *limit).then_some(n + 1)
+            });
+            if took.is_err() {
+                return Err(self.refuse(ComputeError::Saturated));
+            }
+        }
+        // ORDERING: SeqCst, with the SeqCst load below, against `close`'s
+        // store and its reads of the counters (see the module docs).
+        let number = self.submit.0.admitted.fetch_add(1, Ordering::SeqCst);
+        // ORDERING: SeqCst: see above.
+        if self.lifecycle.load(Ordering::SeqCst) != OPEN {
+            // Closed between the check above and our count: the closer may
+            // already have found the pool idle, so this job must not run.
+            self.settle_cancelled();
+            return Err(ComputeError::Shutdown);
+        }
+        Ok((Ticket(()), number))
+    }
+
+    /// Counts a refusal and returns its error.
+    fn refuse(&self, error: ComputeError) -> ComputeError {
+        // ORDERING: Relaxed: an independent tally.
+        self.submit.0.refused.fetch_add(1, Ordering::Relaxed);
+        error
+    }
+
+    /// Settles, from the handle's side, a job whose handle closed before the
+    /// job started (`Closed::BeforeStart`): the job will see `try_start()`
+    /// fail and [`forfeit`](Ticket::forfeit) its ticket.
+    pub(crate) fn cancel_unstarted(&self) {
+        self.settle_cancelled();
+    }
+
+    fn settle_cancelled(&self) {
+        // ORDERING: Relaxed: an independent tally; `notify_if_closing` reads
+        // it after the lock (see `wait_idle`).
+        self.submit.0.cancelled.fetch_add(1, Ordering::Relaxed);
+        self.leave();
+    }
+
+    /// A job left the active set: frees its place and wakes a shutdown
+    /// waiting for the pool to go idle. One relaxed load while open.
+    fn leave(&self) {
+        if let Some((_, active)) = &self.limit {
+            // ORDERING: Relaxed: a count, as in `admit`.
+            active.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.is_closed() {
+            let _guard = self
+                .idle_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.idle.notify_all();
+        }
+    }
+
+    /// Whether new work is refused.
+    pub(crate) fn is_closed(&self) -> bool {
+        // ORDERING: Relaxed: a fast pre-check; `admit` re-checks with SeqCst.
+        self.lifecycle.load(Ordering::Relaxed) != OPEN
+    }
+
+    /// Whether jobs that have not started must be discarded.
+    pub(crate) fn is_past_deadline(&self) -> bool {
+        // ORDERING: Relaxed: a job that misses the flag by a hair runs,
+        // which shutdown allows (it cannot stop running jobs anyway).
+        self.lifecycle.load(Ordering::Relaxed) == PAST_DEADLINE
+    }
+
+    /// Refuses new work from now on.
+    pub(crate) fn close(&self) {
+        // ORDERING: SeqCst: see the module docs; a failed exchange (already
+        // closed) changes nothing.
+        let _ = self
+            .lifecycle
+            .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Marks the shutdown deadline as passed: jobs not yet started are
+    /// discarded when reached.
+    pub(crate) fn pass_deadline(&self) {
+        // ORDERING: SeqCst: as in `close`.
+        self.lifecycle.store(PAST_DEADLINE, Ordering::SeqCst);
+    }
+
+    /// Jobs admitted and not yet finished or cancelled.
+    pub(crate) fn active(&self) -> u64 {
+        let c = self.counts();
+        c.admitted
+            .saturating_sub(c.completed + c.panicked + c.cancelled)
+    }
+
+    /// Waits until no job is active, or `deadline` passes (never, if `None`).
+    /// Returns whether the pool went idle. Call after [`close`](Self::close).
+    pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
+        let mut guard = self
+            .idle_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.active() == 0 {
+                return true;
+            }
+            let left = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return false,
+                },
+                None => Duration::MAX,
+            };
+            // Settles notify under the lock; the slice also covers one
+            // that raced the check above without taking it.
+            guard = self
+                .idle
+                .wait_timeout(guard, left.min(Duration::from_millis(10)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// About how many jobs admitted before job number `number` have not
+    /// started: jobs start in about the order they were admitted. 0 once
+    /// the job started.
+    pub(crate) fn queued_before(&self, number: u64) -> u64 {
+        // ORDERING: Relaxed: an estimate from independent tallies; a stale
+        // value only makes one await spin or park when it could have done
+        // the other, within its bounded budget.
+        let started = self.compute.0.started.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: as above.
+        let cancelled = self.submit.0.cancelled.load(Ordering::Relaxed);
+        number.saturating_sub(started + cancelled)
+    }
+
+    /// A handle parked waiting for its result.
+    pub(crate) fn awaiting(&self) {
+        // ORDERING: Relaxed: a gauge read as a snapshot.
+        self.submit.0.awaited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A parked handle resolved or was dropped.
+    pub(crate) fn awaited(&self) {
+        // ORDERING: Relaxed: as in `awaiting`.
+        self.submit.0.awaited.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A copy of every counter. Later stages are read before earlier ones,
+    /// so derived figures (active, queued, running) never go negative.
+    pub(crate) fn counts(&self) -> Counts {
+        let (s, c) = (&self.submit.0, &self.compute.0);
+        // ORDERING: SeqCst for every load: `wait_idle` reads through this
+        // after `close` (see the module docs); elsewhere a snapshot.
+        let load = |x: &AtomicU64| x.load(Ordering::SeqCst);
+        let completed = load(&c.completed);
+        let panicked = load(&c.panicked);
+        let cancelled = load(&s.cancelled);
+        let started = load(&c.started);
+        let admitted = load(&s.admitted);
+        Counts {
+            admitted,
+            refused: load(&s.refused),
+            cancelled,
+            started,
+            completed,
+            panicked,
+            awaited: load(&s.awaited),
+        }
+    }
+}
+
+/// An admitted job's accounting obligation: consumed exactly once, by
+/// [`start`](Ticket::start), [`cancel`](Ticket::cancel) or
+/// [`forfeit`](Ticket::forfeit). See the module docs.
+#[must_use = "an admitted job must be started, cancelled or forfeited"]
+#[derive(Debug)]
+pub(crate) struct Ticket(());
+
+impl Ticket {
+    /// The job starts running now.
+    pub(crate) fn start(self, ledger: &Ledger) -> Running {
+        std::mem::forget(self);
+        // ORDERING: Relaxed: an independent tally.
+        ledger.compute.0.started.fetch_add(1, Ordering::Relaxed);
+        Running(())
+    }
+
+    /// The job will never run (discarded at shutdown, dropped unrun).
+    pub(crate) fn cancel(self, ledger: &Ledger) {
+        std::mem::forget(self);
+        ledger.settle_cancelled();
+    }
+
+    /// The job's handle closed first and settled it
+    /// ([`Ledger::cancel_unstarted`]): nothing left to count.
+    pub(crate) fn forfeit(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        debug_assert!(
+            std::thread::panicking(),
+            "a ticket was dropped without being settled"
+        );
+    }
+}
+
+/// A started job's obligation to report how it ended.
+#[must_use = "a started job must be finished"]
+pub(crate) struct Running(());
+
+impl Running {
+    /// The job ended: returned a value, or unwound if `panicked`.
+    pub(crate) fn finish(self, ledger: &Ledger, panicked: bool) {
+        std::mem::forget(self);
+        let c = &ledger.compute.0;
+        let done = if panicked { &c.panicked } else { &c.completed };
+        // ORDERING: SeqCst: the job's last count, read by `wait_idle`
+        // through `counts`; see the module docs.
+        done.fetch_add(1, Ordering::SeqCst);
+        ledger.leave();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        debug_assert!(
+            std::thread::panicking(),
+            "a started job was dropped without being finished"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_is_counted_once_and_active_returns_to_zero() {
+        let ledger = Ledger::new(None);
+        let (ran, first) = ledger.admit(Room::Any).unwrap();
+        let (dropped, second) = ledger.admit(Room::Any).unwrap();
+        let (cancelled_by_handle, _) = ledger.admit(Room::Any).unwrap();
+        assert_eq!((first, second), (0, 1));
+        assert_eq!(ledger.active(), 3);
+        ran.start(&ledger).finish(&ledger, false);
+        dropped.cancel(&ledger);
+        ledger.cancel_unstarted();
+        cancelled_by_handle.forfeit();
+        let c = ledger.counts();
+        assert_eq!(
+            (c.admitted, c.started, c.completed, c.cancelled),
+            (3, 1, 1, 2)
+        );
+        assert_eq!(ledger.active(), 0);
+    }
+
+    #[test]
+    fn a_closed_ledger_refuses_and_counts_the_refusal() {
+        let ledger = Ledger::new(None);
+        ledger.close();
+        assert!(ledger.admit(Room::Any).unwrap_err().is_shutdown());
+        assert_eq!(ledger.counts().refused, 1);
+        assert_eq!(ledger.counts().admitted, 0);
+        assert!(ledger.wait_idle(Some(Instant::now())));
+    }
+
+    #[test]
+    fn in_flight_room_is_the_limit_and_comes_back_when_a_job_leaves() {
+        let ledger = Ledger::new(Some(1));
+        let (first, _) = ledger.admit(Room::InFlight).unwrap();
+        assert!(matches!(
+            ledger.admit(Room::InFlight),
+            Err(ComputeError::Saturated)
+        ));
+        let (waits, _) = ledger.admit(Room::Any).expect("Any never saturates");
+        first.start(&ledger).finish(&ledger, true);
+        waits.cancel(&ledger);
+        let (again, _) = ledger.admit(Room::InFlight).unwrap();
+        again.cancel(&ledger);
+        assert_eq!(ledger.counts().refused, 1);
+        assert_eq!(ledger.active(), 0);
+    }
+
+    #[test]
+    fn wait_idle_times_out_while_a_job_is_active() {
+        let ledger = Ledger::new(None);
+        let (ticket, _) = ledger.admit(Room::Any).unwrap();
+        ledger.close();
+        assert!(!ledger.wait_idle(Some(Instant::now() + Duration::from_millis(5))));
+        ticket.cancel(&ledger);
+        assert!(ledger.wait_idle(None));
+    }
+}

@@ -107,7 +107,8 @@ impl PoolMetrics {
         self.compute.0.drop_panics.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A panic escaped the job wrapper and reached rayon's panic handler.
+    /// A panic escaped a job's own catch (from an awaiter's waker, or into
+    /// rayon's panic handler).
     pub(crate) fn record_escaped_panic(&self) {
         // ORDERING: Relaxed: an independent tally.
         self.compute
@@ -336,8 +337,10 @@ impl ComputeMetrics {
         self.drop_panics
     }
 
-    /// Panics that escaped the job wrapper and reached rayon's panic handler
-    /// (0 in normal operation: jobs catch their own panics).
+    /// Panics that escaped a job's own catch and were contained by the pool:
+    /// an awaiter's waker that panicked when the result was sent, or a panic
+    /// that reached rayon's panic handler (0 in normal operation: jobs catch
+    /// their own panics).
     ///
     /// ```
     /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();

@@ -443,7 +443,7 @@ impl ComputePool {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        self.inner.run_blocking(f)
+        self.inner.submit_and_wait(f)
     }
 
     /// Runs `f` here, on the calling thread, as a job of this pool: it is
@@ -469,7 +469,7 @@ impl ComputePool {
     where
         F: FnOnce() -> R,
     {
-        self.inner.run_here(move |_| f())
+        self.inner.submit_here(move |_| f())
     }
 
     /// Whether `self` and `other` are handles to the same pool (clones of

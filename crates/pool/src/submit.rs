@@ -10,9 +10,9 @@
 //!
 //! - **the run queue** ([`PoolOwner::submit`]): async work from outside the
 //!   pool, awaited through a [`TaskHandle`];
-//! - **this thread** ([`PoolOwner::run_here`]): nested calls from the
+//! - **this thread** ([`PoolOwner::submit_here`]): nested calls from the
 //!   pool's own threads, and `execute_here`;
-//! - **a compute thread while the caller blocks** ([`PoolOwner::run_blocking`]):
+//! - **a compute thread while the caller blocks** ([`PoolOwner::submit_and_wait`]):
 //!   `execute_sync`, whose job may borrow from the caller's stack.
 
 use std::time::Instant;
@@ -59,7 +59,7 @@ impl PoolOwner {
         R: Send + 'static,
     {
         if self.is_worker_thread() {
-            return Ok(TaskHandle::ready(self.run_here(work)));
+            return Ok(TaskHandle::ready(self.submit_here(work)));
         }
         let (ticket, number, work) = self.admit(room, work)?;
         let engine = &self.engine;
@@ -75,15 +75,15 @@ impl PoolOwner {
     }
 
     /// Runs `work` on the calling thread as a counted job of this pool.
-    pub(crate) fn run_here<W, R>(&self, work: W) -> Result<R, ComputeError>
+    pub(crate) fn submit_here<W, R>(&self, work: W) -> Result<R, ComputeError>
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
         let (ticket, _, work) = self.admit(Room::Any, work)?;
-        self.run_admitted_here(ticket, work)
+        self.run_inline(ticket, work)
     }
 
-    fn run_admitted_here<W, R>(&self, ticket: Ticket, work: W) -> Result<R, ComputeError>
+    fn run_inline<W, R>(&self, ticket: Ticket, work: W) -> Result<R, ComputeError>
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
@@ -101,14 +101,14 @@ impl PoolOwner {
 
     /// Runs `f` on the pool and blocks the calling thread until it is done;
     /// `f` may borrow from the caller. See `ComputePool::execute_sync`.
-    pub(crate) fn run_blocking<F, R>(&self, f: F) -> Result<R, ComputeError>
+    pub(crate) fn submit_and_wait<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send,
         R: Send,
     {
         let (ticket, number, f) = self.admit(Room::Any, f)?;
         if self.is_worker_thread() {
-            return self.run_admitted_here(ticket, move |_| f());
+            return self.run_inline(ticket, move |_| f());
         }
         if rayon::current_thread_index().is_some() {
             // A thread of another rayon pool: rayon's `install` keeps it
@@ -117,7 +117,7 @@ impl PoolOwner {
             // wait for it forever.
             return self
                 .rayon
-                .install(move || self.run_admitted_here(ticket, move |_| f()));
+                .install(move || self.run_inline(ticket, move |_| f()));
         }
         // The job goes to the pool's threads like any other, but lives on
         // this stack, borrowing what `f` borrows; this thread waits for its

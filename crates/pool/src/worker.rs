@@ -111,7 +111,7 @@ fn drain<J>(
     let advertise_idle = Cell::new(!rounds.crowded());
     loop {
         if let Some(job) = first.take().or_else(|| shift.queue.pop()) {
-            run_one(shift, &idle, &advertise_idle, job);
+            run_job(shift, &idle, &advertise_idle, job);
             if shift.nesting == Nesting::InsideAJob {
                 break;
             }
@@ -143,7 +143,7 @@ fn drain<J>(
 /// Runs one job, telling submitters this runner is idle from the moment
 /// the job's result can be seen (so that whoever gets it and submits
 /// again finds it idle and starts no runner of its own).
-fn run_one<J>(shift: &Shift<'_, J>, idle: &Cell<bool>, advertise_idle: &Cell<bool>, job: J) {
+fn run_job<J>(shift: &Shift<'_, J>, idle: &Cell<bool>, advertise_idle: &Cell<bool>, job: J) {
     let runners = &shift.queue.runners;
     if idle.replace(false) {
         runners.busy();

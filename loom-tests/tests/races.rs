@@ -1,6 +1,7 @@
-//! One loom model per race the bridge must handle (DESIGN.md's list), and
-//! two for the run queue's runner count (`Runners`: race 9, a runner
-//! retiring, and race 10, a runner dozing, as a job is pushed).
+//! One loom model per race the bridge must handle, models for the run
+//! queue's runner count (`Runners`: race 9, a runner retiring, and race 10,
+//! a runner dozing, as a job is pushed), and one for the pool's ledger
+//! (race 11: a job admitted while the pool closes).
 //!
 //! A lost wakeup makes the polling thread park forever, which loom reports as
 //! a deadlock; a value or waker dropped twice or never shows up in the
@@ -499,4 +500,32 @@ fn run_jobs_dozing(queue: &CountQueue, runners: &Runners, ran: &AtomicUsize) {
 #[test]
 fn race10_runner_dozes_while_a_job_arrives() {
     loom::model(|| a_job_arrives_as_the_runner_finishes(run_jobs_dozing));
+}
+
+/// Race 11, the pool's ledger: a job admitted while the pool closes. The
+/// closer then reads the ledger (as shutdown does before it reports the pool
+/// idle); if the submitter's admission succeeded, the closer must see it.
+/// (`Ledger` is the pool's own, built on loom's atomics under `cfg(loom)`.)
+#[test]
+fn race11_a_job_admitted_while_the_pool_closes_is_seen_by_the_closer() {
+    use compute_pool::ledger::{Ledger, Room};
+    loom::model(|| {
+        let ledger = Arc::new(Ledger::new(None));
+        let submitter = {
+            let ledger = ledger.clone();
+            thread::spawn(move || ledger.admit(Room::Any).ok().map(|(ticket, _)| ticket))
+        };
+        ledger.close();
+        let idle = ledger.active() == 0;
+        if let Some(ticket) = submitter.join().unwrap() {
+            assert!(
+                !idle,
+                "shutdown found the pool idle while a job was admitted"
+            );
+            ticket.cancel(&ledger);
+        } else {
+            assert_eq!(ledger.counts().refused + ledger.counts().cancelled, 1);
+        }
+        assert_eq!(ledger.active(), 0);
+    });
 }

@@ -26,18 +26,20 @@
 //!
 //! # Why a job admitted while the pool closes is never missed
 //!
-//! `admit` bumps `admitted` and then reads the lifecycle; `close` stores the
-//! lifecycle and then reads the counters. All four are `SeqCst`, so of the
-//! two the one that comes second sees the other: either the submitter sees
-//! the pool closed (and settles its own admission as cancelled, refusing the
-//! job), or the closer sees the job admitted (and waits for it). A shutdown
-//! that reports the pool idle has seen every job it will ever run.
+//! `admit` bumps `admitted`, then a `SeqCst` fence, then reads the
+//! lifecycle; `close` stores the lifecycle, then a `SeqCst` fence, then
+//! reads the counters. Of two `SeqCst` fences one comes first, so either
+//! the submitter sees the pool closed (and settles its own admission as
+//! cancelled, refusing the job), or the closer sees the job admitted (and
+//! waits for it). A shutdown that reports the pool idle has seen every job
+//! it will ever run. The loom model `race11_a_job_admitted_while_the_pool_closes`
+//! checks every interleaving (the ledger's atomics come from `sync.rs`).
 
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use crate::error::ComputeError;
+use crate::sync::{fence, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Lifecycle: accepting work.
 const OPEN: u8 = 0;
@@ -49,7 +51,7 @@ const PAST_DEADLINE: u8 = 2;
 
 /// How much room a submission needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Room {
+pub enum Room {
     /// Any: the job waits its turn if the pool is busy.
     Any,
     /// A free place under `max_in_flight`, or the job is refused with
@@ -82,18 +84,18 @@ struct ComputeSide {
 
 /// The counts at one moment; see [`Ledger::counts`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub(crate) admitted: u64,
-    pub(crate) refused: u64,
-    pub(crate) cancelled: u64,
-    pub(crate) started: u64,
-    pub(crate) completed: u64,
-    pub(crate) panicked: u64,
-    pub(crate) awaited: u64,
+pub struct Counts {
+    pub admitted: u64,
+    pub refused: u64,
+    pub cancelled: u64,
+    pub started: u64,
+    pub completed: u64,
+    pub panicked: u64,
+    pub awaited: u64,
 }
 
 /// The lifecycle and the accounting of one pool. See the module docs.
-pub(crate) struct Ledger {
+pub struct Ledger {
     lifecycle: AtomicU8,
     submit: CacheLine<SubmitSide>,
     compute: CacheLine<ComputeSide>,
@@ -107,7 +109,7 @@ pub(crate) struct Ledger {
 
 impl Ledger {
     /// An open ledger; `max_in_flight` bounds [`Room::InFlight`].
-    pub(crate) fn new(max_in_flight: Option<usize>) -> Ledger {
+    pub fn new(max_in_flight: Option<usize>) -> Ledger {
         Ledger {
             lifecycle: AtomicU8::new(OPEN),
             submit: CacheLine::default(),
@@ -122,7 +124,7 @@ impl Ledger {
     /// `Saturated` when `room` is [`Room::InFlight`] and `max_in_flight` jobs
     /// are active. Returns the ticket and the job's number (how many jobs
     /// were admitted before it).
-    pub(crate) fn admit(&self, room: Room) -> Result<(Ticket, u64), ComputeError> {
+    pub fn admit(&self, room: Room) -> Result<(Ticket, u64), ComputeError> {
         if self.is_closed() {
             return Err(self.refuse(ComputeError::Shutdown));
         }
@@ -137,11 +139,13 @@ impl Ledger {
                 return Err(self.refuse(ComputeError::Saturated));
             }
         }
-        // ORDERING: SeqCst, with the SeqCst load below, against `close`'s
-        // store and its reads of the counters (see the module docs).
-        let number = self.submit.0.admitted.fetch_add(1, Ordering::SeqCst);
-        // ORDERING: SeqCst: see above.
-        if self.lifecycle.load(Ordering::SeqCst) != OPEN {
+        // ORDERING: Relaxed count, then the SeqCst fence that orders it
+        // before the look at the lifecycle, against the fence in `close`
+        // (see the module docs).
+        let number = self.submit.0.admitted.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        // ORDERING: Relaxed: the fence above carries the ordering.
+        if self.lifecycle.load(Ordering::Relaxed) != OPEN {
             // Closed between the check above and our count: the closer may
             // already have found the pool idle, so this job must not run.
             self.settle_cancelled();
@@ -160,7 +164,7 @@ impl Ledger {
     /// Settles, from the handle's side, a job whose handle closed before the
     /// job started (`Closed::BeforeStart`): the job will see `try_start()`
     /// fail and [`forfeit`](Ticket::forfeit) its ticket.
-    pub(crate) fn cancel_unstarted(&self) {
+    pub fn cancel_unstarted(&self) {
         self.settle_cancelled();
     }
 
@@ -188,36 +192,41 @@ impl Ledger {
     }
 
     /// Whether new work is refused.
-    pub(crate) fn is_closed(&self) -> bool {
-        // ORDERING: Relaxed: a fast pre-check; `admit` re-checks with SeqCst.
+    pub fn is_closed(&self) -> bool {
+        // ORDERING: Relaxed: a fast pre-check; `admit` looks again after its fence.
         self.lifecycle.load(Ordering::Relaxed) != OPEN
     }
 
     /// Whether jobs that have not started must be discarded.
-    pub(crate) fn is_past_deadline(&self) -> bool {
+    pub fn is_past_deadline(&self) -> bool {
         // ORDERING: Relaxed: a job that misses the flag by a hair runs,
         // which shutdown allows (it cannot stop running jobs anyway).
         self.lifecycle.load(Ordering::Relaxed) == PAST_DEADLINE
     }
 
-    /// Refuses new work from now on.
-    pub(crate) fn close(&self) {
-        // ORDERING: SeqCst: see the module docs; a failed exchange (already
+    /// Refuses new work from now on. Every job admitted before is counted
+    /// in what this thread reads of the ledger afterwards.
+    pub fn close(&self) {
+        // ORDERING: Relaxed exchange, then the SeqCst fence that orders it
+        // before this thread's later reads of the counters, against the
+        // fence in `admit` (see the module docs). A failed exchange (already
         // closed) changes nothing.
         let _ = self
             .lifecycle
-            .compare_exchange(OPEN, CLOSED, Ordering::SeqCst, Ordering::SeqCst);
+            .compare_exchange(OPEN, CLOSED, Ordering::Relaxed, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Marks the shutdown deadline as passed: jobs not yet started are
     /// discarded when reached.
-    pub(crate) fn pass_deadline(&self) {
-        // ORDERING: SeqCst: as in `close`.
-        self.lifecycle.store(PAST_DEADLINE, Ordering::SeqCst);
+    pub fn pass_deadline(&self) {
+        // ORDERING: Relaxed: a flag jobs check before they start; one that
+        // misses it by a hair runs, which shutdown allows.
+        self.lifecycle.store(PAST_DEADLINE, Ordering::Relaxed);
     }
 
     /// Jobs admitted and not yet finished or cancelled.
-    pub(crate) fn active(&self) -> u64 {
+    pub fn active(&self) -> u64 {
         let c = self.counts();
         c.admitted
             .saturating_sub(c.completed + c.panicked + c.cancelled)
@@ -225,7 +234,7 @@ impl Ledger {
 
     /// Waits until no job is active, or `deadline` passes (never, if `None`).
     /// Returns whether the pool went idle. Call after [`close`](Self::close).
-    pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
+    pub fn wait_idle(&self, deadline: Option<Instant>) -> bool {
         let mut guard = self
             .idle_lock
             .lock()
@@ -254,7 +263,7 @@ impl Ledger {
     /// About how many jobs admitted before job number `number` have not
     /// started: jobs start in about the order they were admitted. 0 once
     /// the job started.
-    pub(crate) fn queued_before(&self, number: u64) -> u64 {
+    pub fn queued_before(&self, number: u64) -> u64 {
         // ORDERING: Relaxed: an estimate from independent tallies; a stale
         // value only makes one await spin or park when it could have done
         // the other, within its bounded budget.
@@ -265,24 +274,24 @@ impl Ledger {
     }
 
     /// A handle parked waiting for its result.
-    pub(crate) fn awaiting(&self) {
+    pub fn awaiting(&self) {
         // ORDERING: Relaxed: a gauge read as a snapshot.
         self.submit.0.awaited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A parked handle resolved or was dropped.
-    pub(crate) fn awaited(&self) {
+    pub fn awaited(&self) {
         // ORDERING: Relaxed: as in `awaiting`.
         self.submit.0.awaited.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// A copy of every counter. Later stages are read before earlier ones,
     /// so derived figures (active, queued, running) never go negative.
-    pub(crate) fn counts(&self) -> Counts {
+    pub fn counts(&self) -> Counts {
         let (s, c) = (&self.submit.0, &self.compute.0);
-        // ORDERING: SeqCst for every load: `wait_idle` reads through this
-        // after `close` (see the module docs); elsewhere a snapshot.
-        let load = |x: &AtomicU64| x.load(Ordering::SeqCst);
+        // ORDERING: Relaxed for every load: after `close`, its fence orders
+        // these reads (see the module docs); elsewhere a snapshot.
+        let load = |x: &AtomicU64| x.load(Ordering::Relaxed);
         let completed = load(&c.completed);
         let panicked = load(&c.panicked);
         let cancelled = load(&s.cancelled);
@@ -305,11 +314,11 @@ impl Ledger {
 /// [`forfeit`](Ticket::forfeit). See the module docs.
 #[must_use = "an admitted job must be started, cancelled or forfeited"]
 #[derive(Debug)]
-pub(crate) struct Ticket(());
+pub struct Ticket(());
 
 impl Ticket {
     /// The job starts running now.
-    pub(crate) fn start(self, ledger: &Ledger) -> Running {
+    pub fn start(self, ledger: &Ledger) -> Running {
         std::mem::forget(self);
         // ORDERING: Relaxed: an independent tally.
         ledger.compute.0.started.fetch_add(1, Ordering::Relaxed);
@@ -317,14 +326,14 @@ impl Ticket {
     }
 
     /// The job will never run (discarded at shutdown, dropped unrun).
-    pub(crate) fn cancel(self, ledger: &Ledger) {
+    pub fn cancel(self, ledger: &Ledger) {
         std::mem::forget(self);
         ledger.settle_cancelled();
     }
 
     /// The job's handle closed first and settled it
     /// ([`Ledger::cancel_unstarted`]): nothing left to count.
-    pub(crate) fn forfeit(self) {
+    pub fn forfeit(self) {
         std::mem::forget(self);
     }
 }
@@ -340,17 +349,17 @@ impl Drop for Ticket {
 
 /// A started job's obligation to report how it ended.
 #[must_use = "a started job must be finished"]
-pub(crate) struct Running(());
+pub struct Running(());
 
 impl Running {
     /// The job ended: returned a value, or unwound if `panicked`.
-    pub(crate) fn finish(self, ledger: &Ledger, panicked: bool) {
+    pub fn finish(self, ledger: &Ledger, panicked: bool) {
         std::mem::forget(self);
         let c = &ledger.compute.0;
         let done = if panicked { &c.panicked } else { &c.completed };
-        // ORDERING: SeqCst: the job's last count, read by `wait_idle`
-        // through `counts`; see the module docs.
-        done.fetch_add(1, Ordering::SeqCst);
+        // ORDERING: Relaxed: an independent tally; a shutdown waiting for
+        // it is notified after it (see `leave`).
+        done.fetch_add(1, Ordering::Relaxed);
         ledger.leave();
     }
 }

@@ -56,12 +56,18 @@ mod error;
 mod handle;
 mod home;
 mod job;
+#[cfg(not(loom))]
 mod ledger;
+/// The ledger, public only for the loom models of the `loom-tests` package.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod ledger;
 mod metrics;
 mod pool;
 mod queue;
 mod spin;
 mod submit;
+mod sync;
 mod worker;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):

@@ -78,7 +78,10 @@ fn shutdown_finds_the_pool_idle_after_cancelled_and_bounded_jobs() {
     })
     .unwrap();
     let blocker = support::Blocker::occupy(&pool);
-    assert!(matches!(pool.try_execute(|| ()), Err(ComputeError::Saturated)));
+    assert!(matches!(
+        pool.try_execute(|| ()),
+        Err(ComputeError::Saturated)
+    ));
     let mut queued = pool.execute(|| ());
     assert!(queued.cancel(), "queued behind the blocker");
     drop(pool.execute(|| ()));
@@ -111,13 +114,22 @@ fn a_refused_job_is_dropped_with_a_panicking_capture_contained() {
     assert!(refused.unwrap_err().is_shutdown(), "execute");
 
     let b = bomb();
-    assert!(matches!(pool.try_execute(move || drop(b)), Err(ComputeError::Shutdown)));
+    assert!(matches!(
+        pool.try_execute(move || drop(b)),
+        Err(ComputeError::Shutdown)
+    ));
 
     let b = bomb();
-    assert!(pool.execute_sync(move || drop(b)).unwrap_err().is_shutdown());
+    assert!(pool
+        .execute_sync(move || drop(b))
+        .unwrap_err()
+        .is_shutdown());
 
     let b = bomb();
-    assert!(pool.execute_here(move || drop(b)).unwrap_err().is_shutdown());
+    assert!(pool
+        .execute_here(move || drop(b))
+        .unwrap_err()
+        .is_shutdown());
 
     let b = bomb();
     let zero = pool.parallel_batch(vec![1u8], 0, move |chunk: &[u8]| {
@@ -130,7 +142,11 @@ fn a_refused_job_is_dropped_with_a_panicking_capture_contained() {
     ));
 
     // ORDERING: SeqCst, see `Bomb`.
-    assert_eq!(drops.load(Ordering::SeqCst), 5, "every refused job was dropped");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        5,
+        "every refused job was dropped"
+    );
     let m = pool.metrics();
     assert_eq!(m.result_drop_panics(), 5, "{m}");
     assert_eq!(m.tasks_rejected(), 4, "{m}");

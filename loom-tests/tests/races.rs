@@ -1,4 +1,5 @@
-//! One loom model per race the bridge must handle (DESIGN.md's list), and
+//! One loom model per race the bridge must handle (the list in
+//! `docs/bridge.md`, "The races, and the guard each model checks"), and
 //! two for the run queue's runner count (`Runners`: race 9, a runner
 //! retiring, and race 10, a runner dozing, as a job is pushed).
 //!

@@ -16,9 +16,9 @@
 //! layout (`1w1c` or `2w2c`). A case runs after the ones before it on the same
 //! pools, and what those left behind (where the threads sit, what the await
 //! spin learned) shapes its figures, so compare subsets with subsets.
-//! `--cases` also limits the machine's floor (printed first) to the job
-//! sizes it names; `--layout` does not apply to the floor, which has no
-//! runtime.
+//! `--cases` also limits the machine's floor (printed before the pool
+//! cases) to the job sizes it names; `--layout` does not apply to the
+//! floor, which has no runtime.
 //! `--threads` (or `COST_THREADS=1`) adds, per row, the CPU per job of each
 //! group of threads (tokio's, each pool's, the harness's), and each group's
 //! CPU in the idle window, from `/proc/self/task/*/schedstat`.

@@ -65,8 +65,9 @@ where
 
 /// The double hop: a job spawned on rayon's *global* pool, which then
 /// `install`s `f` into the custom pool and sends the outcome back through a
-/// `tokio::sync::oneshot`. Two thread hand-offs where one would do; this is
-/// what the strategy guide's reference service does.
+/// `tokio::sync::oneshot`. Two thread hand-offs where one would do; a
+/// pattern seen in services that keep a pool of their own beside rayon's
+/// global one.
 ///
 /// ```
 /// use std::sync::Arc;

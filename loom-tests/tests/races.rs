@@ -1,7 +1,10 @@
-//! One loom model per race the bridge must handle, models for the run
-//! queue's runner count (`Runners`: race 9, a runner retiring, and race 10,
-//! a runner dozing, as a job is pushed), and one for the pool's ledger
-//! (race 11: a job admitted while the pool closes).
+//! One loom model per race the channel must handle (races 1 to 8 of the
+//! list in `docs/bridge.md`, "The races, and the guard each model checks"),
+//! three for the run queue's runner count (`Runners`): race 9, a runner
+//! retiring as a job is pushed (a runner started by a push, and one claimed
+//! with its job in hand), and race 10, a runner dozing as a job is pushed;
+//! and one for the pool's ledger: race 11, a job admitted while the pool
+//! closes.
 //!
 //! A lost wakeup makes the polling thread park forever, which loom reports as
 //! a deadlock; a value or waker dropped twice or never shows up in the

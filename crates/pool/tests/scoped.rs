@@ -96,8 +96,8 @@ async fn fifo_scope_starts_tasks_in_spawn_order() {
 
 #[tokio::test]
 async fn scope_borrowing_inside_install() {
-    // The guide's embedding pattern: tasks write disjoint locals, read after
-    // the scope.
+    // The embedding pattern of `docs/guide.md` (pattern 3): tasks write
+    // disjoint locals, read after the scope.
     let pool = pool(2);
     let out = within(pool.install(|| {
         let (mut text, mut context) = (None, None);

@@ -1,5 +1,7 @@
-//! The three `[runtime]` examples of the strategy guide parse and give the
-//! numbers they say, through `from_toml_str` and through serde.
+//! Three typical `[runtime]` tables (a high-throughput service, a batch
+//! job, a mixed service; the first is shown in `docs/configuration.md`)
+//! parse and give the numbers they say, through `from_toml_str` and
+//! through serde.
 
 use compute_pool::RuntimeConfig;
 

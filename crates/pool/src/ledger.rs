@@ -169,8 +169,8 @@ impl Ledger {
     }
 
     fn settle_cancelled(&self) {
-        // ORDERING: Relaxed: an independent tally; `notify_if_closing` reads
-        // it after the lock (see `wait_idle`).
+        // ORDERING: Relaxed: an independent tally; a shutdown waiting for
+        // it is notified after it (see `leave`).
         self.submit.0.cancelled.fetch_add(1, Ordering::Relaxed);
         self.leave();
     }

@@ -46,6 +46,14 @@
 //!
 //! Feature `tracing` (on by default): the span active where a job was
 //! submitted is entered while it runs on the compute thread.
+//!
+//! How it is built (one concern per file; `docs/pool.md` has the map and
+//! the argument): every job enters through one admission path (`submit.rs`)
+//! that asks the ledger (`ledger.rs`, exactly-once accounting with tickets;
+//! shutdown waits on it), waits in one run queue (`queue.rs`, drained by
+//! the runners of `worker.rs`), and runs in one wrapper (`job.rs`); the
+//! result travels back through the `compute-bridge` channel to the
+//! [`TaskHandle`] (`handle.rs`).
 
 mod cancel;
 mod config;

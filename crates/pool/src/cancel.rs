@@ -12,7 +12,7 @@ use crate::ledger::Ledger;
 /// Passed to the closure of
 /// [`ComputePool::execute_cancellable`](crate::ComputePool::execute_cancellable).
 /// [`is_cancelled`](CancelToken::is_cancelled) turns true once the job's
-/// [`TaskHandle`] is dropped or cancelled, or the pool's shutdown deadline
+/// [`TaskHandle`](crate::TaskHandle) is dropped or cancelled, or the pool's shutdown deadline
 /// has passed. Checking it is one atomic load; it is `Copy`, `Send` and
 /// `Sync`, so it can be used inside parallel iterators of the job.
 ///

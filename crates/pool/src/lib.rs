@@ -58,6 +58,7 @@ mod metrics;
 mod pool;
 mod run_queue;
 mod spin;
+mod stream;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
@@ -76,6 +77,7 @@ pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::{CancelToken, TaskHandle};
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;
+pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};
 
 // Re-exports of the runtime modules (one line each):
 // -- begin runtime exports --

@@ -23,10 +23,16 @@
 //! `compute_map` beside `buffered(n)` over `execute` on 1 µs and 100 µs
 //! items (see `docs/benchmarks.md`).
 
+use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FusedStream, FuturesOrdered, FuturesUnordered, Stream};
 
@@ -170,19 +176,34 @@ impl<S: Stream + ?Sized> ComputeStreamExt for S {}
 /// The stream returned by [`ComputeStreamExt::compute_map`]: results in
 /// input order.
 #[must_use = "streams do nothing unless polled"]
-pub struct ComputeMap<S, F, R> {
-    core: Core<S, F, FuturesOrdered<TaskHandle<R>>>,
+pub struct ComputeMap<S: Stream, F, R> {
+    core: Core<S, F, R, FuturesOrdered<Job<R>>>,
 }
 
 /// The stream returned by [`ComputeStreamExt::compute_map_unordered`]:
 /// results as they finish.
 #[must_use = "streams do nothing unless polled"]
-pub struct ComputeMapUnordered<S, F, R> {
-    core: Core<S, F, FuturesUnordered<TaskHandle<R>>>,
+pub struct ComputeMapUnordered<S: Stream, F, R> {
+    core: Core<S, F, R, FuturesUnordered<Job<R>>>,
 }
 
+// Nothing of the adaptors is ever pinned but upstream, which sits in its own
+// `Box`; items and results are only moved. So they are `Unpin` whatever `S`,
+// its items or `R` are.
+impl<S: Stream, F, R> Unpin for ComputeMap<S, F, R> {}
+impl<S: Stream, F, R> Unpin for ComputeMapUnordered<S, F, R> {}
+
+/// Items share a job while their estimated compute time together stays
+/// under this: many times a hand-off's cost, yet short enough that a shared
+/// job holds its items back little.
+const BATCH_NANOS: u64 = 20_000;
+
+/// The most items one job takes; with `limit` jobs, upstream is pulled at
+/// most `limit × MAX_BATCH` items ahead of the consumer.
+const MAX_BATCH: usize = 64;
+
 /// What both adaptors share; `Q` is the set of jobs in flight.
-struct Core<S, F, Q> {
+struct Core<S: Stream, F, R, Q> {
     /// `None` once upstream has ended (and then dropped).
     upstream: Option<Pin<Box<S>>>,
     pool: ComputePool,
@@ -191,17 +212,59 @@ struct Core<S, F, Q> {
     /// At most this many jobs in flight; at least 1.
     limit: usize,
     in_flight: Q,
+    /// Items in the jobs in flight.
+    items_in_flight: usize,
+    /// Results of a shared job not yet yielded, in item order.
+    ready: VecDeque<Result<R, ComputeError>>,
+    /// Compute time per item, as the jobs measured it (a moving average);
+    /// `None` until a job has told.
+    item_nanos: Option<u64>,
+    /// Items pulled from upstream but not yet in a job (a batch being
+    /// gathered; empty between polls).
+    gathering: Vec<S::Item>,
 }
 
-/// The set of in-flight jobs: ordered or not.
-trait InFlight<R>: Stream<Item = Result<R, ComputeError>> + Unpin {
-    fn push(&mut self, handle: TaskHandle<R>);
+/// A job of one item or of several, with what it gives back.
+struct Job<R> {
+    handle: TaskHandle<Ran<R>>,
+    /// How many items it holds.
+    items: usize,
+}
+
+/// What a job gives back: its items' results and their compute time.
+struct Ran<R> {
+    results: Results<R>,
+    took: Duration,
+}
+
+enum Results<R> {
+    /// The job's one item (a panic in it is the job's own).
+    One(R),
+    /// Several items, one result each in item order; a panic is caught per
+    /// item and its payload kept.
+    Many(Vec<Result<R, Box<dyn Any + Send>>>),
+}
+
+impl<R> Future for Job<R> {
+    type Output = (Result<Ran<R>, ComputeError>, usize);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        Pin::new(&mut this.handle)
+            .poll(cx)
+            .map(|result| (result, this.items))
+    }
+}
+
+/// The set of jobs in flight: ordered or not.
+trait InFlight<R>: Stream<Item = (Result<Ran<R>, ComputeError>, usize)> + Unpin {
+    fn push(&mut self, job: Job<R>);
     fn len(&self) -> usize;
 }
 
-impl<R> InFlight<R> for FuturesOrdered<TaskHandle<R>> {
-    fn push(&mut self, handle: TaskHandle<R>) {
-        self.push_back(handle);
+impl<R> InFlight<R> for FuturesOrdered<Job<R>> {
+    fn push(&mut self, job: Job<R>) {
+        self.push_back(job);
     }
 
     fn len(&self) -> usize {
@@ -209,9 +272,9 @@ impl<R> InFlight<R> for FuturesOrdered<TaskHandle<R>> {
     }
 }
 
-impl<R> InFlight<R> for FuturesUnordered<TaskHandle<R>> {
-    fn push(&mut self, handle: TaskHandle<R>) {
-        FuturesUnordered::push(self, handle);
+impl<R> InFlight<R> for FuturesUnordered<Job<R>> {
+    fn push(&mut self, job: Job<R>) {
+        FuturesUnordered::push(self, job);
     }
 
     fn len(&self) -> usize {
@@ -219,7 +282,7 @@ impl<R> InFlight<R> for FuturesUnordered<TaskHandle<R>> {
     }
 }
 
-impl<S, F, Q> Core<S, F, Q> {
+impl<S: Stream, F, R, Q> Core<S, F, R, Q> {
     fn new(upstream: S, pool: &ComputePool, limit: Option<usize>, f: F, in_flight: Q) -> Self {
         let limit = match limit {
             None => pool.num_threads().saturating_mul(2),
@@ -232,57 +295,175 @@ impl<S, F, Q> Core<S, F, Q> {
             f: Arc::new(f),
             limit,
             in_flight,
+            items_in_flight: 0,
+            ready: VecDeque::new(),
+            item_nanos: None,
+            gathering: Vec::new(),
         }
     }
 
-    fn is_terminated<R>(&self) -> bool
-    where
-        Q: InFlight<R>,
-    {
-        self.upstream.is_none() && self.in_flight.len() == 0
+    fn is_terminated(&self) -> bool {
+        self.upstream.is_none() && self.items_in_flight == 0 && self.ready.is_empty()
     }
 
-    fn size_hint<R>(&self) -> (usize, Option<usize>)
-    where
-        S: Stream,
-        Q: InFlight<R>,
-    {
-        let in_flight = self.in_flight.len();
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let here = self.items_in_flight + self.ready.len();
         let (lower, upper) = match &self.upstream {
             Some(upstream) => upstream.size_hint(),
             None => (0, Some(0)),
         };
         (
-            lower.saturating_add(in_flight),
-            upper.and_then(|upper| upper.checked_add(in_flight)),
+            lower.saturating_add(here),
+            upper.and_then(|upper| upper.checked_add(here)),
         )
     }
 
-    fn poll_next<R>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, ComputeError>>>
-    where
-        S: Stream,
-        S::Item: Send + 'static,
-        F: Fn(S::Item) -> R + Send + Sync + 'static,
-        R: Send + 'static,
-        Q: InFlight<R>,
-    {
+    /// How many items the next job may take: one until a job has measured
+    /// them, then as many as fit in [`BATCH_NANOS`] (at most [`MAX_BATCH`]).
+    fn batch_size(&self) -> usize {
+        match self.item_nanos {
+            None => 1,
+            Some(nanos) => {
+                let fit = BATCH_NANOS / nanos.max(1);
+                usize::try_from(fit).map_or(MAX_BATCH, |fit| fit.clamp(1, MAX_BATCH))
+            }
+        }
+    }
+
+    /// Folds a job's compute time per item into the average (weight 1/4:
+    /// quick to follow a change, steady against one preempted job).
+    fn learn(&mut self, took: Duration, items: usize) {
+        let per_item = u64::try_from(took.as_nanos() / items.max(1) as u128).unwrap_or(u64::MAX);
+        self.item_nanos = Some(match self.item_nanos {
+            None => per_item,
+            Some(old) => old - old / 4 + per_item / 4,
+        });
+    }
+}
+
+impl<S, F, R, Q> Core<S, F, R, Q>
+where
+    S: Stream,
+    S::Item: Send + 'static,
+    F: Fn(S::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+    Q: InFlight<R>,
+{
+    /// Hands the gathered items to the pool as one job.
+    fn submit(&mut self) {
+        let f = Arc::clone(&self.f);
+        let items = self.gathering.len();
+        let handle = if items == 1 {
+            let item = self.gathering.pop().expect("one item gathered");
+            self.pool.execute(move || {
+                let started = Instant::now();
+                let value = f(item);
+                Ran {
+                    results: Results::One(value),
+                    took: started.elapsed(),
+                }
+            })
+        } else {
+            let batch = mem::take(&mut self.gathering);
+            self.pool.execute(move || {
+                let started = Instant::now();
+                let results = batch
+                    .into_iter()
+                    .map(|item| catch_unwind(AssertUnwindSafe(|| f(item))))
+                    .collect();
+                Ran {
+                    results: Results::Many(results),
+                    took: started.elapsed(),
+                }
+            })
+        };
+        self.items_in_flight += items;
+        self.in_flight.push(Job { handle, items });
+    }
+
+    /// Takes in a finished job: its first result, the rest into `ready`.
+    fn finished(
+        &mut self,
+        result: Result<Ran<R>, ComputeError>,
+        items: usize,
+    ) -> Result<R, ComputeError> {
+        self.items_in_flight -= items;
+        match result {
+            Ok(Ran {
+                results: Results::One(value),
+                took,
+            }) => {
+                self.learn(took, 1);
+                Ok(value)
+            }
+            Ok(Ran {
+                results: Results::Many(results),
+                took,
+            }) => {
+                self.learn(took, items);
+                let pool = &self.pool;
+                self.ready.extend(results.into_iter().map(|result| {
+                    result.or_else(|payload| {
+                        // The item's panic, raised again in a job of its
+                        // own run right here: that makes it the
+                        // `ComputeError::Panicked` (payload kept) a job of
+                        // its own would have given, and counts it in the
+                        // pool's metrics. (After `shutdown` the pool refuses
+                        // that job: the item is then `Err(Shutdown)`.)
+                        pool.execute_here(move || -> R { resume_unwind(payload) })
+                    })
+                }));
+                self.ready.pop_front().expect("a shared job has items")
+            }
+            // The job did not run (cancelled, refused at shutdown, lost):
+            // the same for each of its items.
+            Err(error) => {
+                for _ in 1..items {
+                    self.ready.push_back(Err(same_error(&error)));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, ComputeError>>> {
         // Pull while there is room; stop at the first `Pending` (upstream's
-        // waker is then registered) or at the end.
-        while self.in_flight.len() < self.limit {
+        // waker is then registered) or at the end. Items ready together
+        // share a job, up to `batch_size`. The results of a shared job still
+        // to be yielded (of one job at most: `ready` is refilled only once
+        // empty) hold on to its place, so that upstream is never more than
+        // `limit × MAX_BATCH` items ahead of the consumer.
+        while self.in_flight.len() + usize::from(!self.ready.is_empty()) < self.limit {
+            let batch_size = self.batch_size();
             let Some(upstream) = self.upstream.as_mut() else {
                 break;
             };
-            match upstream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    let f = Arc::clone(&self.f);
-                    self.in_flight.push(self.pool.execute(move || f(item)));
+            let mut waiting = false;
+            while self.gathering.len() < batch_size {
+                match upstream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => self.gathering.push(item),
+                    Poll::Ready(None) => {
+                        self.upstream = None;
+                        break;
+                    }
+                    Poll::Pending => {
+                        waiting = true;
+                        break;
+                    }
                 }
-                Poll::Ready(None) => self.upstream = None,
-                Poll::Pending => break,
+            }
+            if !self.gathering.is_empty() {
+                self.submit();
+            }
+            if waiting || self.upstream.is_none() {
+                break;
             }
         }
+        if let Some(result) = self.ready.pop_front() {
+            return Poll::Ready(Some(result));
+        }
         match Pin::new(&mut self.in_flight).poll_next(cx) {
-            Poll::Ready(Some(result)) => Poll::Ready(Some(result)),
+            Poll::Ready(Some((result, items))) => Poll::Ready(Some(self.finished(result, items))),
             Poll::Ready(None) if self.upstream.is_none() => Poll::Ready(None),
             // Nothing in flight and upstream alive: with `limit >= 1` the
             // loop above polled upstream last, and it was `Pending`.
@@ -290,6 +471,18 @@ impl<S, F, Q> Core<S, F, Q> {
             // The in-flight set registered the waker.
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// `error` again, for the other items of a job that did not run.
+fn same_error(error: &ComputeError) -> ComputeError {
+    match error {
+        ComputeError::Cancelled => ComputeError::Cancelled,
+        ComputeError::Shutdown => ComputeError::Shutdown,
+        ComputeError::Saturated => ComputeError::Saturated,
+        // A shared job catches its items' panics, so nothing else is seen
+        // here in practice; `Lost` says "no result" without inventing one.
+        _ => ComputeError::Lost,
     }
 }
 
@@ -353,26 +546,23 @@ where
     }
 }
 
-impl<S, F, Q> Core<S, F, Q> {
-    fn debug<R>(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result
-    where
-        Q: InFlight<R>,
-    {
+impl<S: Stream, F, R, Q> Core<S, F, R, Q> {
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
-            .field("in_flight", &self.in_flight.len())
+            .field("items_in_flight", &self.items_in_flight)
             .field("limit", &self.limit)
             .field("upstream_ended", &self.upstream.is_none())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, F, R> fmt::Debug for ComputeMap<S, F, R> {
+impl<S: Stream, F, R> fmt::Debug for ComputeMap<S, F, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.core.debug("ComputeMap", f)
     }
 }
 
-impl<S, F, R> fmt::Debug for ComputeMapUnordered<S, F, R> {
+impl<S: Stream, F, R> fmt::Debug for ComputeMapUnordered<S, F, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.core.debug("ComputeMapUnordered", f)
     }

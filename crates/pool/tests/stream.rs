@@ -102,31 +102,44 @@ async fn never_more_than_limit_jobs_at_once() {
     }
 }
 
+/// The most items one job takes (small items ready together share a job):
+/// upstream is pulled at most `limit` times this ahead of the consumer.
+const MAX_BATCH: usize = 64;
+
 #[tokio::test]
 async fn a_slow_consumer_stalls_the_producer() {
     let pool = pool(2);
     let limit = 3;
-    let pulled = Arc::new(AtomicUsize::new(0));
-    let mut ordered = counted(1_000, &pulled).compute_map(&pool, limit, |i| i);
-    let mut consumed = 0;
-    while let Some(result) = within(ordered.next()).await {
-        assert_eq!(result.unwrap(), consumed);
-        consumed += 1;
-        // A slow consumer: the jobs finish long before the next pull.
-        tokio::time::sleep(Duration::from_micros(100)).await;
-        let ahead = pulled.load(Ordering::SeqCst) - consumed;
-        assert!(ahead <= limit, "{ahead} items pulled ahead of the consumer");
-        if consumed == 50 {
-            break;
+    for (name, job_len) in [("long items", 200), ("short items", 0)] {
+        // Long items get a job each, so `limit` items at most are ahead;
+        // short ones may share jobs, `MAX_BATCH` items at most a job.
+        let most_ahead = if job_len == 0 {
+            limit * MAX_BATCH
+        } else {
+            limit
+        };
+        let work = move |i: usize| {
+            std::thread::sleep(Duration::from_micros(job_len));
+            i
+        };
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut ordered = counted(1_000, &pulled).compute_map(&pool, limit, work);
+        for consumed in 1..=50 {
+            assert_eq!(within(ordered.next()).await.unwrap().unwrap(), consumed - 1);
+            // A slow consumer: the jobs finish long before the next pull.
+            tokio::time::sleep(Duration::from_micros(100)).await;
+            let ahead = pulled.load(Ordering::SeqCst) - consumed;
+            assert!(ahead <= most_ahead, "{name}: {ahead} items pulled ahead");
         }
-    }
 
-    let pulled = Arc::new(AtomicUsize::new(0));
-    let mut unordered = counted(1_000, &pulled).compute_map_unordered(&pool, limit, |i| i);
-    for consumed in 1..=50 {
-        within(unordered.next()).await.unwrap().unwrap();
-        let ahead = pulled.load(Ordering::SeqCst) - consumed;
-        assert!(ahead <= limit, "{ahead} items pulled ahead of the consumer");
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut unordered = counted(1_000, &pulled).compute_map_unordered(&pool, limit, work);
+        for consumed in 1..=50 {
+            within(unordered.next()).await.unwrap().unwrap();
+            tokio::time::sleep(Duration::from_micros(100)).await;
+            let ahead = pulled.load(Ordering::SeqCst) - consumed;
+            assert!(ahead <= most_ahead, "{name}: {ahead} items pulled ahead");
+        }
     }
 }
 
@@ -312,7 +325,7 @@ fn unpin_send_and_debug() {
     unpin_send(&mapped);
     assert_eq!(
         format!("{mapped:?}"),
-        "ComputeMap { in_flight: 0, limit: 2, upstream_ended: false, .. }"
+        "ComputeMap { items_in_flight: 0, limit: 2, upstream_ended: false, .. }"
     );
     let out: Vec<u8> = futures::executor::block_on(mapped.map(Result::unwrap).collect());
     assert_eq!(out, [0, 1, 2]);
@@ -353,4 +366,76 @@ async fn upstream_is_not_polled_after_it_ended() {
     }
     assert_eq!(n, 10);
     assert!(within(mapped.next()).await.is_none());
+}
+
+#[tokio::test]
+async fn short_items_ready_together_share_jobs() {
+    let pool = pool(2);
+    let n = 5_000u64;
+    let out: Vec<u64> = within(
+        stream::iter(0..n)
+            .compute_map(&pool, None, |i| i * 3)
+            .map(Result::unwrap)
+            .collect(),
+    )
+    .await;
+    assert_eq!(out, (0..n).map(|i| i * 3).collect::<Vec<_>>());
+    let jobs = pool.metrics().tasks_total();
+    assert!(jobs < n / 2, "{jobs} jobs for {n} short items");
+}
+
+#[tokio::test]
+async fn a_panic_in_a_shared_job_is_an_error_for_that_item_only() {
+    let pool = pool(2);
+    let n = 3_000u32;
+    let results: Vec<Result<u32, ComputeError>> = within(
+        stream::iter(0..n)
+            .compute_map(&pool, None, |i| {
+                assert!(i % 100 != 99, "item {i} refuses");
+                i
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        pool.metrics().tasks_total() < u64::from(n) / 2,
+        "items shared jobs"
+    );
+    for (i, result) in (0..n).zip(results) {
+        if i % 100 == 99 {
+            let ComputeError::Panicked(payload) = result.unwrap_err() else {
+                panic!("item {i}: not a panic")
+            };
+            assert_eq!(payload.message(), format!("item {i} refuses"));
+        } else {
+            assert_eq!(result.unwrap(), i);
+        }
+    }
+    assert_eq!(pool.metrics().tasks_panicked(), u64::from(n / 100));
+}
+
+#[tokio::test]
+async fn after_shutdown_every_item_is_refused() {
+    let pool = pool(2);
+    let (tx, rx) = futures::channel::mpsc::unbounded::<u32>();
+    let mut mapped = rx.compute_map(&pool, None, |i| i);
+    // Short items first, so that the adaptor learns to share jobs.
+    for i in 0..200 {
+        tx.unbounded_send(i).unwrap();
+    }
+    for i in 0..200 {
+        assert_eq!(within(mapped.next()).await.unwrap().unwrap(), i);
+    }
+    assert!(pool.shutdown_blocking(Duration::from_secs(10)));
+    // Ready together: a shared job, refused as a whole; an error per item.
+    for i in 0..100 {
+        tx.unbounded_send(i).unwrap();
+    }
+    drop(tx);
+    let mut refused = 0;
+    while let Some(result) = within(mapped.next()).await {
+        assert!(result.unwrap_err().is_shutdown());
+        refused += 1;
+    }
+    assert_eq!(refused, 100);
 }

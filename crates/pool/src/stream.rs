@@ -462,6 +462,9 @@ where
             let Some(upstream) = self.upstream.as_mut() else {
                 break;
             };
+            // Room for a whole batch at once (kept between one-item jobs,
+            // which leave the vector empty but allocated).
+            self.gathering.reserve_exact(batch_size);
             let mut waiting = false;
             while self.gathering.len() < batch_size {
                 match upstream.as_mut().poll_next(cx) {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use compute_benches::job;
 use compute_benches::peers::naive_spawn;
-use compute_benches::setup::{Setup, Threads};
+use compute_benches::setup::{Pools, Setup, Threads};
 use compute_pool::ComputeStreamExt;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use futures::stream::{self, StreamExt};
@@ -38,6 +38,55 @@ const CASES: [&str; 4] = [
     "buffered_naive",
 ];
 
+/// Maps `items` items of `duration` each through `case`, `in_flight` at
+/// once, and returns the sum of the results (checked by the caller).
+async fn run_case(
+    pools: &Pools,
+    case: &str,
+    duration: Duration,
+    items: u64,
+    in_flight: usize,
+) -> u64 {
+    let work = move |i: u64| {
+        black_box(job::spin_for(duration));
+        i
+    };
+    let input = stream::iter(0..items);
+    let add = |a, x| async move { a + x };
+    match case {
+        "compute_map" => {
+            input
+                .compute_map(&pools.ours, in_flight, work)
+                .map(|r| r.expect("no panic"))
+                .fold(0, add)
+                .await
+        }
+        "compute_map_unordered" => {
+            input
+                .compute_map_unordered(&pools.ours, in_flight, work)
+                .map(|r| r.expect("no panic"))
+                .fold(0, add)
+                .await
+        }
+        "buffered_execute" => {
+            input
+                .map(|i| pools.ours.execute(move || work(i)))
+                .buffered(in_flight)
+                .map(|r| r.expect("no panic"))
+                .fold(0, add)
+                .await
+        }
+        _ => {
+            input
+                .map(|i| naive_spawn(&pools.rayon, move || work(i)))
+                .buffered(in_flight)
+                .map(|r| r.unwrap_or_else(|_| panic!("no panic")))
+                .fold(0, add)
+                .await
+        }
+    }
+}
+
 fn stream_group(c: &mut Criterion, setup: &Setup) {
     let mut group = c.benchmark_group(format!("stream_{}", setup.threads.label()));
     group
@@ -46,51 +95,25 @@ fn stream_group(c: &mut Criterion, setup: &Setup) {
         .measurement_time(Duration::from_millis(1500))
         .sampling_mode(SamplingMode::Flat);
     let in_flight = 2 * setup.threads.compute;
+    // Every case once before any is measured, so that the first one
+    // measured does not also pay for waking the threads up (on a busy
+    // machine that moved the 100 µs figures by 10-20 %).
+    setup.on_worker(|pools| async move {
+        for (_, duration, items) in ITEMS {
+            for case in CASES {
+                run_case(&pools, case, duration, items, in_flight).await;
+            }
+        }
+    });
     for (label, duration, items) in ITEMS {
         group.throughput(Throughput::Elements(items));
         for case in CASES {
             group.bench_function(BenchmarkId::new(case, label), |b| {
                 b.iter_custom(|iters| {
                     setup.on_worker(|pools| async move {
-                        let work = move |i: u64| {
-                            black_box(job::spin_for(duration));
-                            i
-                        };
                         let start = Instant::now();
                         for _ in 0..iters {
-                            let input = stream::iter(0..items);
-                            let sum: u64 = match case {
-                                "compute_map" => {
-                                    input
-                                        .compute_map(&pools.ours, in_flight, work)
-                                        .map(|r| r.expect("no panic"))
-                                        .fold(0, |a, x| async move { a + x })
-                                        .await
-                                }
-                                "compute_map_unordered" => {
-                                    input
-                                        .compute_map_unordered(&pools.ours, in_flight, work)
-                                        .map(|r| r.expect("no panic"))
-                                        .fold(0, |a, x| async move { a + x })
-                                        .await
-                                }
-                                "buffered_execute" => {
-                                    input
-                                        .map(|i| pools.ours.execute(move || work(i)))
-                                        .buffered(in_flight)
-                                        .map(|r| r.expect("no panic"))
-                                        .fold(0, |a, x| async move { a + x })
-                                        .await
-                                }
-                                _ => {
-                                    input
-                                        .map(|i| naive_spawn(&pools.rayon, move || work(i)))
-                                        .buffered(in_flight)
-                                        .map(|r| r.unwrap_or_else(|_| panic!("no panic")))
-                                        .fold(0, |a, x| async move { a + x })
-                                        .await
-                                }
-                            };
+                            let sum = run_case(&pools, case, duration, items, in_flight).await;
                             assert_eq!(sum, items * (items - 1) / 2);
                         }
                         start.elapsed()

@@ -98,10 +98,10 @@ use crate::{ComputeError, ComputePool, TaskHandle};
 ///
 /// It pays for small items: a hand-off costs a few microseconds, more than
 /// a 1 µs item. Measured with the `stream` bench of `compute-benches` on a
-/// shared, busy 2-vCPU VM, items of 1 µs went through at 2.4-2.9 × the rate
+/// shared, busy 2-vCPU VM, items of 1 µs went through at 2.3-3.4 × the rate
 /// of `buffered(2 × threads)` over `execute` (one job per item); items of
 /// 100 µs get a job each either way and went through at the same rate,
-/// within the noise.
+/// within the run-to-run noise of that machine (about ±10 %).
 pub trait ComputeStreamExt: Stream {
     /// Runs `f` on the pool for every item, at most `limit` jobs at once,
     /// and yields the results **in input order**.

@@ -327,7 +327,9 @@ fn unpin_send_and_debug() {
         format!("{mapped:?}"),
         "ComputeMap { items_in_flight: 0, limit: 2, upstream_ended: false, .. }"
     );
-    let out: Vec<u8> = futures::executor::block_on(mapped.map(Result::unwrap).collect());
+    // Under any executor.
+    let out: Vec<u8> =
+        support::watchdog(|| futures::executor::block_on(mapped.map(Result::unwrap).collect()));
     assert_eq!(out, [0, 1, 2]);
 }
 

@@ -441,3 +441,36 @@ async fn after_shutdown_every_item_is_refused() {
     }
     assert_eq!(refused, 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_lost_wakeup_with_a_producer_on_another_thread() {
+    // Upstream is woken from a plain thread that pauses now and then, jobs
+    // finish on compute threads: whichever wakes the consumer, it must
+    // come. A lost wakeup hangs a round (and fails it under `within`).
+    let pool = pool(2);
+    for (round, limit) in [1usize, 2, 3, 8].into_iter().enumerate() {
+        let (tx, rx) = futures::channel::mpsc::channel::<u32>(4);
+        let producer = std::thread::spawn(move || {
+            let mut tx = tx;
+            for i in 0..2_000u32 {
+                futures::executor::block_on(futures::SinkExt::send(&mut tx, i)).unwrap();
+                if i % 97 == round as u32 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        });
+        let out: Vec<u32> = within(
+            rx.compute_map(&pool, limit, |i| {
+                if i % 31 == 0 {
+                    std::thread::yield_now();
+                }
+                i
+            })
+            .map(Result::unwrap)
+            .collect(),
+        )
+        .await;
+        assert_eq!(out, (0..2_000).collect::<Vec<_>>());
+        producer.join().unwrap();
+    }
+}

@@ -1,14 +1,14 @@
-//! Pattern 2 of the strategy guide: an async stream of batches, consumed with
-//! `for_each_concurrent`; each batch is processed with parallel iterators on
-//! the compute pool, then its results go out through async I/O (here, a
-//! channel to a writer task).
+//! Pattern 2 of the strategy guide: an async stream of batches mapped on the
+//! compute pool with `compute_map` (at most 4 batches in flight, results in
+//! order); each batch is processed with parallel iterators, then its results
+//! go out through async I/O (here, a channel to a writer task).
 //!
 //! Run with `cargo run -p compute-pool --example stream_batches`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compute_pool::{ComputeConfig, ComputePool};
+use compute_pool::{ComputeConfig, ComputePool, ComputeStreamExt};
 use futures::stream::{self, StreamExt};
 use rayon::prelude::*;
 use tokio::sync::mpsc;
@@ -68,22 +68,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     });
 
     let started = Instant::now();
-    incoming_batches(60, 256)
-        .for_each_concurrent(4, |batch| {
-            let pool = pool.clone();
-            let results_tx = results_tx.clone();
-            async move {
-                let result = pool
-                    .install(move || batch.par_iter().map(process_item).collect::<Vec<_>>())
-                    .await
-                    .expect("scoring does not panic");
-                results_tx
-                    .send(result)
-                    .await
-                    .expect("the writer is running");
-            }
-        })
-        .await;
+    let mut scored = incoming_batches(60, 256).compute_map(&pool, 4, |batch: Vec<Data>| {
+        batch.par_iter().map(process_item).collect::<Vec<_>>()
+    });
+    while let Some(result) = scored.next().await {
+        let scores = result.expect("scoring does not panic");
+        results_tx
+            .send(scores)
+            .await
+            .expect("the writer is running");
+    }
     drop(results_tx);
 
     let (batches, items, digest) = writer.await?;

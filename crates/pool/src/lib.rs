@@ -74,6 +74,7 @@ mod metrics;
 mod pool;
 mod queue;
 mod spin;
+mod stream;
 mod submit;
 mod sync;
 mod worker;
@@ -96,6 +97,7 @@ pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::TaskHandle;
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;
+pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};
 
 // Re-exports of the runtime modules (one line each):
 // -- begin runtime exports --

@@ -58,31 +58,27 @@ mod metrics;
 mod pool;
 mod run_queue;
 mod spin;
+mod topology;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
 pub mod adaptive;
-mod runtime;
-pub mod settings;
-pub mod size_class;
 // -- end runtime modules --
 
 pub use config::{
-    default_num_threads, ComputeConfig, ConfigError, MAX_AWAIT_SPIN, MAX_RUNNER_KEEP_ALIVE,
-    MAX_THREADS, MIN_STACK_SIZE,
+    default_num_threads, default_num_threads_for, ComputeConfig, ConfigError, MAX_AWAIT_SPIN,
+    MAX_RUNNER_KEEP_ALIVE, MAX_STACK_SIZE, MAX_THREADS, MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::{CancelToken, TaskHandle};
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;
+pub use topology::physical_cores;
 
 // Re-exports of the runtime modules (one line each):
 // -- begin runtime exports --
 pub use adaptive::adaptive_estimate;
-pub use runtime::Runtime;
-pub use settings::{RuntimeConfig, ThreadPlan};
-pub use size_class::SizeClass;
 // -- end runtime exports --
 
 /// The README's examples, compiled and run as doctests.

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::context;
-use crate::settings::ThreadPlan;
-use crate::{ComputePool, ConfigError, RuntimeConfig};
+use compute_pool::{ComputePool, ConfigError};
+
+use crate::settings::{RuntimeConfig, ThreadPlan};
 
 /// A Tokio multi-thread runtime plus the compute pool its tasks hand CPU
 /// work to.
@@ -21,7 +21,7 @@ use crate::{ComputePool, ConfigError, RuntimeConfig};
 /// returns this runtime's pool.
 ///
 /// ```
-/// use compute_pool::{Runtime, RuntimeConfig};
+/// use compute_runtime::{Runtime, RuntimeConfig};
 ///
 /// let runtime = Runtime::new(RuntimeConfig {
 ///     num_worker_threads: Some(2),
@@ -84,8 +84,8 @@ impl Runtime {
         if let Some(pool) = &pool {
             // Runs on every thread Tokio starts: workers and blocking threads.
             let pool = ComputePool::clone(pool);
-            builder.on_thread_start(move || context::enter_context(&pool));
-            builder.on_thread_stop(context::leave_context);
+            builder.on_thread_start(move || compute_pool::enter_context(&pool));
+            builder.on_thread_stop(compute_pool::leave_context);
         }
         let tokio = builder.build().map_err(|error| ConfigError::Build {
             what: "tokio runtime".to_owned(),
@@ -182,12 +182,12 @@ fn shutdown_tokio(tokio: tokio::runtime::Runtime, timeout: Duration) {
     }
     // Shared with the helper so that, if no thread can be started, the
     // runtime is still here to stop in the background.
-    let slot = Arc::new(parking_lot::Mutex::new(Some(tokio)));
+    let slot = Arc::new(std::sync::Mutex::new(Some(tokio)));
     let helper_slot = Arc::clone(&slot);
     let helper = std::thread::Builder::new()
         .name("tokio-rt-shutdown".to_owned())
         .spawn(move || {
-            if let Some(tokio) = helper_slot.lock().take() {
+            if let Some(tokio) = helper_slot.lock().ok().and_then(|mut slot| slot.take()) {
                 tokio.shutdown_timeout(timeout);
             }
         });
@@ -197,7 +197,7 @@ fn shutdown_tokio(tokio: tokio::runtime::Runtime, timeout: Duration) {
         }
         Err(error) => {
             tracing::warn!(%error, "no thread to shut the tokio runtime down on; stopping it in the background");
-            if let Some(tokio) = slot.lock().take() {
+            if let Some(tokio) = slot.lock().ok().and_then(|mut slot| slot.take()) {
                 tokio.shutdown_background();
             }
         }
@@ -212,8 +212,8 @@ struct ContextGuard {
 
 impl ContextGuard {
     fn enter(pool: &ComputePool) -> ContextGuard {
-        let previous = context::current();
-        context::enter_context(pool);
+        let previous = compute_pool::current();
+        compute_pool::enter_context(pool);
         ContextGuard { previous }
     }
 }
@@ -221,8 +221,8 @@ impl ContextGuard {
 impl Drop for ContextGuard {
     fn drop(&mut self) {
         match &self.previous {
-            Some(pool) => context::enter_context(pool),
-            None => context::leave_context(),
+            Some(pool) => compute_pool::enter_context(pool),
+            None => compute_pool::leave_context(),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use compute_pool::{Runtime, RuntimeConfig};
+use compute_runtime::{Runtime, RuntimeConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 

@@ -6,11 +6,13 @@
 //!
 //! | class | expected compute time | how it runs | method |
 //! |---|---|---|---|
-//! | [`SizeClass::Small`] | under 100 µs | inline, on the calling thread | [`ComputePool::run_small`] |
-//! | [`SizeClass::Medium`] | 100 µs to 1 ms | [`tokio::task::block_in_place`] + [`ComputePool::execute_sync`] | [`ComputePool::run_medium`] |
-//! | [`SizeClass::Large`] | over 1 ms | [`ComputePool::execute`], awaited | [`ComputePool::run_large`] |
+//! | [`SizeClass::Small`] | under 100 µs | inline, on the calling thread | [`run_small`](SizeClassExt::run_small) |
+//! | [`SizeClass::Medium`] | 100 µs to 1 ms | [`tokio::task::block_in_place`] + [`ComputePool::execute_sync`] | [`run_medium`](SizeClassExt::run_medium) |
+//! | [`SizeClass::Large`] | over 1 ms | [`ComputePool::execute`], awaited | [`run_large`](SizeClassExt::run_large) |
 //!
-//! All three are `async`, take a `move` closure, and give
+//! The methods come from the [`SizeClassExt`] trait, implemented for
+//! [`ComputePool`]; import it (`use compute_runtime::SizeClassExt;`) to call
+//! them. All four are `async`, take a `move` closure, and give
 //! `Result<R, ComputeError>`: a panic in the job is
 //! [`ComputeError::Panicked`] whichever class ran it.
 //!
@@ -26,10 +28,12 @@
 
 use std::time::Duration;
 
-use crate::{ComputeError, ComputePool};
+use std::future::Future;
+
+use compute_pool::{ComputeError, ComputePool};
 
 /// How big a job is expected to be; decides how
-/// [`ComputePool::run_sized`] runs it. See the [module docs](self).
+/// [`run_sized`](SizeClassExt::run_sized) runs it. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SizeClass {
     /// Under about 100 µs: run inline on the calling thread. The handoff to
@@ -53,7 +57,7 @@ impl SizeClass {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use compute_pool::SizeClass;
+    /// use compute_runtime::SizeClass;
     ///
     /// assert_eq!(SizeClass::for_duration(Duration::from_micros(20)), SizeClass::Small);
     /// assert_eq!(SizeClass::for_duration(Duration::from_micros(400)), SizeClass::Medium);
@@ -78,15 +82,32 @@ fn can_block_in_place() -> bool {
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
-impl ComputePool {
+/// The size-class methods of a [`ComputePool`]: run a job the way its
+/// expected duration calls for. See the [module docs](self).
+///
+/// A trait because the pool lives in `compute_pool` and the size classes
+/// here; it is implemented for [`ComputePool`] and must be imported to be
+/// used:
+///
+/// ```
+/// use compute_runtime::{ComputePool, SizeClassExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let pool = ComputePool::with_defaults()?;
+/// assert_eq!(pool.run_small(|| 2 + 2).await?, 4);
+/// # Ok(())
+/// # }
+/// ```
+pub trait SizeClassExt {
     /// Runs a job of the given [`SizeClass`]; the same as calling
-    /// [`run_small`](ComputePool::run_small),
-    /// [`run_medium`](ComputePool::run_medium) or
-    /// [`run_large`](ComputePool::run_large).
+    /// [`run_small`](SizeClassExt::run_small),
+    /// [`run_medium`](SizeClassExt::run_medium) or
+    /// [`run_large`](SizeClassExt::run_large).
     ///
     /// ```
     /// use std::time::Duration;
-    /// use compute_pool::{ComputePool, SizeClass};
+    /// use compute_runtime::{ComputePool, SizeClass, SizeClassExt};
     ///
     /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -97,7 +118,93 @@ impl ComputePool {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn run_sized<F, R>(&self, class: SizeClass, f: F) -> Result<R, ComputeError>
+    fn run_sized<F, R>(
+        &self,
+        class: SizeClass,
+        f: F,
+    ) -> impl Future<Output = Result<R, ComputeError>> + Send
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+
+    /// Runs a small job (under about 100 µs) inline, on the calling thread,
+    /// as a job of the pool ([`ComputePool::execute_here`]): counted in its
+    /// metrics, and refused with [`ComputeError::Shutdown`] once the pool is
+    /// shut down.
+    ///
+    /// Nothing is handed to the pool's threads; a panic is caught and
+    /// returned as [`ComputeError::Panicked`]. Use it only for work short
+    /// enough to run on an async thread without delaying its other tasks.
+    ///
+    /// ```
+    /// use compute_runtime::SizeClassExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = compute_runtime::ComputePool::with_defaults()?;
+    /// let n = pool.run_small(|| "hello".len()).await?;
+    /// assert_eq!(n, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn run_small<F, R>(&self, f: F) -> impl Future<Output = Result<R, ComputeError>> + Send
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+
+    /// Runs a medium job (about 100 µs to 1 ms) on the pool with the calling
+    /// Tokio worker stepping aside.
+    ///
+    /// On a worker thread of a multi-thread runtime this is
+    /// `tokio::task::block_in_place(|| pool.execute_sync(f))`: the worker's
+    /// queued tasks move to another thread and this thread waits for the
+    /// pool directly, without the wake-up an `.await` costs. On a
+    /// current-thread runtime, where `block_in_place` would panic, and
+    /// outside Tokio, it awaits [`execute`](ComputePool::execute) instead.
+    /// Called from a compute thread of this pool, the job runs inline.
+    ///
+    /// ```
+    /// use compute_runtime::SizeClassExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = compute_runtime::ComputePool::with_defaults()?;
+    /// // A current-thread runtime: no block_in_place, no panic.
+    /// let v = pool.run_medium(|| (1..=20u64).product::<u64>()).await?;
+    /// assert_eq!(v, 2_432_902_008_176_640_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn run_medium<F, R>(&self, f: F) -> impl Future<Output = Result<R, ComputeError>> + Send
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+
+    /// Runs a large job (over about 1 ms) on the pool and awaits it: exactly
+    /// [`execute`](ComputePool::execute). The calling thread is free for
+    /// other tasks while the job runs.
+    ///
+    /// ```
+    /// use compute_runtime::SizeClassExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let pool = compute_runtime::ComputePool::with_defaults()?;
+    /// let primes = pool
+    ///     .run_large(|| (2..20_000u32).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0)).count())
+    ///     .await?;
+    /// assert_eq!(primes, 2262);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn run_large<F, R>(&self, f: F) -> impl Future<Output = Result<R, ComputeError>> + Send
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+}
+
+impl SizeClassExt for ComputePool {
+    async fn run_sized<F, R>(&self, class: SizeClass, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
@@ -109,22 +216,7 @@ impl ComputePool {
         }
     }
 
-    /// Runs a small job (under about 100 µs) inline, on the calling thread.
-    ///
-    /// Nothing is handed to the pool; a panic is caught and returned as
-    /// [`ComputeError::Panicked`]. Use it only for work short enough to run
-    /// on an async thread without delaying its other tasks.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// let pool = compute_pool::ComputePool::with_defaults()?;
-    /// let n = pool.run_small(|| "hello".len()).await?;
-    /// assert_eq!(n, 5);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn run_small<F, R>(&self, f: F) -> Result<R, ComputeError>
+    async fn run_small<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
@@ -132,28 +224,7 @@ impl ComputePool {
         self.execute_here(f)
     }
 
-    /// Runs a medium job (about 100 µs to 1 ms) on the pool with the calling
-    /// Tokio worker stepping aside.
-    ///
-    /// On a multi-thread runtime this is
-    /// `tokio::task::block_in_place(|| pool.execute_sync(f))`: the worker's
-    /// queued tasks move to another thread and this thread waits for the
-    /// pool directly, without the wake-up an `.await` costs. On a
-    /// current-thread runtime, where `block_in_place` would panic, and
-    /// outside Tokio, it awaits [`execute`](ComputePool::execute) instead.
-    /// Called from a compute thread of this pool, the job runs inline.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// let pool = compute_pool::ComputePool::with_defaults()?;
-    /// // A current-thread runtime: no block_in_place, no panic.
-    /// let v = pool.run_medium(|| (1..=20u64).product::<u64>()).await?;
-    /// assert_eq!(v, 2_432_902_008_176_640_000);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn run_medium<F, R>(&self, f: F) -> Result<R, ComputeError>
+    async fn run_medium<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
@@ -168,22 +239,7 @@ impl ComputePool {
         }
     }
 
-    /// Runs a large job (over about 1 ms) on the pool and awaits it: exactly
-    /// [`execute`](ComputePool::execute). The calling thread is free for
-    /// other tasks while the job runs.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// let pool = compute_pool::ComputePool::with_defaults()?;
-    /// let primes = pool
-    ///     .run_large(|| (2..20_000u32).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0)).count())
-    ///     .await?;
-    /// assert_eq!(primes, 2262);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn run_large<F, R>(&self, f: F) -> Result<R, ComputeError>
+    async fn run_large<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,

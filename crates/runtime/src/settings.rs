@@ -653,9 +653,21 @@ impl ThreadPlan {
         (physical_cores.saturating_mul(3) / 2).max(2)
     }
 
-    /// Worker plus compute threads.
+    /// Worker plus compute threads, saturating at `usize::MAX` (counts
+    /// that were never validated can be that large; such a plan is then
+    /// reported as oversubscribed rather than overflowing).
+    ///
+    /// ```
+    /// use compute_runtime::ThreadPlan;
+    ///
+    /// let plan = ThreadPlan { worker_threads: 8, compute_threads: 4, physical_cores: 8 };
+    /// assert_eq!(plan.total(), 12);
+    /// let absurd = ThreadPlan { worker_threads: usize::MAX, ..plan };
+    /// assert_eq!(absurd.total(), usize::MAX);
+    /// assert!(absurd.oversubscription().is_some());
+    /// ```
     pub fn total(&self) -> usize {
-        self.worker_threads + self.compute_threads
+        self.worker_threads.saturating_add(self.compute_threads)
     }
 
     /// The most threads the guide recommends for this machine: 1.5 × the
@@ -839,6 +851,25 @@ mod tests {
             assert!(plan.compute_threads >= 1);
             assert_eq!(plan.oversubscription(), None, "{cores} cores: {plan:?}");
         }
+    }
+
+    #[test]
+    fn unvalidated_huge_counts_do_not_overflow() {
+        let plan = RuntimeConfig {
+            num_worker_threads: Some(usize::MAX),
+            ..Default::default()
+        }
+        .thread_plan_for(4);
+        assert_eq!(plan.compute_threads, 1);
+        assert_eq!(plan.total(), usize::MAX, "saturates");
+        assert_eq!(plan.oversubscription(), Some(usize::MAX - plan.budget()));
+        let plan = ThreadPlan {
+            worker_threads: usize::MAX,
+            compute_threads: usize::MAX,
+            physical_cores: usize::MAX,
+        };
+        assert_eq!(plan.total(), usize::MAX);
+        assert!(plan.oversubscription().is_some(), "{plan:?}");
     }
 
     #[test]

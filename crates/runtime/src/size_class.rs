@@ -77,7 +77,7 @@ impl SizeClass {
 /// Whether this thread may call `tokio::task::block_in_place`: it is inside
 /// a multi-thread Tokio runtime (a worker, a blocking thread, or that
 /// runtime's `block_on`).
-fn can_block_in_place() -> bool {
+pub(crate) fn can_block_in_place() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

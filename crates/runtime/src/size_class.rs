@@ -16,12 +16,13 @@
 //! `Result<R, ComputeError>`: a panic in the job is
 //! [`ComputeError::Panicked`] whichever class ran it.
 //!
-//! Medium needs a multi-thread Tokio runtime: `block_in_place` hands this
-//! worker's other tasks to another worker while the calling thread waits
-//! for the pool. On a current-thread runtime (where `block_in_place`
-//! panics), or outside Tokio, `run_medium` awaits [`ComputePool::execute`]
-//! instead, so it never blocks a runtime that has no other thread to run
-//! its tasks.
+//! Medium needs a worker thread of a multi-thread Tokio runtime:
+//! `block_in_place` hands this worker's other tasks to another thread while
+//! the calling thread waits for the pool. Anywhere else `run_medium` awaits
+//! [`ComputePool::execute`] instead: on a current-thread runtime and inside a
+//! `LocalSet` (where `block_in_place` panics), in `block_on` and on blocking
+//! threads (no worker to step aside), and outside Tokio. So it never blocks
+//! a thread whose other tasks have nowhere to go.
 //!
 //! If you do not know the size, [`ComputePool::execute_adaptive`] measures
 //! it per call site and chooses between inline and offload itself.
@@ -74,12 +75,61 @@ impl SizeClass {
     }
 }
 
-/// Whether this thread may call `tokio::task::block_in_place`: it is inside
-/// a multi-thread Tokio runtime (a worker, a blocking thread, or that
-/// runtime's `block_on`).
+/// Whether this thread is a worker of a multi-thread Tokio runtime, where
+/// `tokio::task::block_in_place` is allowed and moves the worker's other
+/// tasks to another thread.
+///
+/// Tokio has no public query for this. The current handle's flavor rules out
+/// current-thread runtimes, but not a `LocalSet` (driven by `block_on` or on a
+/// blocking thread), where `block_in_place` panics. So this also checks that
+/// a scheduler runs this very thread, with [`on_a_worker`]. Where it cannot
+/// tell, it answers `false`, and the callers then await instead of blocking.
 pub(crate) fn can_block_in_place() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        && on_a_worker()
+}
+
+/// Whether a Tokio scheduler runs this thread and holds its core here.
+///
+/// Polls [`tokio::task::yield_now`] once with a waker of its own: Tokio
+/// hands that waker to the scheduler running the thread (to wake once the
+/// scheduler has run its other tasks), and wakes it at once when no
+/// scheduler runs the thread: a `block_on` thread, a blocking thread, a
+/// worker inside `block_in_place`, or no runtime at all. The caller's task
+/// is untouched; the deferred wake-up later sets a flag nobody reads. It
+/// costs a thread-local access and, on a worker, a waker clone the first
+/// time per scheduler tick.
+fn on_a_worker() -> bool {
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    /// A waker that records, on the thread it is woken on, that it was.
+    struct Probe;
+
+    impl Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            WOKEN.with(|woken| woken.set(true));
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            WOKEN.with(|woken| woken.set(true));
+        }
+    }
+
+    thread_local! {
+        static WOKEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        static PROBE: Waker = Waker::from(Arc::new(Probe));
+    }
+
+    WOKEN.with(|woken| woken.set(false));
+    let mut yielding = std::pin::pin!(tokio::task::yield_now());
+    let pending = PROBE.with(|waker| {
+        yielding
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_pending()
+    });
+    pending && !WOKEN.with(std::cell::Cell::get)
 }
 
 /// The size-class methods of a [`ComputePool`]: run a job the way its
@@ -158,10 +208,19 @@ pub trait SizeClassExt {
     /// On a worker thread of a multi-thread runtime this is
     /// `tokio::task::block_in_place(|| pool.execute_sync(f))`: the worker's
     /// queued tasks move to another thread and this thread waits for the
-    /// pool directly, without the wake-up an `.await` costs. On a
-    /// current-thread runtime, where `block_in_place` would panic, and
-    /// outside Tokio, it awaits [`execute`](ComputePool::execute) instead.
-    /// Called from a compute thread of this pool, the job runs inline.
+    /// pool directly, without the wake-up an `.await` costs. Everywhere else
+    /// it awaits [`execute`](ComputePool::execute): on a current-thread
+    /// runtime and inside a `tokio::task::LocalSet`, where `block_in_place`
+    /// would panic, in a runtime's `block_on` or on its blocking threads, and
+    /// outside Tokio. Called from a compute thread of this pool, the job runs
+    /// inline.
+    ///
+    /// Tokio offers no public way to ask whether `block_in_place` is
+    /// allowed, so the check looks at the scheduler running the thread (see
+    /// the [module docs](self)). One arrangement defeats it: a multi-thread
+    /// runtime's handle entered (`Handle::enter`) inside a task of a
+    /// current-thread runtime. There `block_in_place` panics; don't call
+    /// `run_medium` (or `run_sized` with `Medium`) in that spot.
     ///
     /// ```
     /// use compute_runtime::SizeClassExt;

@@ -1,5 +1,5 @@
 //! Builds a `Runtime` from a `[runtime]` TOML table (a file given as the
-//! first argument, or the strategy guide's "mixed workload" example),
+//! first argument, or a built-in "mixed workload" table),
 //! applies `COMPUTE_RUNTIME_*` environment overrides, prints the thread
 //! plan, and runs jobs of each size class plus adaptive dispatch.
 //!

@@ -41,3 +41,9 @@ pub use compute_pool::physical_cores;
 pub use runtime::Runtime;
 pub use settings::{RuntimeConfig, ThreadPlan};
 pub use size_class::{SizeClass, SizeClassExt};
+
+/// The configuration guide's examples (`docs/configuration.md`), compiled
+/// and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/configuration.md")]
+pub struct ConfigurationDoctests;

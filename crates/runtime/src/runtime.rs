@@ -98,7 +98,7 @@ impl Runtime {
         // ORDERING: Relaxed. Only uniqueness of the number matters.
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         // Runs on every thread Tokio starts: workers and blocking threads.
-        let thread_pool = pool.as_deref().map(ComputePool::clone);
+        let thread_pool = pool.as_deref().cloned();
         builder.on_thread_start(move || {
             OWNER.with(|owner| owner.set(id));
             if let Some(pool) = &thread_pool {

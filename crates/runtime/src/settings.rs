@@ -19,7 +19,7 @@
 //! 1024² bytes; `GB`, `GiB` and `G` mean 1024³ bytes. Units are
 //! case-insensitive, a space between number and unit is allowed, and `B` (or
 //! no unit) means bytes. Stack sizes are conventionally quoted this way, so
-//! the guide's `compute_stack_size = "4MB"` is 4 MiB (4 194 304 bytes).
+//! `compute_stack_size = "4MB"` is 4 MiB (4 194 304 bytes).
 
 use std::time::Duration;
 
@@ -64,8 +64,8 @@ pub mod env {
     ];
 }
 
-/// Settings for a [`Runtime`](crate::Runtime): the `[runtime]` table of the
-/// strategy guide.
+/// Settings for a [`Runtime`](crate::Runtime): the `[runtime]` table of a
+/// service's TOML configuration.
 ///
 /// Every field is optional; `None` means "pick a default for this machine"
 /// (see [`thread_plan`](RuntimeConfig::thread_plan)). Build one by hand with
@@ -155,10 +155,12 @@ struct Setting {
     to_pool: fn(&RuntimeConfig, &mut ComputeConfig),
 }
 
-/// One [`Setting`] row: `field`, its variable, how its raw value is parsed
-/// (`integer`, `size`, `string`, or `millis`/`micros` for a duration in
-/// those units) and, after `=>`, the [`ComputeConfig`] field it sets (with
-/// the conversion) or `tokio` for a Tokio setting.
+/// One [`Setting`] row: the [`RuntimeConfig`] field (whose name is the TOML
+/// key), its environment variable, the parser of its raw value (a [`Raw`]
+/// method: `thread_count`, `job_count`, `size`, `string`, or `millis` /
+/// `micros` for a duration in those units), then either `tokio` (a Tokio
+/// setting, no pool field) or `pool_field = conversion` (the
+/// [`ComputeConfig`] field it sets, and how the value becomes that field's).
 macro_rules! setting {
     ($field:ident, $env:expr, $parse:expr, tokio) => {
         Setting {
@@ -197,14 +199,14 @@ const SETTINGS: [Setting; 8] = [
     setting!(
         num_worker_threads,
         env::NUM_WORKER_THREADS,
-        |raw: &Raw<'_>| raw.integer("a thread count"),
+        Raw::thread_count,
         tokio
     ),
     // 0 means no pool, so it leaves the pool's thread count unset.
     setting!(
         compute_threads,
         env::COMPUTE_THREADS,
-        |raw: &Raw<'_>| raw.integer("a thread count"),
+        Raw::thread_count,
         num_threads = |n: usize| Some(n).filter(|&n| n > 0)
     ),
     setting!(
@@ -222,25 +224,25 @@ const SETTINGS: [Setting; 8] = [
     setting!(
         slow_task_threshold_ms,
         env::SLOW_TASK_THRESHOLD_MS,
-        |raw: &Raw<'_>| raw.integer("a number of milliseconds"),
+        Raw::millis,
         slow_task_threshold = Duration::from_millis
     ),
     setting!(
         max_in_flight,
         env::MAX_IN_FLIGHT,
-        |raw: &Raw<'_>| raw.integer("a number of jobs"),
+        Raw::job_count,
         max_in_flight = Some
     ),
     setting!(
         await_spin_us,
         env::AWAIT_SPIN_US,
-        |raw: &Raw<'_>| raw.integer("a number of microseconds"),
+        Raw::micros,
         await_spin_limit = Duration::from_micros
     ),
     setting!(
         runner_keep_alive_us,
         env::RUNNER_KEEP_ALIVE_US,
-        |raw: &Raw<'_>| raw.integer("a number of microseconds"),
+        Raw::micros,
         runner_keep_alive = Duration::from_micros
     ),
 ];
@@ -295,6 +297,26 @@ impl Raw<'_> {
                 "too large".to_owned()
             }
         })
+    }
+
+    /// A number of threads.
+    fn thread_count(&self) -> Result<usize, String> {
+        self.integer("a thread count")
+    }
+
+    /// A number of jobs.
+    fn job_count(&self) -> Result<usize, String> {
+        self.integer("a number of jobs")
+    }
+
+    /// A duration, as a whole number of milliseconds.
+    fn millis(&self) -> Result<u64, String> {
+        self.integer("a number of milliseconds")
+    }
+
+    /// A duration, as a whole number of microseconds.
+    fn micros(&self) -> Result<u64, String> {
+        self.integer("a number of microseconds")
     }
 
     /// A byte size: a whole number of bytes or a size string (see the
@@ -562,8 +584,8 @@ impl RuntimeConfig {
     /// The thread counts this config gives on a machine with
     /// `physical_cores` cores.
     ///
-    /// Defaults follow the strategy guide: Tokio workers = the physical
-    /// cores, compute threads = half of them (at least 1), which keeps the
+    /// Defaults: Tokio workers = the physical cores, compute threads = half
+    /// of them (at least 1, [`crate::default_num_threads_for`]), which keeps the
     /// total at 1.5 × the physical cores ([`ThreadPlan::budget`]). When only
     /// one of the two is set, the other is sized to fit what is left of that
     /// budget (at least 1). Counts that are set are used as they are, even
@@ -670,7 +692,7 @@ impl ThreadPlan {
         self.worker_threads.saturating_add(self.compute_threads)
     }
 
-    /// The most threads the guide recommends for this machine: 1.5 × the
+    /// The most threads recommended for this machine: 1.5 × the
     /// physical cores (rounded down), and never less than 2 (one worker plus
     /// one compute thread).
     pub fn budget(&self) -> usize {
@@ -815,6 +837,16 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_follows_the_names() {
+        let envs: Vec<&str> = SETTINGS.iter().map(|setting| setting.env).collect();
+        assert_eq!(envs, env::ALL);
+        for setting in &SETTINGS {
+            let expected = format!("COMPUTE_RUNTIME_{}", setting.key.to_ascii_uppercase());
+            assert_eq!(setting.env, expected);
+        }
+    }
 
     #[test]
     fn sizes_are_powers_of_1024() {

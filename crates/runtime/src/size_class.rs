@@ -2,7 +2,7 @@
 //!
 //! Handing a job to the pool costs tens of microseconds (two thread
 //! wake-ups); running it on the async thread costs that thread for as long
-//! as the job runs. The strategy guide's rule of thumb, as code:
+//! as the job runs. The rule of thumb, as code:
 //!
 //! | class | expected compute time | how it runs | method |
 //! |---|---|---|---|

@@ -1,5 +1,6 @@
-//! The three `[runtime]` examples of the strategy guide parse and give the
-//! numbers they say, through `from_toml_str` and through serde.
+//! Typical `[runtime]` tables (a high-throughput service, a batch job, a
+//! mixed service) parse and give the numbers they say, through
+//! `from_toml_str` and through serde.
 
 use compute_runtime::RuntimeConfig;
 

@@ -6,7 +6,7 @@
 //!
 //! | class | expected compute time | how it runs | method |
 //! |---|---|---|---|
-//! | [`SizeClass::Small`] | under 100 µs | inline, on the calling thread | [`run_small`](SizeClassExt::run_small) |
+//! | [`SizeClass::Small`] | under 100 µs | inline, on the calling thread, as a job of the pool ([`ComputePool::execute_here`]) | [`run_small`](SizeClassExt::run_small) |
 //! | [`SizeClass::Medium`] | 100 µs to 1 ms | [`tokio::task::block_in_place`] + [`ComputePool::execute_sync`] | [`run_medium`](SizeClassExt::run_medium) |
 //! | [`SizeClass::Large`] | over 1 ms | [`ComputePool::execute`], awaited | [`run_large`](SizeClassExt::run_large) |
 //!
@@ -24,12 +24,17 @@
 //! threads (no worker to step aside), and outside Tokio. So it never blocks
 //! a thread whose other tasks have nowhere to go.
 //!
+//! Tokio has no public query for "is `block_in_place` allowed here". So
+//! `run_medium` asks whether a scheduler runs the calling thread: it polls
+//! [`tokio::task::yield_now`] once with a waker of its own, which Tokio
+//! hands to the scheduler on a worker thread and wakes at once anywhere
+//! else; the calling task is not involved.
+//!
 //! If you do not know the size, [`ComputePool::execute_adaptive`] measures
 //! it per call site and chooses between inline and offload itself.
 
-use std::time::Duration;
-
 use std::future::Future;
+use std::time::Duration;
 
 use compute_pool::{ComputeError, ComputePool};
 

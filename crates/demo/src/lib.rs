@@ -74,7 +74,7 @@ pub enum ConfigFileError {
 /// ```
 pub fn runtime_config(
     path: Option<&std::path::Path>,
-) -> Result<(compute_pool::RuntimeConfig, String), ConfigFileError> {
+) -> Result<(compute_runtime::RuntimeConfig, String), ConfigFileError> {
     let (text, origin) = match path {
         Some(path) => (
             std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
@@ -88,8 +88,8 @@ pub fn runtime_config(
             "the embedded default config".to_string(),
         ),
     };
-    let config = compute_pool::RuntimeConfig::from_toml_str(&text)
-        .and_then(compute_pool::RuntimeConfig::from_env)
+    let config = compute_runtime::RuntimeConfig::from_toml_str(&text)
+        .and_then(compute_runtime::RuntimeConfig::from_env)
         .map_err(|source| ConfigFileError::Invalid { origin, source })?;
     Ok((config, text))
 }

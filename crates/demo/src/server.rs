@@ -1,5 +1,5 @@
 //! The HTTP service: axum routes, request validation, and the server's
-//! lifecycle on a `compute_pool::Runtime`.
+//! lifecycle on a `compute_runtime::Runtime`.
 //!
 //! | route | compute |
 //! |---|---|
@@ -28,7 +28,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use compute_pool::{ComputePool, Runtime, RuntimeConfig};
+use compute_pool::ComputePool;
+use compute_runtime::{Runtime, RuntimeConfig};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -671,7 +672,7 @@ impl Default for ServerOptions {
     }
 }
 
-/// A running demo server with its own `compute_pool::Runtime`.
+/// A running demo server with its own `compute_runtime::Runtime`.
 ///
 /// Start it from synchronous code (not inside an async task: it owns a Tokio
 /// runtime, which cannot be dropped there). [`shutdown`](DemoServer::shutdown)

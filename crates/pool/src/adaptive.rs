@@ -194,9 +194,9 @@ impl ComputePool {
     /// call site: see the [module docs](crate::adaptive) for the rules.
     ///
     /// Use it where the job's size is not known in advance or varies between
-    /// deployments; when it is known, [`run_small`](ComputePool::run_small),
-    /// [`run_medium`](ComputePool::run_medium) and
-    /// [`run_large`](ComputePool::run_large) say so directly. Either way a
+    /// deployments; when it is known, the size classes of the
+    /// `compute-runtime` crate (`SizeClassExt::run_small`, `run_medium`,
+    /// `run_large`) say so directly. Either way a
     /// panic in the job is [`ComputeError::Panicked`]. Once the pool is shut
     /// down, every call resolves to [`ComputeError::Shutdown`], inline sites
     /// included.

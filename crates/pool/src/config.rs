@@ -21,6 +21,16 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 /// ```
 pub const MAX_THREADS: usize = 4096;
 
+/// The largest stack a compute thread may be given (1 GiB); anything above
+/// is taken for a mistake.
+///
+/// ```
+/// use compute_pool::{ComputeConfig, MAX_STACK_SIZE};
+/// let config = ComputeConfig { stack_size: Some(MAX_STACK_SIZE + 1), ..Default::default() };
+/// assert!(config.validate().unwrap_err().to_string().contains("1 GiB"));
+/// ```
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
 /// How to build a [`ComputePool`](crate::ComputePool).
 ///
 /// Plain public fields, so a struct literal with `..Default::default()`
@@ -45,9 +55,11 @@ pub struct ComputeConfig {
     /// Number of compute threads; `None` picks [`default_num_threads`].
     pub num_threads: Option<usize>,
     /// Stack size of each compute thread in bytes; `None` keeps Rust's
-    /// default. At least [`MIN_STACK_SIZE`].
+    /// default. At least [`MIN_STACK_SIZE`], at most [`MAX_STACK_SIZE`].
     pub stack_size: Option<usize>,
-    /// Threads are named `"{prefix}-{index}"`. Must not be empty.
+    /// Threads are named `"{prefix}-{index}"`. Must not be empty or only
+    /// whitespace, and must not contain a NUL character (thread names are
+    /// C strings on most platforms).
     pub thread_name_prefix: String,
     /// Jobs whose compute time reaches this count as slow in the metrics.
     pub slow_task_threshold: Duration,
@@ -124,7 +136,7 @@ impl ComputeConfig {
                 return Err(ConfigError::invalid(
                     "num_threads",
                     n,
-                    format!("must be at most {MAX_THREADS}"),
+                    format!("more than the {MAX_THREADS} threads allowed (must be at most {MAX_THREADS})"),
                 ));
             }
         }
@@ -133,36 +145,49 @@ impl ComputeConfig {
                 return Err(ConfigError::invalid(
                     "stack_size",
                     size,
-                    format!("must be at least {MIN_STACK_SIZE} bytes (64 KiB)"),
+                    format!("{size} bytes is too small for a thread stack: must be at least {MIN_STACK_SIZE} bytes (64 KiB)"),
+                ));
+            }
+            if size > MAX_STACK_SIZE {
+                return Err(ConfigError::invalid(
+                    "stack_size",
+                    size,
+                    format!("{size} bytes is too large for a thread stack: must be at most {MAX_STACK_SIZE} bytes (1 GiB)"),
                 ));
             }
         }
-        if self.thread_name_prefix.is_empty() {
+        if self.thread_name_prefix.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "thread_name_prefix",
-                "\"\"",
-                "must not be empty",
+                format!("{:?}", self.thread_name_prefix),
+                "must not be empty or only whitespace",
             ));
         }
         if self.thread_name_prefix.contains('\0') {
             return Err(ConfigError::invalid(
                 "thread_name_prefix",
                 format!("{:?}", self.thread_name_prefix),
-                "must not contain a NUL byte",
+                "must not contain a NUL character",
             ));
         }
         if self.await_spin_limit > MAX_AWAIT_SPIN {
             return Err(ConfigError::invalid(
                 "await_spin_limit",
                 format!("{:?}", self.await_spin_limit),
-                format!("must be at most {MAX_AWAIT_SPIN:?}"),
+                format!(
+                    "must be at most {MAX_AWAIT_SPIN:?} ({} microseconds)",
+                    MAX_AWAIT_SPIN.as_micros()
+                ),
             ));
         }
         if self.runner_keep_alive > MAX_RUNNER_KEEP_ALIVE {
             return Err(ConfigError::invalid(
                 "runner_keep_alive",
                 format!("{:?}", self.runner_keep_alive),
-                format!("must be at most {MAX_RUNNER_KEEP_ALIVE:?}"),
+                format!(
+                    "must be at most {MAX_RUNNER_KEEP_ALIVE:?} ({} microseconds)",
+                    MAX_RUNNER_KEEP_ALIVE.as_micros()
+                ),
             ));
         }
         if self.max_in_flight == Some(0) {
@@ -189,17 +214,35 @@ impl ComputeConfig {
     }
 }
 
-/// The default compute thread count: half the available cores, at least 1,
-/// leaving the other half to the async runtime (the guide's `cores/2`).
+/// The default compute thread count on this machine: half its physical
+/// cores ([`physical_cores`](crate::physical_cores)), at least 1, leaving the
+/// rest to the async runtime. [`ComputePool::with_defaults`] uses it, and so
+/// does a runtime built with default settings; see
+/// [`default_num_threads_for`].
+///
+/// [`ComputePool::with_defaults`]: crate::ComputePool::with_defaults
 ///
 /// ```
-/// assert!(compute_pool::default_num_threads() >= 1);
+/// let n = compute_pool::default_num_threads();
+/// assert_eq!(n, compute_pool::default_num_threads_for(compute_pool::physical_cores()));
+/// assert!(n >= 1);
 /// ```
 pub fn default_num_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get() / 2)
-        .unwrap_or(1)
-        .max(1)
+    default_num_threads_for(crate::physical_cores())
+}
+
+/// The default compute thread count for a machine with `physical_cores`
+/// cores: half of them, at least 1.
+///
+/// ```
+/// use compute_pool::default_num_threads_for;
+/// assert_eq!(default_num_threads_for(8), 4);
+/// assert_eq!(default_num_threads_for(3), 1);
+/// assert_eq!(default_num_threads_for(1), 1);
+/// assert_eq!(default_num_threads_for(0), 1);
+/// ```
+pub fn default_num_threads_for(physical_cores: usize) -> usize {
+    (physical_cores / 2).max(1)
 }
 
 /// A configuration that cannot be used, naming the field and the value.

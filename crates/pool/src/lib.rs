@@ -77,20 +77,18 @@ mod spin;
 mod stream;
 mod submit;
 mod sync;
+mod topology;
 mod worker;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):
 // -- begin runtime modules --
 pub mod adaptive;
-mod runtime;
-pub mod settings;
-pub mod size_class;
 // -- end runtime modules --
 
 pub use cancel::CancelToken;
 pub use config::{
-    default_num_threads, ComputeConfig, ConfigError, MAX_AWAIT_SPIN, MAX_RUNNER_KEEP_ALIVE,
-    MAX_THREADS, MIN_STACK_SIZE,
+    default_num_threads, default_num_threads_for, ComputeConfig, ConfigError, MAX_AWAIT_SPIN,
+    MAX_RUNNER_KEEP_ALIVE, MAX_STACK_SIZE, MAX_THREADS, MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
@@ -98,13 +96,11 @@ pub use handle::TaskHandle;
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;
 pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};
+pub use topology::physical_cores;
 
 // Re-exports of the runtime modules (one line each):
 // -- begin runtime exports --
 pub use adaptive::adaptive_estimate;
-pub use runtime::Runtime;
-pub use settings::{RuntimeConfig, ThreadPlan};
-pub use size_class::SizeClass;
 // -- end runtime exports --
 
 /// The README's examples, compiled and run as doctests.

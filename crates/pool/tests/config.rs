@@ -79,6 +79,38 @@ fn tiny_stack() {
 }
 
 #[test]
+fn huge_stack() {
+    let (field, value, text) = invalid(ComputeConfig {
+        stack_size: Some(compute_pool::MAX_STACK_SIZE + 1),
+        ..Default::default()
+    });
+    assert_eq!(
+        (field.as_str(), value.as_str()),
+        ("stack_size", "1073741825")
+    );
+    assert!(text.contains("1 GiB"), "{text}");
+    assert!(ComputeConfig {
+        stack_size: Some(compute_pool::MAX_STACK_SIZE),
+        ..Default::default()
+    }
+    .validate()
+    .is_ok());
+}
+
+#[test]
+fn blank_prefix() {
+    let (field, value, text) = invalid(ComputeConfig {
+        thread_name_prefix: " \t".into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        (field.as_str(), value.as_str()),
+        ("thread_name_prefix", "\" \\t\"")
+    );
+    assert!(text.contains("whitespace"), "{text}");
+}
+
+#[test]
 fn empty_or_nul_prefix() {
     let (field, _, text) = invalid(ComputeConfig {
         thread_name_prefix: String::new(),

@@ -12,7 +12,7 @@ use compute_demo::client::HttpClient;
 use compute_demo::dispatch::Mode;
 use compute_demo::server::{DemoServer, ServerOptions};
 use compute_demo::workloads::Models;
-use compute_pool::RuntimeConfig;
+use compute_runtime::RuntimeConfig;
 
 /// Per-request time limit in tests (generous: debug builds are slow).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

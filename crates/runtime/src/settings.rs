@@ -19,17 +19,15 @@
 //! 1024² bytes; `GB`, `GiB` and `G` mean 1024³ bytes. Units are
 //! case-insensitive, a space between number and unit is allowed, and `B` (or
 //! no unit) means bytes. Stack sizes are conventionally quoted this way, so
-//! the guide's `compute_stack_size = "4MB"` is 4 MiB (4 194 304 bytes).
+//! `compute_stack_size = "4MB"` is 4 MiB (4 194 304 bytes).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{MAX_THREADS, MIN_STACK_SIZE};
-use crate::{ComputeConfig, ConfigError};
+use compute_pool::{ComputeConfig, ConfigError, MAX_THREADS};
 
-/// The largest compute stack accepted (1 GiB).
-pub const MAX_STACK_SIZE: usize = 1 << 30;
+pub use compute_pool::physical_cores;
 
 /// Names of the environment variables read by [`RuntimeConfig::from_env`].
 ///
@@ -66,8 +64,8 @@ pub mod env {
     ];
 }
 
-/// Settings for a [`Runtime`](crate::Runtime): the `[runtime]` table of the
-/// strategy guide.
+/// Settings for a [`Runtime`](crate::Runtime): the `[runtime]` table of a
+/// service's TOML configuration.
 ///
 /// Every field is optional; `None` means "pick a default for this machine"
 /// (see [`thread_plan`](RuntimeConfig::thread_plan)). Build one by hand with
@@ -76,7 +74,7 @@ pub mod env {
 /// override it with [`from_env`](RuntimeConfig::from_env):
 ///
 /// ```
-/// use compute_pool::RuntimeConfig;
+/// use compute_runtime::RuntimeConfig;
 ///
 /// let config = RuntimeConfig::from_toml_str(
 ///     r#"
@@ -89,7 +87,7 @@ pub mod env {
 /// assert_eq!(config.num_worker_threads, Some(8));
 /// assert_eq!(config.compute_threads, Some(6));
 /// assert_eq!(config.compute_stack_size, Some(2 * 1024 * 1024));
-/// # Ok::<(), compute_pool::ConfigError>(())
+/// # Ok::<(), compute_runtime::ConfigError>(())
 /// ```
 ///
 /// The type also implements `serde::Deserialize` (unknown keys rejected,
@@ -104,20 +102,22 @@ pub mod env {
 pub struct RuntimeConfig {
     /// Tokio worker threads. `None`: the number of physical cores, or fewer
     /// if the compute threads would otherwise oversubscribe the machine.
-    /// Must be at least 1.
+    /// At least 1, at most [`crate::MAX_THREADS`].
     pub num_worker_threads: Option<usize>,
-    /// Compute (Rayon) threads. `None`: half the physical cores, at least 1.
+    /// Compute (Rayon) threads. `None`: half the physical cores, at least 1
+    /// ([`crate::default_num_threads`]). At most [`crate::MAX_THREADS`].
     /// `Some(0)`: no compute pool at all
     /// ([`Runtime::compute_pool`](crate::Runtime::compute_pool) is `None`).
     pub compute_threads: Option<usize>,
     /// Stack size of each compute thread in bytes (TOML also takes
     /// `"4MB"`, `"512KiB"`, `"2 MiB"`; every unit is a power of 1024).
     /// `None`: the pool's default. At least 64 KiB
-    /// ([`crate::MIN_STACK_SIZE`]), at most 1 GiB ([`MAX_STACK_SIZE`]).
+    /// ([`crate::MIN_STACK_SIZE`]), at most 1 GiB ([`crate::MAX_STACK_SIZE`]).
     #[serde(deserialize_with = "deserialize_size")]
     pub compute_stack_size: Option<usize>,
     /// Compute threads are named `"{prefix}-{index}"`. `None`: the pool's
-    /// default prefix.
+    /// default prefix. Must not be empty or only whitespace, nor contain a
+    /// NUL character.
     pub compute_thread_prefix: Option<String>,
     /// Jobs whose compute time exceeds this many milliseconds count as slow
     /// in the metrics. `None`: the pool's default (100 ms).
@@ -135,21 +135,131 @@ pub struct RuntimeConfig {
     pub runner_keep_alive_us: Option<u64>,
 }
 
-/// One `[runtime]` key: its TOML name, its environment variable, and how a
-/// raw value becomes a field.
-#[derive(Debug, Clone, Copy)]
-enum Key {
-    NumWorkerThreads,
-    ComputeThreads,
-    ComputeStackSize,
-    ComputeThreadPrefix,
-    SlowTaskThresholdMs,
-    MaxInFlight,
-    AwaitSpinUs,
-    RunnerKeepAliveUs,
+/// One `[runtime]` setting, declared once: its TOML key, its environment
+/// variable, how a raw value is parsed into its [`RuntimeConfig`] field, and
+/// the [`ComputeConfig`] field it maps to. [`SETTINGS`] lists them all;
+/// parsing, error naming and [`RuntimeConfig::compute_config`] are driven by
+/// that table.
+struct Setting {
+    /// The key in the `[runtime]` table.
+    key: &'static str,
+    /// The environment variable that overrides it.
+    env: &'static str,
+    /// The [`ComputeConfig`] field it maps to; `None` for a Tokio setting.
+    pool_field: Option<&'static str>,
+    /// Parses `raw` and stores it in the field; the error is the reason.
+    parse: fn(&mut RuntimeConfig, &Raw<'_>) -> Result<(), String>,
+    /// The field's value as text, `None` if unset: names a hand-built value.
+    shown: fn(&RuntimeConfig) -> Option<String>,
+    /// Copies the field, if set, onto the pool's config.
+    to_pool: fn(&RuntimeConfig, &mut ComputeConfig),
 }
 
-/// A value as it came from its source, before it is checked.
+/// One [`Setting`] row: the [`RuntimeConfig`] field (whose name is the TOML
+/// key), its environment variable, the parser of its raw value (a [`Raw`]
+/// method: `thread_count`, `job_count`, `size`, `string`, or `millis` /
+/// `micros` for a duration in those units), then either `tokio` (a Tokio
+/// setting, no pool field) or `pool_field = conversion` (the
+/// [`ComputeConfig`] field it sets, and how the value becomes that field's).
+macro_rules! setting {
+    ($field:ident, $env:expr, $parse:expr, tokio) => {
+        Setting {
+            key: stringify!($field),
+            env: $env,
+            pool_field: None,
+            parse: |config, raw| {
+                config.$field = Some($parse(raw)?);
+                Ok(())
+            },
+            shown: |config| config.$field.as_ref().map(|value| format!("{value:?}")),
+            to_pool: |_, _| {},
+        }
+    };
+    ($field:ident, $env:expr, $parse:expr, $pool:ident = $convert:expr) => {
+        Setting {
+            key: stringify!($field),
+            env: $env,
+            pool_field: Some(stringify!($pool)),
+            parse: |config, raw| {
+                config.$field = Some($parse(raw)?);
+                Ok(())
+            },
+            shown: |config| config.$field.as_ref().map(|value| format!("{value:?}")),
+            to_pool: |config, pool| {
+                if let Some(value) = config.$field.clone() {
+                    pool.$pool = $convert(value);
+                }
+            },
+        }
+    };
+}
+
+/// Every `[runtime]` setting, in the order of [`env::ALL`].
+const SETTINGS: [Setting; 8] = [
+    setting!(
+        num_worker_threads,
+        env::NUM_WORKER_THREADS,
+        Raw::thread_count,
+        tokio
+    ),
+    // 0 means no pool, so it leaves the pool's thread count unset.
+    setting!(
+        compute_threads,
+        env::COMPUTE_THREADS,
+        Raw::thread_count,
+        num_threads = |n: usize| Some(n).filter(|&n| n > 0)
+    ),
+    setting!(
+        compute_stack_size,
+        env::COMPUTE_STACK_SIZE,
+        Raw::size,
+        stack_size = Some
+    ),
+    setting!(
+        compute_thread_prefix,
+        env::COMPUTE_THREAD_PREFIX,
+        Raw::string,
+        thread_name_prefix = |prefix| prefix
+    ),
+    setting!(
+        slow_task_threshold_ms,
+        env::SLOW_TASK_THRESHOLD_MS,
+        Raw::millis,
+        slow_task_threshold = Duration::from_millis
+    ),
+    setting!(
+        max_in_flight,
+        env::MAX_IN_FLIGHT,
+        Raw::job_count,
+        max_in_flight = Some
+    ),
+    setting!(
+        await_spin_us,
+        env::AWAIT_SPIN_US,
+        Raw::micros,
+        await_spin_limit = Duration::from_micros
+    ),
+    setting!(
+        runner_keep_alive_us,
+        env::RUNNER_KEEP_ALIVE_US,
+        Raw::micros,
+        runner_keep_alive = Duration::from_micros
+    ),
+];
+
+impl Setting {
+    /// The row of the setting with TOML key `key`.
+    fn index_of(key: &str) -> Option<usize> {
+        SETTINGS.iter().position(|setting| setting.key == key)
+    }
+
+    /// The name used in errors about a value from TOML or a hand-built struct.
+    fn field(&self) -> String {
+        format!("runtime.{}", self.key)
+    }
+}
+
+/// A value as it came from its source, before it is parsed.
 enum Raw<'a> {
     Toml(&'a toml::Value),
     Env(&'a str),
@@ -164,252 +274,158 @@ impl Raw<'_> {
         }
     }
 
-    /// A whole number, or an error saying what was found instead.
-    fn integer(&self, field: &str, what: &str) -> Result<i128, ConfigError> {
-        match self {
-            Raw::Toml(toml::Value::Integer(n)) => Ok(i128::from(*n)),
-            Raw::Toml(other) => Err(ConfigError::invalid(
-                field,
-                other.to_string(),
-                format!(
+    /// A whole number that fits `T` (a count, or a duration in the field's
+    /// unit), or the reason it is not one.
+    fn integer<T: TryFrom<i128>>(&self, what: &str) -> Result<T, String> {
+        let n = match self {
+            Raw::Toml(toml::Value::Integer(n)) => i128::from(*n),
+            Raw::Toml(other) => {
+                return Err(format!(
                     "expected {what} (a whole number), found {}",
                     other.type_str()
-                ),
+                ))
+            }
+            Raw::Env(text) => text
+                .trim()
+                .parse::<i128>()
+                .map_err(|_| format!("expected {what} (a whole number)"))?,
+        };
+        T::try_from(n).map_err(|_| {
+            if n < 0 {
+                format!("{what} must not be negative")
+            } else {
+                "too large".to_owned()
+            }
+        })
+    }
+
+    /// A number of threads.
+    fn thread_count(&self) -> Result<usize, String> {
+        self.integer("a thread count")
+    }
+
+    /// A number of jobs.
+    fn job_count(&self) -> Result<usize, String> {
+        self.integer("a number of jobs")
+    }
+
+    /// A duration, as a whole number of milliseconds.
+    fn millis(&self) -> Result<u64, String> {
+        self.integer("a number of milliseconds")
+    }
+
+    /// A duration, as a whole number of microseconds.
+    fn micros(&self) -> Result<u64, String> {
+        self.integer("a number of microseconds")
+    }
+
+    /// A byte size: a whole number of bytes or a size string (see the
+    /// [module docs](self)).
+    fn size(&self) -> Result<usize, String> {
+        match self {
+            Raw::Toml(toml::Value::Integer(n)) if *n < 0 => {
+                Err("a size must not be negative".to_owned())
+            }
+            Raw::Toml(toml::Value::Integer(n)) => {
+                usize::try_from(*n).map_err(|_| "too large for this machine".to_owned())
+            }
+            Raw::Toml(toml::Value::String(text)) => parse_size(text),
+            Raw::Env(text) => parse_size(text),
+            Raw::Toml(other) => Err(format!(
+                "expected a size in bytes or a string such as \"4MB\", found {}",
+                other.type_str()
             )),
-            Raw::Env(text) => text.trim().parse::<i128>().map_err(|_| {
-                ConfigError::invalid(
-                    field,
-                    text.escape_debug(),
-                    format!("expected {what} (a whole number)"),
-                )
-            }),
+        }
+    }
+
+    /// A string, as written.
+    fn string(&self) -> Result<String, String> {
+        match self {
+            Raw::Toml(toml::Value::String(text)) => Ok(text.clone()),
+            Raw::Env(text) => Ok((*text).to_owned()),
+            Raw::Toml(other) => Err(format!("expected a string, found {}", other.type_str())),
         }
     }
 }
 
-impl Key {
-    const ALL: [Key; 8] = [
-        Key::NumWorkerThreads,
-        Key::ComputeThreads,
-        Key::ComputeStackSize,
-        Key::ComputeThreadPrefix,
-        Key::SlowTaskThresholdMs,
-        Key::MaxInFlight,
-        Key::AwaitSpinUs,
-        Key::RunnerKeepAliveUs,
-    ];
+/// Where the settings parsed so far came from: the name (`runtime.<key>` or
+/// the environment variable) and the value as written, per row of
+/// [`SETTINGS`]. Errors about those settings name them so.
+#[derive(Default)]
+struct Sources {
+    written: [Option<(String, String)>; SETTINGS.len()],
+}
 
-    fn toml_name(self) -> &'static str {
-        match self {
-            Key::NumWorkerThreads => "num_worker_threads",
-            Key::ComputeThreads => "compute_threads",
-            Key::ComputeStackSize => "compute_stack_size",
-            Key::ComputeThreadPrefix => "compute_thread_prefix",
-            Key::SlowTaskThresholdMs => "slow_task_threshold_ms",
-            Key::MaxInFlight => "max_in_flight",
-            Key::AwaitSpinUs => "await_spin_us",
-            Key::RunnerKeepAliveUs => "runner_keep_alive_us",
-        }
-    }
-
-    fn env_name(self) -> &'static str {
-        match self {
-            Key::NumWorkerThreads => env::NUM_WORKER_THREADS,
-            Key::ComputeThreads => env::COMPUTE_THREADS,
-            Key::ComputeStackSize => env::COMPUTE_STACK_SIZE,
-            Key::ComputeThreadPrefix => env::COMPUTE_THREAD_PREFIX,
-            Key::SlowTaskThresholdMs => env::SLOW_TASK_THRESHOLD_MS,
-            Key::MaxInFlight => env::MAX_IN_FLIGHT,
-            Key::AwaitSpinUs => env::AWAIT_SPIN_US,
-            Key::RunnerKeepAliveUs => env::RUNNER_KEEP_ALIVE_US,
-        }
-    }
-
-    fn from_toml_name(name: &str) -> Option<Key> {
-        Key::ALL.into_iter().find(|key| key.toml_name() == name)
-    }
-
-    /// The name used in errors about a value from TOML or a hand-built struct.
-    fn field(self) -> String {
-        format!("runtime.{}", self.toml_name())
-    }
-
-    /// Checks `raw` and stores it in `config`. `field` names the source
-    /// (`runtime.<key>` or the environment variable) in any error.
-    fn apply(
-        self,
+impl Sources {
+    /// Parses `raw` into the field of row `index` of `config`; `name` is the source
+    /// (`runtime.<key>` or the variable), remembered for later errors.
+    fn parse(
+        &mut self,
         config: &mut RuntimeConfig,
-        field: &str,
+        index: usize,
+        name: String,
         raw: &Raw<'_>,
     ) -> Result<(), ConfigError> {
         let shown = raw.shown();
-        match self {
-            Key::NumWorkerThreads => {
-                let n = raw.integer(field, "a thread count")?;
-                config.num_worker_threads = Some(check_threads(field, &shown, n, 1)?);
-            }
-            Key::ComputeThreads => {
-                let n = raw.integer(field, "a thread count")?;
-                config.compute_threads = Some(check_threads(field, &shown, n, 0)?);
-            }
-            Key::ComputeStackSize => {
-                let bytes = match raw {
-                    Raw::Toml(toml::Value::Integer(n)) => {
-                        if *n < 0 {
-                            return Err(ConfigError::invalid(
-                                field,
-                                shown,
-                                "a size must not be negative",
-                            ));
-                        }
-                        usize::try_from(*n).map_err(|_| {
-                            ConfigError::invalid(field, &shown, "too large for this machine")
-                        })?
-                    }
-                    Raw::Toml(toml::Value::String(text)) => parse_size(text)
-                        .map_err(|reason| ConfigError::invalid(field, &shown, reason))?,
-                    Raw::Env(text) => parse_size(text)
-                        .map_err(|reason| ConfigError::invalid(field, &shown, reason))?,
-                    Raw::Toml(other) => {
-                        return Err(ConfigError::invalid(
-                            field,
-                            shown,
-                            format!(
-                                "expected a size in bytes or a string such as \"4MB\", found {}",
-                                other.type_str()
-                            ),
-                        ))
-                    }
-                };
-                config.compute_stack_size = Some(check_stack_size(field, &shown, bytes)?);
-            }
-            Key::ComputeThreadPrefix => {
-                let prefix = match raw {
-                    Raw::Toml(toml::Value::String(text)) => text.clone(),
-                    Raw::Env(text) => (*text).to_owned(),
-                    Raw::Toml(other) => {
-                        return Err(ConfigError::invalid(
-                            field,
-                            shown,
-                            format!("expected a string, found {}", other.type_str()),
-                        ))
-                    }
-                };
-                config.compute_thread_prefix = Some(check_prefix(field, &shown, prefix)?);
-            }
-            Key::SlowTaskThresholdMs => {
-                let n = raw.integer(field, "a number of milliseconds")?;
-                let ms = u64::try_from(n).map_err(|_| {
-                    let reason = if n < 0 {
-                        "must not be negative"
-                    } else {
-                        "too large"
-                    };
-                    ConfigError::invalid(field, &shown, reason)
-                })?;
-                config.slow_task_threshold_ms = Some(ms);
-            }
-            Key::MaxInFlight => {
-                let n = raw.integer(field, "a number of jobs")?;
-                let limit = match usize::try_from(n) {
-                    Ok(0) => {
-                        return Err(ConfigError::invalid(
-                            field,
-                            shown,
-                            "must be at least 1 (leave it out for no limit)",
-                        ))
-                    }
-                    Ok(limit) => limit,
-                    Err(_) if n < 0 => {
-                        return Err(ConfigError::invalid(field, shown, "must not be negative"))
-                    }
-                    Err(_) => return Err(ConfigError::invalid(field, shown, "too large")),
-                };
-                config.max_in_flight = Some(limit);
-            }
-            Key::AwaitSpinUs => {
-                let n = raw.integer(field, "a number of microseconds")?;
-                config.await_spin_us = Some(check_micros(field, &shown, n, crate::MAX_AWAIT_SPIN)?);
-            }
-            Key::RunnerKeepAliveUs => {
-                let n = raw.integer(field, "a number of microseconds")?;
-                let max = crate::MAX_RUNNER_KEEP_ALIVE;
-                config.runner_keep_alive_us = Some(check_micros(field, &shown, n, max)?);
-            }
-        }
+        (SETTINGS[index].parse)(config, raw)
+            .map_err(|reason| ConfigError::invalid(&name, &shown, reason))?;
+        self.written[index] = Some((name, shown));
         Ok(())
     }
-}
 
-/// A number of microseconds from 0 to `max`.
-fn check_micros(field: &str, shown: &str, n: i128, max: Duration) -> Result<u64, ConfigError> {
-    let max = max.as_micros();
-    match u64::try_from(n) {
-        Ok(micros) if u128::from(micros) <= max => Ok(micros),
-        _ => Err(ConfigError::invalid(
-            field,
-            shown,
-            format!("must be between 0 and {max} microseconds"),
-        )),
+    /// The name and written value of the setting at `index` in `config`:
+    /// as parsed, or as the struct holds it.
+    fn describe(&self, config: &RuntimeConfig, index: usize) -> (String, String) {
+        let setting = &SETTINGS[index];
+        self.written[index].clone().unwrap_or_else(|| {
+            let shown = (setting.shown)(config).unwrap_or_default();
+            (setting.field(), shown)
+        })
     }
-}
 
-fn check_threads(field: &str, shown: &str, n: i128, min: usize) -> Result<usize, ConfigError> {
-    if n < 0 {
-        return Err(ConfigError::invalid(
-            field,
-            shown,
-            "a thread count must not be negative",
-        ));
-    }
-    match usize::try_from(n) {
-        Ok(n) if n < min => Err(ConfigError::invalid(
-            field,
-            shown,
-            format!("must be at least {min}"),
-        )),
-        Ok(n) if n <= MAX_THREADS => Ok(n),
-        _ => Err(ConfigError::invalid(
-            field,
-            shown,
-            format!("more than the {MAX_THREADS} threads allowed"),
-        )),
-    }
-}
-
-fn check_stack_size(field: &str, shown: &str, bytes: usize) -> Result<usize, ConfigError> {
-    if bytes < MIN_STACK_SIZE {
-        Err(ConfigError::invalid(
-            field,
-            shown,
-            format!("{bytes} bytes is too small for a thread stack (at least {MIN_STACK_SIZE} bytes = 64 KiB)"),
-        ))
-    } else if bytes > MAX_STACK_SIZE {
-        Err(ConfigError::invalid(
-            field,
-            shown,
-            format!("{bytes} bytes is more than the {MAX_STACK_SIZE} bytes (1 GiB) allowed"),
-        ))
-    } else {
-        Ok(bytes)
-    }
-}
-
-fn check_prefix(field: &str, shown: &str, prefix: String) -> Result<String, ConfigError> {
-    if prefix.trim().is_empty() {
-        Err(ConfigError::invalid(
-            field,
-            shown,
-            "a thread name prefix must not be empty",
-        ))
-    } else if prefix.contains('\0') {
-        Err(ConfigError::invalid(
-            field,
-            shown,
-            "a thread name must not contain a NUL character",
-        ))
-    } else {
-        Ok(prefix)
+    /// Checks the ranges of `config`: the Tokio worker count here, every pool
+    /// setting by [`ComputeConfig::validate`]. Errors name the setting by
+    /// its source and show the value as written.
+    fn validate(&self, config: &RuntimeConfig) -> Result<(), ConfigError> {
+        if let Some(workers) = config.num_worker_threads {
+            let reason = if workers == 0 {
+                Some("must be at least 1".to_owned())
+            } else if workers > MAX_THREADS {
+                Some(format!("more than the {MAX_THREADS} threads allowed"))
+            } else {
+                None
+            };
+            if let (Some(reason), Some(index)) = (reason, Setting::index_of("num_worker_threads")) {
+                let (name, shown) = self.describe(config, index);
+                return Err(ConfigError::invalid(name, shown, reason));
+            }
+        }
+        config
+            .pool_settings()
+            .validate()
+            .map_err(|error| match error {
+                ConfigError::Invalid {
+                    field,
+                    value,
+                    reason,
+                } => {
+                    match SETTINGS
+                        .iter()
+                        .position(|setting| setting.pool_field == Some(field.as_str()))
+                    {
+                        Some(index) => {
+                            let (name, shown) = self.describe(config, index);
+                            ConfigError::invalid(name, shown, reason)
+                        }
+                        None => ConfigError::Invalid {
+                            field,
+                            value,
+                            reason,
+                        },
+                    }
+                }
+                other => other,
+            })
     }
 }
 
@@ -420,14 +436,19 @@ impl RuntimeConfig {
     /// rest of the application); a document without `[runtime]` gives the
     /// defaults. Inside `[runtime]`, an unknown key is
     /// [`ConfigError::UnknownKey`] and a bad value is
-    /// [`ConfigError::Invalid`] naming `runtime.<key>` and the value; TOML
-    /// that does not parse is [`ConfigError::Parse`] with the line.
+    /// [`ConfigError::Invalid`] naming `runtime.<key>` and the value as
+    /// written; TOML that does not parse is [`ConfigError::Parse`] with the
+    /// line.
     ///
     /// ```
-    /// use compute_pool::{ConfigError, RuntimeConfig};
+    /// use compute_runtime::{ConfigError, RuntimeConfig};
     ///
     /// let err = RuntimeConfig::from_toml_str("[runtime]\ncompute_thread = 4\n").unwrap_err();
     /// assert!(matches!(err, ConfigError::UnknownKey { ref key } if key == "runtime.compute_thread"));
+    ///
+    /// let err = RuntimeConfig::from_toml_str("[runtime]\ncompute_stack_size = \"4KB\"\n").unwrap_err();
+    /// assert!(matches!(err, ConfigError::Invalid { ref field, ref value, .. }
+    ///     if field == "runtime.compute_stack_size" && value == "\"4KB\""));
     /// ```
     pub fn from_toml_str(text: &str) -> Result<RuntimeConfig, ConfigError> {
         let document: toml::Table = text.parse().map_err(|error: toml::de::Error| {
@@ -451,28 +472,40 @@ impl RuntimeConfig {
     /// Reads an already parsed `[runtime]` table (the table's contents, not
     /// the whole document). Same rules as
     /// [`from_toml_str`](RuntimeConfig::from_toml_str).
+    ///
+    /// ```
+    /// use compute_runtime::RuntimeConfig;
+    ///
+    /// let table: toml::Table = "compute_threads = 3".parse()?;
+    /// assert_eq!(RuntimeConfig::from_toml_table(&table)?.compute_threads, Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_toml_table(table: &toml::Table) -> Result<RuntimeConfig, ConfigError> {
         let mut config = RuntimeConfig::default();
+        let mut sources = Sources::default();
         for (name, value) in table {
-            let key = Key::from_toml_name(name).ok_or_else(|| ConfigError::UnknownKey {
+            let index = Setting::index_of(name).ok_or_else(|| ConfigError::UnknownKey {
                 key: format!("runtime.{name}"),
             })?;
-            key.apply(&mut config, &key.field(), &Raw::Toml(value))?;
+            let field = SETTINGS[index].field();
+            sources.parse(&mut config, index, field, &Raw::Toml(value))?;
         }
+        sources.validate(&config)?;
         Ok(config)
     }
 
     /// Overrides fields with the process environment; see [`mod@env`] for the
     /// variable names. An invalid value is a [`ConfigError`] naming the
-    /// variable and its value.
+    /// variable and its value. The whole result is checked, as by
+    /// [`validate`](RuntimeConfig::validate).
     ///
     /// ```
-    /// use compute_pool::RuntimeConfig;
+    /// use compute_runtime::RuntimeConfig;
     ///
     /// // With none of the COMPUTE_RUNTIME_* variables set this changes nothing.
     /// let config = RuntimeConfig::default().from_env()?;
     /// # let _ = config;
-    /// # Ok::<(), compute_pool::ConfigError>(())
+    /// # Ok::<(), compute_runtime::ConfigError>(())
     /// ```
     pub fn from_env(self) -> Result<RuntimeConfig, ConfigError> {
         self.from_env_with(|name| match std::env::var(name) {
@@ -489,68 +522,57 @@ impl RuntimeConfig {
     /// for applications that keep their settings elsewhere.
     ///
     /// ```
-    /// use compute_pool::{settings::env, RuntimeConfig};
+    /// use compute_runtime::{settings::env, ConfigError, RuntimeConfig};
     ///
     /// let config = RuntimeConfig::default().from_env_with(|name| {
     ///     (name == env::COMPUTE_STACK_SIZE).then(|| "8MB".to_string())
     /// })?;
     /// assert_eq!(config.compute_stack_size, Some(8 << 20));
-    /// # Ok::<(), compute_pool::ConfigError>(())
+    ///
+    /// // A bad value names the variable and the value as it was set.
+    /// let err = RuntimeConfig::default()
+    ///     .from_env_with(|name| (name == env::MAX_IN_FLIGHT).then(|| "0".to_string()))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, ConfigError::Invalid { ref field, ref value, .. }
+    ///     if field == env::MAX_IN_FLIGHT && value == "0"));
+    /// # Ok::<(), compute_runtime::ConfigError>(())
     /// ```
     pub fn from_env_with(
         mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<RuntimeConfig, ConfigError> {
-        for key in Key::ALL {
-            let name = key.env_name();
-            let Some(value) = lookup(name) else { continue };
+        let mut sources = Sources::default();
+        for (index, setting) in SETTINGS.iter().enumerate() {
+            let Some(value) = lookup(setting.env) else {
+                continue;
+            };
             if value.trim().is_empty() {
                 continue;
             }
-            key.apply(&mut self, name, &Raw::Env(&value))?;
+            sources.parse(&mut self, index, setting.env.to_owned(), &Raw::Env(&value))?;
         }
+        sources.validate(&self)?;
         Ok(self)
     }
 
     /// Checks the ranges of a hand-built (or separately deserialized)
     /// config: the same rules as [`from_toml_str`](RuntimeConfig::from_toml_str).
-    /// [`Runtime::new`](crate::Runtime::new) calls this.
+    /// The pool settings are checked by [`ComputeConfig::validate`] on the
+    /// config they map to, so the rules are the pool's; errors name the
+    /// setting as `runtime.<key>`. [`Runtime::new`](crate::Runtime::new)
+    /// calls this.
+    ///
+    /// ```
+    /// use compute_runtime::{ConfigError, RuntimeConfig};
+    ///
+    /// let config = RuntimeConfig { compute_thread_prefix: Some("  ".into()), ..Default::default() };
+    /// let err = config.validate().unwrap_err();
+    /// assert!(matches!(err, ConfigError::Invalid { ref field, ref value, .. }
+    ///     if field == "runtime.compute_thread_prefix" && value == "\"  \""));
+    /// assert!(RuntimeConfig::default().validate().is_ok());
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut scratch = RuntimeConfig::default();
-        let integers = [
-            (
-                Key::NumWorkerThreads,
-                self.num_worker_threads.map(|n| n as i128),
-            ),
-            (Key::ComputeThreads, self.compute_threads.map(|n| n as i128)),
-            (
-                Key::SlowTaskThresholdMs,
-                self.slow_task_threshold_ms.map(i128::from),
-            ),
-            (Key::MaxInFlight, self.max_in_flight.map(|n| n as i128)),
-            (Key::AwaitSpinUs, self.await_spin_us.map(i128::from)),
-            (
-                Key::RunnerKeepAliveUs,
-                self.runner_keep_alive_us.map(i128::from),
-            ),
-        ];
-        for (key, value) in integers {
-            if let Some(n) = value {
-                let text = n.to_string();
-                key.apply(&mut scratch, &key.field(), &Raw::Env(&text))?;
-            }
-        }
-        if let Some(bytes) = self.compute_stack_size {
-            check_stack_size(&Key::ComputeStackSize.field(), &bytes.to_string(), bytes)?;
-        }
-        if let Some(prefix) = &self.compute_thread_prefix {
-            check_prefix(
-                &Key::ComputeThreadPrefix.field(),
-                &format!("{prefix:?}"),
-                prefix.clone(),
-            )?;
-        }
-        Ok(())
+        Sources::default().validate(self)
     }
 
     /// The thread counts this config gives on this machine, defaults filled
@@ -562,8 +584,8 @@ impl RuntimeConfig {
     /// The thread counts this config gives on a machine with
     /// `physical_cores` cores.
     ///
-    /// Defaults follow the strategy guide: Tokio workers = the physical
-    /// cores, compute threads = half of them (at least 1), which keeps the
+    /// Defaults: Tokio workers = the physical cores, compute threads = half
+    /// of them (at least 1, [`crate::default_num_threads_for`]), which keeps the
     /// total at 1.5 × the physical cores ([`ThreadPlan::budget`]). When only
     /// one of the two is set, the other is sized to fit what is left of that
     /// budget (at least 1). Counts that are set are used as they are, even
@@ -571,7 +593,7 @@ impl RuntimeConfig {
     /// logs a warning.
     ///
     /// ```
-    /// use compute_pool::RuntimeConfig;
+    /// use compute_runtime::RuntimeConfig;
     ///
     /// let plan = RuntimeConfig::default().thread_plan_for(8);
     /// assert_eq!((plan.worker_threads, plan.compute_threads), (8, 4));
@@ -583,7 +605,7 @@ impl RuntimeConfig {
     pub fn thread_plan_for(&self, physical_cores: usize) -> ThreadPlan {
         let cores = physical_cores.max(1);
         let budget = ThreadPlan::budget_for(cores);
-        let default_compute = (cores / 2).max(1);
+        let default_compute = compute_pool::default_num_threads_for(cores);
         let (worker_threads, compute_threads) =
             match (self.num_worker_threads, self.compute_threads) {
                 (Some(workers), Some(compute)) => (workers, compute),
@@ -605,30 +627,35 @@ impl RuntimeConfig {
     }
 
     /// The [`ComputeConfig`] for a pool of `num_threads` threads built from
-    /// this config (fields left `None` take [`ComputeConfig::default`]'s).
+    /// this config: each pool setting that is set maps onto its
+    /// [`ComputeConfig`] field (milliseconds and microseconds become
+    /// [`Duration`]s); the rest keep [`ComputeConfig::default`]'s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compute_runtime::RuntimeConfig;
+    ///
+    /// let config = RuntimeConfig { await_spin_us: Some(50), ..Default::default() };
+    /// let pool = config.compute_config(3);
+    /// assert_eq!(pool.num_threads, Some(3));
+    /// assert_eq!(pool.await_spin_limit, Duration::from_micros(50));
+    /// assert_eq!(pool.thread_name_prefix, "compute");
+    /// ```
     pub fn compute_config(&self, num_threads: usize) -> ComputeConfig {
-        let defaults = ComputeConfig::default();
         ComputeConfig {
             num_threads: Some(num_threads),
-            stack_size: self.compute_stack_size.or(defaults.stack_size),
-            thread_name_prefix: self
-                .compute_thread_prefix
-                .clone()
-                .unwrap_or(defaults.thread_name_prefix),
-            slow_task_threshold: self
-                .slow_task_threshold_ms
-                .map(Duration::from_millis)
-                .unwrap_or(defaults.slow_task_threshold),
-            max_in_flight: self.max_in_flight.or(defaults.max_in_flight),
-            await_spin_limit: self
-                .await_spin_us
-                .map(Duration::from_micros)
-                .unwrap_or(defaults.await_spin_limit),
-            runner_keep_alive: self
-                .runner_keep_alive_us
-                .map(Duration::from_micros)
-                .unwrap_or(defaults.runner_keep_alive),
+            ..self.pool_settings()
         }
+    }
+
+    /// The pool settings of this config as a [`ComputeConfig`], the thread
+    /// count as written (`None` when unset or 0).
+    fn pool_settings(&self) -> ComputeConfig {
+        let mut pool = ComputeConfig::default();
+        for setting in &SETTINGS {
+            (setting.to_pool)(self, &mut pool);
+        }
+        pool
     }
 }
 
@@ -648,12 +675,24 @@ impl ThreadPlan {
         (physical_cores.saturating_mul(3) / 2).max(2)
     }
 
-    /// Worker plus compute threads.
+    /// Worker plus compute threads, saturating at `usize::MAX` (counts
+    /// that were never validated can be that large; such a plan is then
+    /// reported as oversubscribed rather than overflowing).
+    ///
+    /// ```
+    /// use compute_runtime::ThreadPlan;
+    ///
+    /// let plan = ThreadPlan { worker_threads: 8, compute_threads: 4, physical_cores: 8 };
+    /// assert_eq!(plan.total(), 12);
+    /// let absurd = ThreadPlan { worker_threads: usize::MAX, ..plan };
+    /// assert_eq!(absurd.total(), usize::MAX);
+    /// assert!(absurd.oversubscription().is_some());
+    /// ```
     pub fn total(&self) -> usize {
-        self.worker_threads + self.compute_threads
+        self.worker_threads.saturating_add(self.compute_threads)
     }
 
-    /// The most threads the guide recommends for this machine: 1.5 × the
+    /// The most threads recommended for this machine: 1.5 × the
     /// physical cores (rounded down), and never less than 2 (one worker plus
     /// one compute thread).
     pub fn budget(&self) -> usize {
@@ -691,38 +730,6 @@ impl ThreadPlan {
         );
         true
     }
-}
-
-/// The number of physical cores this process may use: the CPUs it may run
-/// on ([`std::thread::available_parallelism`], which honours affinity and
-/// cgroup quotas) divided by the hardware threads per core (SMT width, read
-/// from Linux sysfs; 1 where that is unavailable). At least 1.
-pub fn physical_cores() -> usize {
-    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (logical / smt_width()).max(1)
-}
-
-/// Hardware threads per core, from `thread_siblings_list` of cpu0
-/// (for example `0,4` or `0-1` means 2). 1 if unknown.
-fn smt_width() -> usize {
-    let Ok(list) =
-        std::fs::read_to_string("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
-    else {
-        return 1;
-    };
-    let count: usize = list
-        .trim()
-        .split(',')
-        .filter(|part| !part.is_empty())
-        .map(|part| match part.split_once('-') {
-            Some((lo, hi)) => match (lo.trim().parse::<usize>(), hi.trim().parse::<usize>()) {
-                (Ok(lo), Ok(hi)) if hi >= lo => hi - lo + 1,
-                _ => 1,
-            },
-            None => 1,
-        })
-        .sum();
-    count.max(1)
 }
 
 /// Parses a byte size: a number with an optional unit (see the
@@ -832,6 +839,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_follows_the_names() {
+        let envs: Vec<&str> = SETTINGS.iter().map(|setting| setting.env).collect();
+        assert_eq!(envs, env::ALL);
+        for setting in &SETTINGS {
+            let expected = format!("COMPUTE_RUNTIME_{}", setting.key.to_ascii_uppercase());
+            assert_eq!(setting.env, expected);
+        }
+    }
+
+    #[test]
     fn sizes_are_powers_of_1024() {
         assert_eq!(parse_size("4MB"), Ok(4 << 20));
         assert_eq!(parse_size("4 MiB"), Ok(4 << 20));
@@ -859,12 +876,6 @@ mod tests {
     }
 
     #[test]
-    fn smt_width_is_at_least_one() {
-        assert!(smt_width() >= 1);
-        assert!(physical_cores() >= 1);
-    }
-
-    #[test]
     fn defaults_fit_the_budget_for_every_core_count() {
         for cores in 1..=256 {
             let plan = RuntimeConfig::default().thread_plan_for(cores);
@@ -872,6 +883,25 @@ mod tests {
             assert!(plan.compute_threads >= 1);
             assert_eq!(plan.oversubscription(), None, "{cores} cores: {plan:?}");
         }
+    }
+
+    #[test]
+    fn unvalidated_huge_counts_do_not_overflow() {
+        let plan = RuntimeConfig {
+            num_worker_threads: Some(usize::MAX),
+            ..Default::default()
+        }
+        .thread_plan_for(4);
+        assert_eq!(plan.compute_threads, 1);
+        assert_eq!(plan.total(), usize::MAX, "saturates");
+        assert_eq!(plan.oversubscription(), Some(usize::MAX - plan.budget()));
+        let plan = ThreadPlan {
+            worker_threads: usize::MAX,
+            compute_threads: usize::MAX,
+            physical_cores: usize::MAX,
+        };
+        assert_eq!(plan.total(), usize::MAX);
+        assert!(plan.oversubscription().is_some(), "{plan:?}");
     }
 
     #[test]

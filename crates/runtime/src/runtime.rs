@@ -2,15 +2,16 @@
 //! one [`RuntimeConfig`], with the pool visible from every thread of both
 //! through [`current`](crate::current).
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::context;
-use crate::settings::ThreadPlan;
-use crate::{ComputePool, ConfigError, RuntimeConfig};
+use compute_pool::{ComputePool, ConfigError};
+
+use crate::settings::{RuntimeConfig, ThreadPlan};
 
 /// A Tokio multi-thread runtime plus the compute pool its tasks hand CPU
 /// work to.
@@ -21,7 +22,7 @@ use crate::{ComputePool, ConfigError, RuntimeConfig};
 /// returns this runtime's pool.
 ///
 /// ```
-/// use compute_pool::{Runtime, RuntimeConfig};
+/// use compute_runtime::{Runtime, RuntimeConfig};
 ///
 /// let runtime = Runtime::new(RuntimeConfig {
 ///     num_worker_threads: Some(2),
@@ -44,6 +45,19 @@ pub struct Runtime {
     pool: Option<Arc<ComputePool>>,
     plan: ThreadPlan,
     config: RuntimeConfig,
+    /// Unique among the runtimes of this process; marks its Tokio threads
+    /// (see [`OWNER`]).
+    id: u64,
+}
+
+/// Numbers the runtimes of this process, from 1.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The id of the [`Runtime`] whose Tokio thread (worker or blocking
+    /// thread) this is; 0 on other threads. `shutdown` reads it to tell
+    /// whether Tokio, stopping, would wait for the calling thread.
+    static OWNER: Cell<u64> = const { Cell::new(0) };
 }
 
 impl Runtime {
@@ -81,12 +95,23 @@ impl Runtime {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 format!("tokio-rt-{n}")
             });
-        if let Some(pool) = &pool {
-            // Runs on every thread Tokio starts: workers and blocking threads.
-            let pool = ComputePool::clone(pool);
-            builder.on_thread_start(move || context::enter_context(&pool));
-            builder.on_thread_stop(context::leave_context);
-        }
+        // ORDERING: Relaxed. Only uniqueness of the number matters.
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        // Runs on every thread Tokio starts: workers and blocking threads.
+        let thread_pool = pool.as_deref().cloned();
+        builder.on_thread_start(move || {
+            OWNER.with(|owner| owner.set(id));
+            if let Some(pool) = &thread_pool {
+                compute_pool::enter_context(pool);
+            }
+        });
+        let has_pool = pool.is_some();
+        builder.on_thread_stop(move || {
+            OWNER.with(|owner| owner.set(0));
+            if has_pool {
+                compute_pool::leave_context();
+            }
+        });
         let tokio = builder.build().map_err(|error| ConfigError::Build {
             what: "tokio runtime".to_owned(),
             message: error.to_string(),
@@ -104,6 +129,7 @@ impl Runtime {
             pool,
             plan,
             config,
+            id,
         })
     }
 
@@ -148,12 +174,42 @@ impl Runtime {
     /// timeout; `false` if the deadline passed first (unstarted jobs then
     /// resolve to [`ComputeError::Shutdown`](crate::ComputeError::Shutdown)).
     ///
-    /// Blocks the calling thread. Called from inside an async context, the
-    /// Tokio part runs on a helper thread, because Tokio refuses to shut a
-    /// runtime down from one of its own tasks.
+    /// Blocks the calling thread while the pool drains. Where it is called
+    /// from decides how Tokio is stopped:
+    ///
+    /// - outside any async context: here, waiting up to what is left of
+    ///   `timeout` for Tokio's tasks and blocking threads;
+    /// - inside another runtime's async context: the same, on a helper
+    ///   thread (Tokio refuses to stop a runtime from async code), joined
+    ///   before returning;
+    /// - on one of this runtime's own threads (a task on its workers, or a
+    ///   `spawn_blocking` closure): Tokio would wait for the calling thread
+    ///   itself, so `shutdown` only starts the stop, on a detached helper
+    ///   thread that gives Tokio's threads what is left of `timeout`, and
+    ///   returns without waiting for it. The caller's task goes on until its
+    ///   next `.await`, where the stopping runtime drops it. On a worker the
+    ///   pool drains inside [`tokio::task::block_in_place`], so the worker's
+    ///   other tasks (say, those awaiting the draining jobs) move to another
+    ///   thread meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use compute_runtime::{Runtime, RuntimeConfig};
+    ///
+    /// let runtime = Runtime::new(RuntimeConfig { num_worker_threads: Some(1), compute_threads: Some(1), ..Default::default() })?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let handle = runtime.handle().clone();
+    /// // From one of its own tasks: returns without waiting for Tokio.
+    /// handle.spawn(async move { tx.send(runtime.shutdown(Duration::from_secs(60))).unwrap() });
+    /// assert!(rx.recv()?);
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         let drained = match &self.pool {
+            Some(pool) if crate::size_class::can_block_in_place() => {
+                tokio::task::block_in_place(|| pool.shutdown_blocking(timeout))
+            }
             Some(pool) => pool.shutdown_blocking(timeout),
             None => true,
         };
@@ -161,7 +217,8 @@ impl Runtime {
             deadline.saturating_duration_since(Instant::now())
         });
         if let Some(tokio) = self.tokio.take() {
-            shutdown_tokio(tokio, left);
+            let own_thread = OWNER.with(Cell::get) == self.id;
+            shutdown_tokio(tokio, left, own_thread);
         }
         drained
     }
@@ -173,35 +230,47 @@ impl Runtime {
     }
 }
 
-/// Shuts `tokio` down within `timeout`, off the current thread if this
-/// thread is inside an async context (where Tokio would panic).
-fn shutdown_tokio(tokio: tokio::runtime::Runtime, timeout: Duration) {
-    if tokio::runtime::Handle::try_current().is_err() {
+/// Shuts `tokio` down within `timeout`: here when this thread is outside
+/// any async context (elsewhere Tokio would panic), else on a helper thread,
+/// joined unless `own_thread` says this thread is one of `tokio`'s own (which
+/// the shutdown would wait for: joining would deadlock until the timeout).
+fn shutdown_tokio(tokio: tokio::runtime::Runtime, timeout: Duration, own_thread: bool) {
+    if !own_thread && tokio::runtime::Handle::try_current().is_err() {
         tokio.shutdown_timeout(timeout);
         return;
     }
     // Shared with the helper so that, if no thread can be started, the
     // runtime is still here to stop in the background.
-    let slot = Arc::new(parking_lot::Mutex::new(Some(tokio)));
+    let slot = Arc::new(std::sync::Mutex::new(Some(tokio)));
     let helper_slot = Arc::clone(&slot);
     let helper = std::thread::Builder::new()
         .name("tokio-rt-shutdown".to_owned())
         .spawn(move || {
-            if let Some(tokio) = helper_slot.lock().take() {
+            if let Some(tokio) = take(&helper_slot) {
                 tokio.shutdown_timeout(timeout);
             }
         });
     match helper {
-        Ok(helper) => {
+        Ok(helper) if !own_thread => {
             let _ = helper.join();
         }
+        Ok(_detached) => {}
         Err(error) => {
             tracing::warn!(%error, "no thread to shut the tokio runtime down on; stopping it in the background");
-            if let Some(tokio) = slot.lock().take() {
+            if let Some(tokio) = take(&slot) {
                 tokio.shutdown_background();
             }
         }
     }
+}
+
+/// Takes the runtime out of `slot` (a poisoned lock still gives it up).
+fn take(
+    slot: &std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+) -> Option<tokio::runtime::Runtime> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 /// Puts the calling thread in a pool's compute context until dropped, then
@@ -212,8 +281,8 @@ struct ContextGuard {
 
 impl ContextGuard {
     fn enter(pool: &ComputePool) -> ContextGuard {
-        let previous = context::current();
-        context::enter_context(pool);
+        let previous = compute_pool::current();
+        compute_pool::enter_context(pool);
         ContextGuard { previous }
     }
 }
@@ -221,8 +290,8 @@ impl ContextGuard {
 impl Drop for ContextGuard {
     fn drop(&mut self) {
         match &self.previous {
-            Some(pool) => context::enter_context(pool),
-            None => context::leave_context(),
+            Some(pool) => compute_pool::enter_context(pool),
+            None => compute_pool::leave_context(),
         }
     }
 }

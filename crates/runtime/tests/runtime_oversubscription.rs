@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use compute_pool::{Runtime, RuntimeConfig};
+use compute_runtime::{Runtime, RuntimeConfig};
 
 /// A `tracing` subscriber writing into a buffer, and the buffer.
 fn capture() -> (impl tracing::Subscriber + Send + Sync, Arc<Mutex<Vec<u8>>>) {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use compute_pool::{Runtime, RuntimeConfig};
+use compute_runtime::{Runtime, RuntimeConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -122,4 +122,52 @@ fn plain_drop_stops_everything() {
         // The pool handle we kept still works: the runtime let go of it.
         assert_eq!(pool.execute_sync(|| 2).unwrap(), 2);
     });
+}
+
+/// `shutdown` called from one of the runtime's own tasks, on an idle
+/// runtime, returns promptly however long its timeout: it cannot wait for
+/// Tokio to stop, since Tokio would wait for the very worker it runs on.
+/// (The watchdog is a hang detector, far above the time this takes.)
+#[test]
+fn shutdown_from_its_own_task_returns() {
+    let drained = support::watchdog_for(Duration::from_secs(10), || {
+        let runtime = Runtime::new(config()).unwrap();
+        let handle = runtime.handle().clone();
+        let (tx, rx) = mpsc::channel();
+        handle.spawn(async move {
+            let _ = tx.send(runtime.shutdown(Duration::from_secs(60)));
+        });
+        rx.recv().expect("the task ran shutdown to the end")
+    });
+    assert!(drained);
+}
+
+/// The same from one of the runtime's blocking threads (`spawn_blocking`),
+/// which Tokio's shutdown also waits for; pending compute work is still
+/// drained first.
+#[test]
+fn shutdown_from_its_own_blocking_thread_returns() {
+    let (drained, result) = support::watchdog_for(Duration::from_secs(10), || {
+        let runtime = Runtime::new(config()).unwrap();
+        let pool = runtime.compute_pool().unwrap();
+        let job = pool.execute(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            5
+        });
+        let handle = runtime.handle().clone();
+        let (tx, rx) = mpsc::channel();
+        handle.spawn_blocking(move || {
+            let _ = tx.send(runtime.shutdown(Duration::from_secs(60)));
+        });
+        let drained = rx
+            .recv()
+            .expect("the blocking task ran shutdown to the end");
+        (drained, futures::executor::block_on(job))
+    });
+    assert!(drained);
+    assert_eq!(
+        result.unwrap(),
+        5,
+        "queued work finished before shutdown returned"
+    );
 }

@@ -1,16 +1,16 @@
 //! Builds a `Runtime` from a `[runtime]` TOML table (a file given as the
-//! first argument, or the strategy guide's "mixed workload" example),
+//! first argument, or a built-in "mixed workload" table),
 //! applies `COMPUTE_RUNTIME_*` environment overrides, prints the thread
 //! plan, and runs jobs of each size class plus adaptive dispatch.
 //!
 //! ```text
-//! cargo run -p compute-pool --example runtime_from_toml
-//! COMPUTE_RUNTIME_COMPUTE_THREADS=1 cargo run -p compute-pool --example runtime_from_toml -- service.toml
+//! cargo run -p compute-runtime --example runtime_from_toml
+//! COMPUTE_RUNTIME_COMPUTE_THREADS=1 cargo run -p compute-runtime --example runtime_from_toml -- service.toml
 //! ```
 
 use std::time::{Duration, Instant};
 
-use compute_pool::{Runtime, RuntimeConfig};
+use compute_runtime::{Runtime, RuntimeConfig, SizeClassExt};
 
 const MIXED_WORKLOAD: &str = r#"
 # Balance between async I/O and compute
@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             pool.execute_adaptive(|| spin(Duration::from_millis(1)))
                 .await?;
         }
-        Ok::<_, compute_pool::ComputeError>(())
+        Ok::<_, compute_runtime::ComputeError>(())
     })?;
 
     let metrics = pool.metrics();

@@ -1,15 +1,15 @@
 //! Library code that finds the compute pool through the thread's compute
-//! context instead of having it passed down: `compute_pool::current()`
+//! context instead of having it passed down: `compute_runtime::current()`
 //! returns the runtime's pool on its Tokio workers, its blocking threads,
 //! its compute threads and inside `block_on`, and `None` elsewhere.
 //!
 //! ```text
-//! cargo run -p compute-pool --example runtime_context
+//! cargo run -p compute-runtime --example runtime_context
 //! ```
 
 use std::time::Duration;
 
-use compute_pool::{ComputeError, Runtime, RuntimeConfig};
+use compute_runtime::{ComputeError, Runtime, RuntimeConfig};
 
 /// A checksum over `data`: on the current runtime's compute pool when there
 /// is one, inline otherwise.
@@ -19,7 +19,7 @@ async fn checksum(data: Vec<u8>) -> Result<u64, ComputeError> {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         })
     };
-    match compute_pool::current() {
+    match compute_runtime::current() {
         Some(pool) => pool.execute(work).await,
         None => Ok(work()),
     }

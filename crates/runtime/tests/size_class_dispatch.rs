@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use compute_pool::{ComputeConfig, ComputeError, ComputePool, SizeClass};
+use compute_runtime::{ComputeConfig, ComputeError, ComputePool, SizeClass, SizeClassExt};
 
 fn pool(threads: usize) -> ComputePool {
     ComputePool::new(ComputeConfig {
@@ -51,7 +51,7 @@ fn each_class_runs_where_it_says() {
         assert_eq!(
             pool.metrics().tasks_total(),
             1,
-            "small runs here, but counts as a job of the pool"
+            "small is accounted as a job of the pool, though it ran here"
         );
 
         let medium = pool.run_medium(thread_name).await.unwrap();
@@ -136,6 +136,107 @@ fn medium_in_a_local_set() {
     });
 }
 
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Inside a `LocalSet` driven by `block_on` of a multi-thread runtime,
+/// where `block_in_place` panics: the job is awaited instead, both in the
+/// set's own future and in a `spawn_local` task.
+#[test]
+fn medium_in_a_local_set_on_a_multi_thread_runtime() {
+    support::watchdog_for(LIMIT, || {
+        let runtime = multi_thread_runtime();
+        let local = tokio::task::LocalSet::new();
+        let pool = pool(1);
+        let task_pool = pool.clone();
+        let (direct, spawned) = local.block_on(&runtime, async move {
+            let direct = pool.run_medium(thread_name).await.unwrap();
+            let spawned = tokio::task::spawn_local(async move {
+                task_pool.run_sized(SizeClass::Medium, || 8).await
+            })
+            .await
+            .unwrap();
+            (direct, spawned)
+        });
+        assert!(direct.starts_with("sized-"), "{direct}");
+        assert_eq!(spawned.unwrap(), 8);
+    });
+}
+
+/// A `LocalSet` run by `Handle::block_on` on a blocking thread of a
+/// multi-thread runtime (`spawn_blocking`), and one run so inside
+/// `block_in_place` on a worker: `run_medium` works in both.
+#[test]
+fn medium_in_a_local_set_off_the_workers() {
+    support::watchdog_for(LIMIT, || {
+        let runtime = multi_thread_runtime();
+        let pool = pool(1);
+        let (on_blocking, in_block_in_place) = runtime.block_on(async move {
+            let blocking_pool = pool.clone();
+            let on_blocking = tokio::task::spawn_blocking(move || {
+                let local = tokio::task::LocalSet::new();
+                tokio::runtime::Handle::current().block_on(local.run_until(async move {
+                    tokio::task::spawn_local(async move { blocking_pool.run_medium(|| 9).await })
+                        .await
+                        .unwrap()
+                }))
+            })
+            .await
+            .unwrap();
+            let in_block_in_place = tokio::spawn(async move {
+                tokio::task::block_in_place(|| {
+                    let local = tokio::task::LocalSet::new();
+                    tokio::runtime::Handle::current()
+                        .block_on(local.run_until(async move { pool.run_medium(|| 10).await }))
+                })
+            })
+            .await
+            .unwrap();
+            (on_blocking, in_block_in_place)
+        });
+        assert_eq!(on_blocking.unwrap(), 9);
+        assert_eq!(in_block_in_place.unwrap(), 10);
+    });
+}
+
+/// On a worker of a multi-thread runtime `run_medium` steps aside with
+/// `block_in_place`: the worker's core goes to a new thread while the job
+/// runs (an awaited job would start no thread).
+#[test]
+fn medium_on_a_worker_steps_aside() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    support::watchdog_for(LIMIT, || {
+        let started = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&started);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_start(move || {
+                // ORDERING: read after the task below has been awaited.
+                counter.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap();
+        let pool = pool(1);
+        let value = runtime.block_on(async move {
+            tokio::spawn(async move { pool.run_medium(|| 11).await })
+                .await
+                .unwrap()
+        });
+        assert_eq!(value.unwrap(), 11);
+        assert!(
+            started.load(Ordering::SeqCst) >= 2,
+            "the worker handed its core to another thread"
+        );
+    });
+}
+
 /// Outside Tokio altogether (another executor).
 #[test]
 fn medium_outside_tokio() {
@@ -146,8 +247,8 @@ fn medium_outside_tokio() {
     });
 }
 
-/// Inside `block_on` of a multi-thread runtime and on its blocking threads,
-/// `block_in_place` is allowed: `run_medium` uses it there.
+/// Inside `block_on` of a multi-thread runtime and on its blocking threads
+/// (no worker to step aside), `run_medium` awaits the job.
 #[test]
 fn medium_in_block_on_and_on_blocking_threads() {
     support::watchdog_for(LIMIT, || {

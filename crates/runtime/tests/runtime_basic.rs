@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use compute_pool::{ConfigError, Runtime, RuntimeConfig};
+use compute_runtime::{ConfigError, Runtime, RuntimeConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -80,8 +80,8 @@ fn compute_threads_zero_means_no_pool() {
         assert_eq!(runtime.thread_plan().compute_threads, 0);
         assert!(runtime.thread_plan().worker_threads >= 1);
         let seen = runtime.block_on(async {
-            let here = compute_pool::current().is_none();
-            let worker = tokio::spawn(async { compute_pool::current().is_none() })
+            let here = compute_runtime::current().is_none();
+            let worker = tokio::spawn(async { compute_runtime::current().is_none() })
                 .await
                 .unwrap();
             here && worker
@@ -106,6 +106,24 @@ fn defaults_build() {
     });
 }
 
+/// One default thread-count rule: a pool built with defaults and the pool
+/// of a runtime built with defaults have the same number of threads.
+#[test]
+fn default_pool_and_default_runtime_agree() {
+    support::watchdog_for(LIMIT, || {
+        let pool = compute_runtime::ComputePool::with_defaults().unwrap();
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let runtime_pool = runtime.compute_pool().unwrap();
+        assert_eq!(pool.num_threads(), runtime_pool.num_threads());
+        assert_eq!(pool.num_threads(), compute_runtime::default_num_threads());
+        assert_eq!(
+            runtime.thread_plan().compute_threads,
+            compute_runtime::default_num_threads_for(compute_runtime::physical_cores())
+        );
+        assert!(runtime.shutdown(Duration::from_secs(10)));
+    });
+}
+
 #[test]
 fn from_toml_and_env() {
     support::watchdog_for(LIMIT, || {
@@ -113,7 +131,7 @@ fn from_toml_and_env() {
             "[runtime]\nnum_worker_threads = 2\ncompute_threads = 2\ncompute_stack_size = \"2MB\"\n",
         )
         .unwrap()
-        .from_env_with(|name| (name == compute_pool::settings::env::COMPUTE_THREADS).then(|| "1".into()))
+        .from_env_with(|name| (name == compute_runtime::settings::env::COMPUTE_THREADS).then(|| "1".into()))
         .unwrap();
         let runtime = Runtime::new(config).unwrap();
         assert_eq!(runtime.compute_pool().unwrap().num_threads(), 1);

@@ -1,11 +1,11 @@
-//! `compute_pool::current()` returns the runtime's pool on every kind of
+//! `compute_runtime::current()` returns the runtime's pool on every kind of
 //! thread the runtime owns, and `None` on a thread it does not.
 
 mod support;
 
 use std::time::Duration;
 
-use compute_pool::{ComputePool, Runtime, RuntimeConfig};
+use compute_runtime::{ComputePool, Runtime, RuntimeConfig};
 
 fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig {
@@ -25,7 +25,7 @@ fn every_runtime_thread_sees_the_pool() {
     let runtime = runtime();
     let pool = runtime.compute_pool().unwrap();
     assert!(
-        compute_pool::current().is_none(),
+        compute_runtime::current().is_none(),
         "the test thread is not the runtime's"
     );
 
@@ -36,7 +36,7 @@ fn every_runtime_thread_sees_the_pool() {
                 async move {
                     let mut checks = Vec::new();
                     // The thread inside block_on.
-                    checks.push(("block_on", is(&pool, compute_pool::current())));
+                    checks.push(("block_on", is(&pool, compute_runtime::current())));
 
                     // Async worker threads: spawn enough tasks that both workers run some.
                     let mut tasks = Vec::new();
@@ -44,7 +44,7 @@ fn every_runtime_thread_sees_the_pool() {
                         tasks.push(tokio::spawn(async {
                             tokio::task::yield_now().await;
                             let name = std::thread::current().name().unwrap_or("").to_owned();
-                            (name, compute_pool::current())
+                            (name, compute_runtime::current())
                         }));
                     }
                     for task in tasks {
@@ -54,24 +54,25 @@ fn every_runtime_thread_sees_the_pool() {
                     }
 
                     // Blocking threads.
-                    let found = tokio::task::spawn_blocking(compute_pool::current)
+                    let found = tokio::task::spawn_blocking(compute_runtime::current)
                         .await
                         .unwrap();
                     checks.push(("spawn_blocking", is(&pool, found)));
 
                     // block_in_place on a worker.
-                    let found =
-                        tokio::spawn(async { tokio::task::block_in_place(compute_pool::current) })
-                            .await
-                            .unwrap();
+                    let found = tokio::spawn(async {
+                        tokio::task::block_in_place(compute_runtime::current)
+                    })
+                    .await
+                    .unwrap();
                     checks.push(("block_in_place", is(&pool, found)));
 
                     // Compute threads.
-                    let found = pool.execute(compute_pool::current).await.unwrap();
+                    let found = pool.execute(compute_runtime::current).await.unwrap();
                     checks.push(("compute", is(&pool, found)));
 
                     // An unrelated std thread.
-                    let found = std::thread::spawn(compute_pool::current).join().unwrap();
+                    let found = std::thread::spawn(compute_runtime::current).join().unwrap();
                     checks.push(("std thread", found.is_none()));
                     checks
                 }
@@ -84,7 +85,7 @@ fn every_runtime_thread_sees_the_pool() {
         assert!(ok, "{thread}: {checks:?}");
     }
     assert!(
-        compute_pool::current().is_none(),
+        compute_runtime::current().is_none(),
         "block_on puts the caller's previous context back"
     );
 }
@@ -99,24 +100,24 @@ fn two_runtimes_see_their_own_pools() {
         assert!(!first_pool.same_pool(&second_pool));
 
         let seen = first.block_on(async {
-            tokio::spawn(async { compute_pool::current() })
+            tokio::spawn(async { compute_runtime::current() })
                 .await
                 .unwrap()
         });
         assert!(is(&first_pool, seen));
         let seen = second.block_on(async {
-            tokio::task::spawn_blocking(compute_pool::current)
+            tokio::task::spawn_blocking(compute_runtime::current)
                 .await
                 .unwrap()
         });
         assert!(is(&second_pool, seen));
 
         // block_on nested in a pool's context restores that context afterwards.
-        compute_pool::enter_context(&first_pool);
-        let inside = second.block_on(async { compute_pool::current() });
+        compute_runtime::enter_context(&first_pool);
+        let inside = second.block_on(async { compute_runtime::current() });
         assert!(is(&second_pool, inside));
-        assert!(is(&first_pool, compute_pool::current()));
-        compute_pool::leave_context();
+        assert!(is(&first_pool, compute_runtime::current()));
+        compute_runtime::leave_context();
     });
 }
 
@@ -130,13 +131,13 @@ fn no_pool_no_context() {
         })
         .unwrap();
         let seen = runtime.block_on(async {
-            let worker = tokio::spawn(async { compute_pool::current().is_none() })
+            let worker = tokio::spawn(async { compute_runtime::current().is_none() })
                 .await
                 .unwrap();
-            let blocking = tokio::task::spawn_blocking(|| compute_pool::current().is_none())
+            let blocking = tokio::task::spawn_blocking(|| compute_runtime::current().is_none())
                 .await
                 .unwrap();
-            worker && blocking && compute_pool::current().is_none()
+            worker && blocking && compute_runtime::current().is_none()
         });
         assert!(seen);
     });

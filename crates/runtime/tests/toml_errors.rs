@@ -1,7 +1,7 @@
 //! Bad `[runtime]` input: each case is a `ConfigError` naming the field and
 //! the value, never a panic.
 
-use compute_pool::{ConfigError, RuntimeConfig};
+use compute_runtime::{ConfigError, RuntimeConfig};
 
 /// Parses `[runtime]\n{body}` and expects an `Invalid` error for `field`
 /// whose value is shown as `value`. Returns the reason.
@@ -243,7 +243,7 @@ fn await_spin_out_of_range() {
     let reason = invalid("await_spin_us = 20000", "runtime.await_spin_us", "20000");
     assert!(reason.contains("10000"), "{reason}");
     let reason = invalid("await_spin_us = -1", "runtime.await_spin_us", "-1");
-    assert!(reason.contains("between 0"), "{reason}");
+    assert!(reason.contains("negative"), "{reason}");
 }
 
 #[test]
@@ -259,5 +259,99 @@ fn runner_keep_alive_out_of_range() {
         "runtime.runner_keep_alive_us",
         "-5",
     );
-    assert!(reason.contains("between 0"), "{reason}");
+    assert!(reason.contains("negative"), "{reason}");
+}
+
+#[test]
+fn blank_prefix() {
+    let reason = invalid(
+        "compute_thread_prefix = \"  \"",
+        "runtime.compute_thread_prefix",
+        "\"  \"",
+    );
+    assert!(reason.contains("whitespace"), "{reason}");
+}
+
+/// Range errors come from the pool's own validator and still name the
+/// setting's key and the value as written (here a size string, not bytes).
+#[test]
+fn pool_rules_name_the_key_and_written_value() {
+    let reason = invalid(
+        "compute_stack_size = \"2GB\"",
+        "runtime.compute_stack_size",
+        "\"2GB\"",
+    );
+    assert!(reason.contains("at most"), "{reason}");
+    let pool = compute_runtime::ComputeConfig {
+        stack_size: Some(2 << 30),
+        ..Default::default()
+    };
+    let ConfigError::Invalid {
+        reason: pool_reason,
+        ..
+    } = pool.validate().unwrap_err()
+    else {
+        panic!("expected Invalid");
+    };
+    assert_eq!(reason, pool_reason, "one rule, one message");
+}
+
+#[test]
+fn hand_built_values_are_shown_as_held() {
+    for (config, field, value) in [
+        (
+            RuntimeConfig {
+                await_spin_us: Some(20_000),
+                ..Default::default()
+            },
+            "runtime.await_spin_us",
+            "20000",
+        ),
+        (
+            RuntimeConfig {
+                compute_threads: Some(5000),
+                ..Default::default()
+            },
+            "runtime.compute_threads",
+            "5000",
+        ),
+        (
+            RuntimeConfig {
+                num_worker_threads: Some(5000),
+                ..Default::default()
+            },
+            "runtime.num_worker_threads",
+            "5000",
+        ),
+        (
+            RuntimeConfig {
+                compute_thread_prefix: Some("a\0b".into()),
+                ..Default::default()
+            },
+            "runtime.compute_thread_prefix",
+            "\"a\\0b\"",
+        ),
+        (
+            RuntimeConfig {
+                max_in_flight: Some(0),
+                ..Default::default()
+            },
+            "runtime.max_in_flight",
+            "0",
+        ),
+    ] {
+        match config.validate() {
+            Err(ConfigError::Invalid {
+                field: f, value: v, ..
+            }) => {
+                assert_eq!((f.as_str(), v.as_str()), (field, value));
+            }
+            other => panic!("{config:?}: expected Invalid, got {other:?}"),
+        }
+    }
+    let off = RuntimeConfig {
+        compute_threads: Some(0),
+        ..Default::default()
+    };
+    assert!(off.validate().is_ok(), "0 compute threads means no pool");
 }

@@ -3,7 +3,7 @@
 //! parse and give the numbers they say, through `from_toml_str` and
 //! through serde.
 
-use compute_pool::RuntimeConfig;
+use compute_runtime::RuntimeConfig;
 
 const MIB: usize = 1024 * 1024;
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use compute_pool::settings::env;
-use compute_pool::{ConfigError, RuntimeConfig};
+use compute_runtime::settings::env;
+use compute_runtime::{ConfigError, RuntimeConfig};
 
 fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = vars
@@ -121,4 +121,39 @@ fn real_environment_without_our_variables() {
     }
     let file = RuntimeConfig::from_toml_str(FILE).unwrap();
     assert_eq!(file.clone().from_env().unwrap(), file);
+}
+
+/// A range error about a value that came from the environment names the
+/// variable, even when the file set other keys; a bad value from the file
+/// that the environment replaces is no error.
+#[test]
+fn range_errors_name_the_variable() {
+    for (name, value) in [
+        (env::AWAIT_SPIN_US, "20000"),
+        (env::RUNNER_KEEP_ALIVE_US, "100001"),
+        (env::COMPUTE_STACK_SIZE, "2GB"),
+        (env::NUM_WORKER_THREADS, "5000"),
+    ] {
+        let err = RuntimeConfig::from_toml_str(FILE)
+            .unwrap()
+            .from_env_with(lookup(&[(name, value)]))
+            .unwrap_err();
+        match &err {
+            ConfigError::Invalid {
+                field, value: v, ..
+            } => {
+                assert_eq!(field, name);
+                assert_eq!(v, value);
+            }
+            other => panic!("{name}={value:?}: expected Invalid, got {other:?}"),
+        }
+    }
+    let hand_built = RuntimeConfig {
+        await_spin_us: Some(20_000),
+        ..Default::default()
+    };
+    let fixed = hand_built
+        .from_env_with(lookup(&[(env::AWAIT_SPIN_US, "100")]))
+        .unwrap();
+    assert_eq!(fixed.await_spin_us, Some(100));
 }

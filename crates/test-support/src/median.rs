@@ -83,7 +83,10 @@ mod tests {
     fn median_of_durations() {
         let ms = Duration::from_millis;
         assert_eq!(median(&mut [ms(9), ms(1), ms(4)]), Some(ms(4)));
-        assert_eq!(median(&mut [ms(1), ms(2)]), Some(Duration::from_micros(1500)));
+        assert_eq!(
+            median(&mut [ms(1), ms(2)]),
+            Some(Duration::from_micros(1500))
+        );
         assert_eq!(median::<Duration>(&mut []), None);
     }
 }

@@ -31,12 +31,13 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use compute_benches::alloc::{Counting, Snapshot};
 use compute_benches::cpu::{cpu_by_thread_group, current_cpu, settled_process_cpu_time};
 use compute_benches::job;
 use compute_benches::oneshots::{Feed, Futures, Oneshot, Ours, Tokio, Worker};
 use compute_benches::peers::naive_spawn;
 use compute_benches::setup::{Bridge, Setup, Threads};
+use compute_test_support::alloc::{Counting, Snapshot};
+use compute_test_support::median;
 use futures::FutureExt;
 use serde::Serialize;
 
@@ -343,18 +344,6 @@ fn round_trip_batch<O: Oneshot>(worker: &Worker, per_batch: u32) -> f64 {
     })
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-    }
-}
-
 fn bridge_round_trips(batches: usize, per_batch: u32) -> Vec<ChannelRoundTrip> {
     // One sending thread for all three: see `Worker`.
     let worker = Worker::start(Feed::Blocking);
@@ -367,9 +356,9 @@ fn bridge_round_trips(batches: usize, per_batch: u32) -> Vec<ChannelRoundTrip> {
     let [a, b, c] = samples;
     [(Ours::NAME, a), (Tokio::NAME, b), (Futures::NAME, c)]
         .into_iter()
-        .map(|(channel, samples)| ChannelRoundTrip {
+        .map(|(channel, mut samples)| ChannelRoundTrip {
             channel,
-            median_ns: median(samples),
+            median_ns: median(&mut samples).unwrap_or(f64::NAN),
             batches,
             per_batch,
         })

@@ -24,7 +24,7 @@
 //!   around `par_iter`.
 //!
 //! In `roundtrip` and `added_latency` each sample's figure is the median of
-//! its jobs (see `median_times`), not their mean: on a shared VM the mean is
+//! its jobs (see `sample_time`), not their mean: on a shared VM the mean is
 //! ruled by the rare multi-millisecond preemption. The other groups are
 //! plain means (throughput is a mean by nature).
 //!
@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use compute_benches::job::{self, LATENCY_JOBS};
 use compute_benches::peers::naive_spawn;
 use compute_benches::setup::{Bridge, Setup, Threads};
+use compute_test_support::median;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rayon::prelude::*;
@@ -51,6 +52,10 @@ const DOUBLE_HOP_MAX_IN_FLIGHT: usize = 4096;
 /// Items of the `par_map` group.
 const PAR_MAP_ITEMS: u64 = 100_000;
 
+/// At most this many jobs of a sample are kept for its median (the inline
+/// floor runs tens of millions of jobs a sample).
+const MEDIAN_OF_AT_MOST: usize = 100_000;
+
 /// The median of per-job times, scaled to the whole sample (median × jobs),
 /// which is what criterion expects back from `iter_custom`.
 ///
@@ -59,17 +64,10 @@ const PAR_MAP_ITEMS: u64 = 100_000;
 /// one such preemption outweighs thousands of hand-offs; the per-job median
 /// shows what a hand-off costs. Criterion then reports the median over
 /// samples of these medians.
-/// At most this many jobs of a sample are kept for its median (the inline
-/// floor runs tens of millions of jobs a sample).
-const MEDIAN_OF_AT_MOST: usize = 100_000;
-
-fn median_times(mut each: Vec<Duration>, iters: u64) -> Duration {
-    if each.is_empty() {
-        return Duration::ZERO;
-    }
-    each.sort_unstable();
-    let median = each[each.len() / 2];
-    median.mul_f64(iters as f64)
+fn sample_time(mut each: Vec<Duration>, iters: u64) -> Duration {
+    median(&mut each)
+        .unwrap_or(Duration::ZERO)
+        .mul_f64(iters as f64)
 }
 
 /// A buffer for the per-job times of one sample.
@@ -104,7 +102,7 @@ fn roundtrip(c: &mut Criterion, setup: &Setup) {
                         black_box(pools.run(bridge, job::trivial).await);
                         keep(&mut each, start.elapsed());
                     }
-                    median_times(each, iters)
+                    sample_time(each, iters)
                 })
             })
         });
@@ -131,7 +129,7 @@ fn added_latency(c: &mut Criterion, setup: &Setup) {
                             let ran = pools.run(bridge, move || job::timed_spin(duration)).await;
                             keep(&mut added, start.elapsed().saturating_sub(ran));
                         }
-                        median_times(added, iters)
+                        sample_time(added, iters)
                     })
                 })
             });

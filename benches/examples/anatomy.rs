@@ -21,13 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::Instant;
 
 use compute_benches::setup::{Bridge, Setup, Threads};
+use compute_test_support::median;
 
 const JOBS: usize = 20_000;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// The three legs of `JOBS` round trips through `bridge`, medians in ns.
 fn legs(setup: &Setup, bridge: Bridge) -> [f64; 3] {
@@ -45,7 +41,7 @@ fn legs(setup: &Setup, bridge: Bridge) -> [f64; 3] {
         }
         legs
     });
-    [median(a), median(b), median(c)]
+    [a, b, c].map(|mut leg| median(&mut leg).expect("JOBS samples a leg"))
 }
 
 // ORDERING: the floors below pass one value at a time between two threads;

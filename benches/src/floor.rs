@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::cpu::{current_cpu, thread_cpu_time};
 use crate::job::timed_spin;
 use crate::oneshots::relax;
+use compute_test_support::median;
 
 /// How the two threads wait for each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +144,8 @@ pub fn hand_off(wait: Wait, placement: Placement, job: Duration, jobs: u32) -> O
     ) = (measured?, worker_cpu_time?);
     let cpu = submitter_cpu_time + worker_cpu_time;
     Some(FloorCost {
-        wall_p50: median(&mut walls),
-        added_p50: median(&mut added),
+        wall_p50: p50_of_micros(&mut walls),
+        added_p50: p50_of_micros(&mut added),
         cpu_per_job: cpu / jobs.max(1),
         cpus: (submitter_ran_on, worker_ran_on),
     })
@@ -387,8 +388,7 @@ pub fn pin_to(cpu: usize) -> bool {
     unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0 }
 }
 
-fn median(samples: &mut [f64]) -> Duration {
-    samples.sort_by(f64::total_cmp);
-    let micros = samples.get(samples.len() / 2).copied().unwrap_or(0.0);
-    Duration::from_secs_f64(micros / 1e6)
+/// The median of `samples` in microseconds, as a duration (zero if none).
+fn p50_of_micros(samples: &mut [f64]) -> Duration {
+    Duration::from_secs_f64(median(samples).unwrap_or(0.0) / 1e6)
 }

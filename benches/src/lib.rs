@@ -9,12 +9,11 @@
 //!   custom pool;
 //! - `tokio::task::spawn_blocking` and the job called inline (the floor).
 //!
-//! Besides them: jobs of a calibrated duration ([`job`]), a counting global
-//! allocator ([`alloc`]) and process CPU time ([`cpu`]) for the cost report,
-//! and the machine's floor ([`floor`]): the same hand-off between two plain
-//! threads, which no bridge can beat.
+//! Besides them: jobs of a calibrated duration ([`job`]) and process CPU
+//! time ([`cpu`]) for the cost report (which counts allocations with
+//! `compute_test_support::alloc`), and the machine's floor ([`floor`]): the
+//! same hand-off between two plain threads, which no bridge can beat.
 
-pub mod alloc;
 pub mod cpu;
 pub mod floor;
 pub mod job;

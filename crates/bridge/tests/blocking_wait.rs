@@ -1,15 +1,13 @@
 //! A thread blocked on the receiver: spin, then park.
 
-mod common;
-
 use std::time::Duration;
 
-use common::within;
 use compute_bridge::{channel, RecvError, Spin};
+use compute_test_support::watchdog_for;
 
 #[test]
 fn blocking_receive_with_each_spin_setting() {
-    within(Duration::from_secs(20), || {
+    watchdog_for(Duration::from_secs(20), || {
         for spin in [Spin::OFF, Spin::iterations(100), Spin::default()] {
             for delay_us in [0u64, 50, 2_000] {
                 let (tx, rx) = channel();
@@ -27,7 +25,7 @@ fn blocking_receive_with_each_spin_setting() {
 
 #[test]
 fn blocking_receive_of_a_dropped_sender_is_an_error() {
-    within(Duration::from_secs(10), || {
+    watchdog_for(Duration::from_secs(10), || {
         let (tx, rx) = channel::<()>();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(2));
@@ -45,14 +43,14 @@ fn spin_budget_is_clamped() {
 
 #[test]
 fn thousands_of_blocking_round_trips() {
-    within(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<(u32, compute_bridge::Sender<u32>)>();
         let worker = std::thread::spawn(move || {
             for (n, tx) in jobs_rx {
                 tx.send(n + 1).unwrap();
             }
         });
-        for n in 0..common::scaled(5_000) as u32 {
+        for n in 0..compute_test_support::scaled(5_000, 1) as u32 {
             let (tx, rx) = channel();
             jobs_tx.send((n, tx)).unwrap();
             let spin = if n % 2 == 0 {

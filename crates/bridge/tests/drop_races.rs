@@ -7,13 +7,14 @@ use std::future::Future;
 use std::sync::Barrier;
 use std::time::Duration;
 
-use common::{within, DropCounter};
+use common::DropCounter;
 use compute_bridge::{channel, Closed};
+use compute_test_support::watchdog_for;
 
 #[test]
 fn sends_racing_drops_drop_each_value_once() {
-    within(Duration::from_secs(60), || {
-        let rounds = common::scaled(5_000);
+    watchdog_for(Duration::from_secs(60), || {
+        let rounds = compute_test_support::scaled(5_000, 1) as usize;
         let counter = DropCounter::default();
         let mut refused = 0;
         let barrier = std::sync::Arc::new(Barrier::new(2));
@@ -47,8 +48,8 @@ fn sends_racing_drops_drop_each_value_once() {
 
 #[test]
 fn cancellation_is_accounted_exactly_once() {
-    within(Duration::from_secs(60), || {
-        let rounds = common::scaled(5_000);
+    watchdog_for(Duration::from_secs(60), || {
+        let rounds = compute_test_support::scaled(5_000, 1) as usize;
         let counter = DropCounter::default();
         let (mut ran, mut skipped_by_rx) = (0, 0);
         for i in 0..rounds {

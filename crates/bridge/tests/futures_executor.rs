@@ -1,17 +1,15 @@
 //! The receiver under `futures::executor`: the bridge assumes no runtime.
 
-mod common;
-
 use std::time::Duration;
 
-use common::within;
 use compute_bridge::{channel, RecvError, TryRecvError};
+use compute_test_support::watchdog_for;
 use futures::executor::{block_on, LocalPool};
 use futures::task::LocalSpawnExt;
 
 #[test]
 fn block_on_receives_a_value() {
-    within(Duration::from_secs(10), || {
+    watchdog_for(Duration::from_secs(10), || {
         let (tx, rx) = channel();
         std::thread::spawn(move || tx.send(String::from("done")).unwrap());
         assert_eq!(block_on(rx).as_deref(), Ok("done"));
@@ -20,7 +18,7 @@ fn block_on_receives_a_value() {
 
 #[test]
 fn many_receivers_on_one_local_pool() {
-    within(Duration::from_secs(20), || {
+    watchdog_for(Duration::from_secs(20), || {
         let mut pool = LocalPool::new();
         let spawner = pool.spawner();
         let total = std::rc::Rc::new(std::cell::Cell::new(0u64));

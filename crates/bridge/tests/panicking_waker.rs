@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
-use common::{within, DropCounter};
+use common::DropCounter;
 use compute_bridge::channel;
+use compute_test_support::watchdog_for;
 
 const PANIC_CLONE: usize = 1;
 const PANIC_WAKE: usize = 2;
@@ -82,7 +83,7 @@ fn quiet() {
 #[test]
 fn a_waker_whose_clone_panics_leaves_the_channel_usable() {
     quiet();
-    within(Duration::from_secs(10), || {
+    watchdog_for(Duration::from_secs(10), || {
         let counter = DropCounter::default();
         let (tx, mut rx) = channel();
         let (bad, bad_state) = waker(PANIC_CLONE);
@@ -105,9 +106,9 @@ fn a_waker_whose_clone_panics_leaves_the_channel_usable() {
 #[test]
 fn a_waker_whose_wake_panics_leaves_the_value_for_the_next_poll() {
     quiet();
-    within(Duration::from_secs(10), || {
+    watchdog_for(Duration::from_secs(10), || {
         let counter = DropCounter::default();
-        let rounds = common::scaled(1_000);
+        let rounds = compute_test_support::scaled(1_000, 1) as usize;
         for _ in 0..rounds {
             let (tx, mut rx) = channel();
             let (bad, state) = waker(PANIC_WAKE);

@@ -1,22 +1,20 @@
 //! The receiver awaited on a Tokio runtime, the sender on plain threads.
 
-mod common;
-
 use std::time::Duration;
 
-use common::within;
 use compute_bridge::{channel, RecvError};
+use compute_test_support::watchdog_for;
 
 #[test]
 fn value_crosses_from_a_thread_to_a_tokio_task() {
-    within(Duration::from_secs(20), || {
+    watchdog_for(Duration::from_secs(20), || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .build()
             .unwrap();
         rt.block_on(async {
             let mut tasks = Vec::new();
-            for i in 0..common::scaled(2_000) as u64 {
+            for i in 0..compute_test_support::scaled(2_000, 1) as u64 {
                 let (tx, rx) = channel();
                 std::thread::spawn(move || tx.send(i * 3).unwrap());
                 tasks.push(tokio::spawn(rx));
@@ -30,7 +28,7 @@ fn value_crosses_from_a_thread_to_a_tokio_task() {
 
 #[test]
 fn works_on_a_current_thread_runtime_with_timeouts() {
-    within(Duration::from_secs(20), || {
+    watchdog_for(Duration::from_secs(20), || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -56,7 +54,7 @@ fn works_on_a_current_thread_runtime_with_timeouts() {
 
 #[test]
 fn a_slow_sender_wakes_the_task() {
-    within(Duration::from_secs(20), || {
+    watchdog_for(Duration::from_secs(20), || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()

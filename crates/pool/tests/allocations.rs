@@ -8,35 +8,11 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use compute_test_support::alloc::{Counting, Snapshot};
 use support::watchdog;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-static BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// The counters are process-wide: the tests take turns.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // ORDERING: Relaxed: a tally read after the measured work is joined.
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // ORDERING: Relaxed: as above.
-        BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -51,10 +27,14 @@ fn one_allocation_per_execute_queued_behind_a_running_job() {
         const N: u64 = 2000;
         let mut handles = Vec::with_capacity(N as usize);
         // Submitted only: the jobs wait behind the blocker, in the queue.
-        let per_job = per_call(&ALLOCATIONS, N, |i| {
-            let captured = (i, 4u64);
-            handles.push(pool.execute(move || captured.0 * 3 + captured.1));
-        });
+        let per_job = per_call(
+            |spent| spent.allocations,
+            N,
+            |i| {
+                let captured = (i, 4u64);
+                handles.push(pool.execute(move || captured.0 * 3 + captured.1));
+            },
+        );
         release.send(()).unwrap();
         futures::executor::block_on(blocker).unwrap();
         for (i, handle) in (0..N).zip(handles) {
@@ -72,10 +52,14 @@ fn at_most_two_allocations_per_execute() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     watchdog(|| {
         let pool = warmed_up_pool();
-        let per_job = per_call(&ALLOCATIONS, 2000, |i| {
-            let v = futures::executor::block_on(pool.execute(move || i * 2)).unwrap();
-            assert_eq!(v, i * 2);
-        });
+        let per_job = per_call(
+            |spent| spent.allocations,
+            2000,
+            |i| {
+                let v = futures::executor::block_on(pool.execute(move || i * 2)).unwrap();
+                assert_eq!(v, i * 2);
+            },
+        );
         eprintln!("{per_job:.3} allocations per execute");
         // Slack for the queue's blocks (1/63) and rare allocations elsewhere
         // (rayon's deque growth, parking).
@@ -95,15 +79,12 @@ fn warmed_up_pool() -> compute_pool::ComputePool {
 
 /// How much `tally` (allocations or bytes) grows per call of `call`, over
 /// `n` calls made on this thread.
-fn per_call(tally: &AtomicUsize, n: u64, mut call: impl FnMut(u64)) -> f64 {
-    // ORDERING: Relaxed: a tally, read on this thread before and after the
-    // calls it counts.
-    let before = tally.load(Ordering::Relaxed);
+fn per_call(tally: impl Fn(Snapshot) -> u64, n: u64, mut call: impl FnMut(u64)) -> f64 {
+    let before = Snapshot::now();
     for i in 0..n {
         call(i);
     }
-    // ORDERING: Relaxed: as above.
-    (tally.load(Ordering::Relaxed) - before) as f64 / n as f64
+    tally(Snapshot::now().since(before)) as f64 / n as f64
 }
 
 #[test]
@@ -128,10 +109,10 @@ fn no_more_bytes_per_execute_than_the_naive_bridge() {
             assert_eq!(futures::executor::block_on(rx).unwrap().unwrap(), 42);
         };
         // Warm up both (thread-locals, lazily built state), then measure.
-        per_call(&BYTES, 100, ours);
-        per_call(&BYTES, 100, naive);
-        let ours = per_call(&BYTES, 2000, ours);
-        let naive = per_call(&BYTES, 2000, naive);
+        per_call(|spent| spent.bytes, 100, ours);
+        per_call(|spent| spent.bytes, 100, naive);
+        let ours = per_call(|spent| spent.bytes, 2000, ours);
+        let naive = per_call(|spent| spent.bytes, 2000, naive);
         eprintln!("bytes per execute: ours {ours:.1}, naive bridge {naive:.1}");
         // Slack for rare allocations elsewhere (rayon's deque growth, parking).
         assert!(

@@ -19,7 +19,8 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use compute_pool::{ComputeConfig, ComputeError, ComputePool, TaskHandle};
-use reliability_common::{quiet_planned_panics, scaled, threads_named};
+use compute_test_support::{scaled, wait_until_for};
+use reliability_common::{quiet_planned_panics, threads_named};
 
 /// Generous bound for one test: a hang fails instead of stalling CI.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -47,15 +48,6 @@ fn run<F: Future<Output = ()> + Send + 'static>(f: F) {
             .expect("test hung")
             .expect("test task panicked");
     });
-}
-
-/// Waits (boundedly) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// A gate a job waits behind until the test opens it (or `LIMIT` passes).
@@ -177,9 +169,9 @@ fn a_waker_that_panics_on_clone_or_wake_loses_nothing() {
     open.send(()).unwrap();
     // The job completes and wakes the panicking waker on the compute
     // thread; the value is already in place.
-    wait_until("the job finished", || handle.is_finished());
+    wait_until_for(LIMIT, "the job finished", || handle.is_finished());
     // ORDERING: SeqCst: test bookkeeping.
-    wait_until("the waker was woken", || {
+    wait_until_for(LIMIT, "the waker was woken", || {
         wake_state.wakes.load(Ordering::SeqCst) == 1
     });
     assert_eq!(
@@ -196,7 +188,9 @@ fn a_waker_that_panics_on_clone_or_wake_loses_nothing() {
     // The compute thread and the pool live on.
     let after = futures::executor::block_on(pool.execute(|| 7)).unwrap();
     assert_eq!(after, 7);
-    wait_until("the pool is idle", || pool.metrics().tasks_active() == 0);
+    wait_until_for(LIMIT, "the pool is idle", || {
+        pool.metrics().tasks_active() == 0
+    });
     let m = pool.metrics();
     assert_eq!((m.tasks_completed(), m.tasks_panicked()), (2, 0), "{m}");
     // The wake panic unwinds out of the job on the compute thread, after
@@ -207,7 +201,7 @@ fn a_waker_that_panics_on_clone_or_wake_loses_nothing() {
     drop((cloning, good, waking));
     for state in [&clone_state, &good_state, &wake_state] {
         // ORDERING: SeqCst: test bookkeeping (see the test below for the wait).
-        wait_until("every waker copy was dropped", || {
+        wait_until_for(LIMIT, "every waker copy was dropped", || {
             state.live.load(Ordering::SeqCst) <= 0
         });
         assert_eq!(
@@ -260,7 +254,9 @@ fn waker_panics_on_wake_under_many_jobs(max_in_flight: Option<usize>) {
     for (i, result) in results.into_iter().enumerate() {
         assert_eq!(result, Some(i as u64 * 2));
     }
-    wait_until("the pool is idle", || pool.metrics().tasks_active() == 0);
+    wait_until_for(LIMIT, "the pool is idle", || {
+        pool.metrics().tasks_active() == 0
+    });
     assert_eq!(pool.metrics().tasks_completed(), jobs);
     drop(waking);
     // The last job's channel (and the waker copy in it) goes when its
@@ -268,7 +264,7 @@ fn waker_panics_on_wake_under_many_jobs(max_in_flight: Option<usize>) {
     // wait for it. A leaked copy keeps `live` above 0 and fails this wait; a
     // copy dropped twice makes it negative.
     // ORDERING: SeqCst: test bookkeeping.
-    wait_until("every waker copy was dropped", || {
+    wait_until_for(LIMIT, "every waker copy was dropped", || {
         wake_state.live.load(Ordering::SeqCst) <= 0
     });
     assert_eq!(
@@ -348,7 +344,7 @@ fn dropping_a_handle_whose_finished_result_panics_in_drop_is_contained() {
     // handle, and its panic must not escape the handle's `Drop` (a handle
     // dropped while unwinding would otherwise abort the process).
     let handle = pool.execute(|| Bomb);
-    wait_until("the job finished", || handle.is_finished());
+    wait_until_for(LIMIT, "the job finished", || handle.is_finished());
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(handle)));
     assert!(
         dropped.is_ok(),
@@ -357,7 +353,7 @@ fn dropping_a_handle_whose_finished_result_panics_in_drop_is_contained() {
 
     // The same through `cancel`.
     let mut handle = pool.execute(|| Bomb);
-    wait_until("the job finished", || handle.is_finished());
+    wait_until_for(LIMIT, "the job finished", || handle.is_finished());
     let cancelled = catch_unwind(AssertUnwindSafe(|| handle.cancel()));
     assert!(
         matches!(cancelled, Ok(false)),
@@ -379,7 +375,9 @@ fn dropping_a_handle_whose_finished_result_panics_in_drop_is_contained() {
     drop(handle);
     open.send(()).unwrap();
 
-    wait_until("the pool is idle", || pool.metrics().tasks_active() == 0);
+    wait_until_for(LIMIT, "the pool is idle", || {
+        pool.metrics().tasks_active() == 0
+    });
     let m = pool.metrics();
     assert_eq!(
         m.result_drop_panics(),
@@ -435,7 +433,9 @@ fn a_job_that_submits_to_its_own_pool_and_waits_via_execute_sync_cannot_deadlock
             assert!(sync.await.unwrap().is_ok());
         }
     });
-    wait_until("the pool is idle", || pool.metrics().tasks_active() == 0);
+    wait_until_for(LIMIT, "the pool is idle", || {
+        pool.metrics().tasks_active() == 0
+    });
 }
 
 #[test]
@@ -603,7 +603,9 @@ fn shutdown_past_its_timeout_with_10_000_queued_jobs_resolves_all_and_runs_none_
             0,
             "none ran after the timeout"
         );
-        wait_until("the pool is idle", || pool.metrics().tasks_active() == 0);
+        wait_until_for(LIMIT, "the pool is idle", || {
+            pool.metrics().tasks_active() == 0
+        });
         let m = pool.metrics();
         assert_eq!(m.tasks_cancelled(), jobs, "{m}");
     });
@@ -697,7 +699,7 @@ fn the_last_pool_clone_dropped_inside_its_own_job_shuts_it_down_cleanly() {
     // The threads exit: the pool was torn down from its own thread without
     // a deadlock, and its threads did not leak.
     if threads_named("lastclone").is_some() {
-        wait_until("the compute threads exited", || {
+        wait_until_for(LIMIT, "the compute threads exited", || {
             threads_named("lastclone") == Some(0)
         });
     }

@@ -21,10 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use compute_pool::{ComputeConfig, ComputePool};
-use reliability_common::{scaled, CountingAlloc, Watchdog};
+use compute_test_support::alloc::{Counting, Snapshot};
+use compute_test_support::scaled;
+use reliability_common::Watchdog;
 
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc::new();
+static ALLOC: Counting = Counting;
 
 const SUBMITTERS: usize = 256;
 /// Jobs a submitter submits together before awaiting them.
@@ -131,16 +133,24 @@ fn a_hundred_thousand_submissions_against_max_in_flight_64_keep_memory_flat_and_
         out_of_order: Mutex::new(Vec::new()),
     });
 
-    let base = ALLOC.live();
-    ALLOC.reset_peak();
+    // Each phase's figures over the live bytes at the start: the peak of
+    // the phase and the live bytes after it.
+    let base = Snapshot::now();
+    Counting::reset_peak();
     runtime.block_on(phase(&pool, &book, early, 0));
-    let early_peak = ALLOC.peak() - base;
-    let after_early = ALLOC.live() - base;
+    let Snapshot {
+        peak: early_peak,
+        live: after_early,
+        ..
+    } = Snapshot::now().since(base);
 
-    ALLOC.reset_peak();
+    Counting::reset_peak();
     runtime.block_on(phase(&pool, &book, late, early));
-    let late_peak = ALLOC.peak() - base;
-    let after_late = ALLOC.live() - base;
+    let Snapshot {
+        peak: late_peak,
+        live: after_late,
+        ..
+    } = Snapshot::now().since(base);
 
     let m = pool.metrics();
     eprintln!(

@@ -45,13 +45,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use compute_pool::{ComputeConfig, ComputeError, ComputePool, TaskHandle};
-use reliability_common::{
-    env_flag, env_u64, os_threads, scaled, test_scale, wait_for_threads, CountingAlloc, Watchdog,
-    XorShift,
-};
+use compute_test_support::alloc::{Counting, Snapshot};
+use compute_test_support::{scaled, test_scale};
+use reliability_common::{env_flag, env_u64, os_threads, wait_for_threads, Watchdog, XorShift};
 
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc::new();
+static ALLOC: Counting = Counting;
 
 /// Async tasks submitting concurrently.
 const TASKS: usize = 64;
@@ -557,8 +556,8 @@ fn round(
     let _watchdog = Watchdog::arm("stress round", watchdog, progress);
 
     let threads_before = os_threads();
-    let live_before = ALLOC.live();
-    ALLOC.reset_peak();
+    let live_before = Snapshot::now().live;
+    Counting::reset_peak();
     let started = Instant::now();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -606,8 +605,11 @@ fn round(
     drop(pool);
     drop(runtime);
     let threads_after = threads_before.and_then(|n| wait_for_threads(n, Duration::from_secs(30)));
-    let live_after = ALLOC.live();
-    let peak = ALLOC.peak();
+    let Snapshot {
+        live: live_after,
+        peak,
+        ..
+    } = Snapshot::now();
 
     // Every thread that touched the book is gone: the counters are final.
     let errors = book.errors.lock().unwrap().clone();

@@ -1,5 +1,5 @@
-//! Shared test helpers: a watchdog, so a hang fails instead of stalling CI,
-//! and a value that counts its drops.
+//! A value that counts its drops, shared by the bridge's tests (the
+//! watchdog and the test scale are in `compute-test-support`).
 
 // ORDERING: the atomics in this file are test bookkeeping (counters and
 // flags). Each is read only after the threads or tasks that write it have been
@@ -9,25 +9,7 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
-
-/// Runs `f` on its own thread and fails the test if it takes longer than `limit`.
-pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done_tx, done_rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let result = f();
-        let _ = done_tx.send(());
-        result
-    });
-    match done_rx.recv_timeout(limit) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test hung for more than {limit:?}"),
-    }
-}
+use std::sync::Arc;
 
 /// Counts how many times values made from it were dropped.
 #[derive(Clone, Default)]
@@ -56,15 +38,4 @@ impl Drop for Counted {
     fn drop(&mut self) {
         self.drops.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-/// `n` scaled by `COMPUTE_TEST_SCALE` (default 1), at least 1: the memcheck
-/// step runs the same tests with fewer rounds, since valgrind is slow.
-pub fn scaled(n: usize) -> usize {
-    let scale = std::env::var("COMPUTE_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(1.0);
-    ((n as f64 * scale) as usize).max(1)
 }

@@ -1,119 +1,13 @@
-//! Helpers shared by the reliability tests (stress, overload): a counting
-//! global allocator, a seeded xorshift generator, a watchdog that turns a
-//! hang into a failure, the `COMPUTE_TEST_SCALE` knob and an OS thread count.
+//! Helpers shared by the reliability tests (stress, overload, faults): a
+//! seeded xorshift generator, a watchdog that turns a hang into a failure
+//! with a progress report, environment knobs and OS thread counts. The
+//! counting global allocator and the `COMPUTE_TEST_SCALE` knob are in
+//! `compute-test-support`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// Wraps the system allocator and keeps live and peak byte counts.
-///
-/// Install with `#[global_allocator] static ALLOC: CountingAlloc = CountingAlloc::new();`
-/// in the test binary. The counts cover every thread of the process.
-pub struct CountingAlloc {
-    live: AtomicIsize,
-    peak: AtomicIsize,
-    allocations: AtomicU64,
-}
-
-impl CountingAlloc {
-    /// A counter at zero.
-    pub const fn new() -> Self {
-        CountingAlloc {
-            live: AtomicIsize::new(0),
-            peak: AtomicIsize::new(0),
-            allocations: AtomicU64::new(0),
-        }
-    }
-
-    /// Bytes allocated and not yet freed.
-    pub fn live(&self) -> isize {
-        // ORDERING: Relaxed: a tally read after the threads that wrote it
-        // were joined (or as an approximate figure while they run).
-        self.live.load(Ordering::Relaxed)
-    }
-
-    /// The highest `live` seen since the last [`reset_peak`](Self::reset_peak).
-    pub fn peak(&self) -> isize {
-        // ORDERING: Relaxed: as `live`.
-        self.peak.load(Ordering::Relaxed)
-    }
-
-    /// Starts a new peak window at the current live figure.
-    pub fn reset_peak(&self) {
-        // ORDERING: Relaxed: as `live`; a concurrent allocation may raise
-        // the peak right after, which is what a window should show.
-        self.peak.store(self.live(), Ordering::Relaxed);
-    }
-
-    /// Number of allocations so far.
-    pub fn allocations(&self) -> u64 {
-        // ORDERING: Relaxed: a tally.
-        self.allocations.load(Ordering::Relaxed)
-    }
-
-    fn added(&self, bytes: usize) {
-        // ORDERING: Relaxed: independent tallies; nothing is published
-        // through them.
-        let now = self.live.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
-        // ORDERING: Relaxed: fetch_max is atomic on its own.
-        self.peak.fetch_max(now, Ordering::Relaxed);
-        // ORDERING: Relaxed: a tally.
-        self.allocations.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn removed(&self, bytes: usize) {
-        // ORDERING: Relaxed: an independent tally.
-        self.live.fetch_sub(bytes as isize, Ordering::Relaxed);
-    }
-}
-
-impl Default for CountingAlloc {
-    fn default() -> Self {
-        CountingAlloc::new()
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments,
-// which upholds the `GlobalAlloc` contract; the counters only observe sizes.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            self.added(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            self.added(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) };
-        self.removed(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            self.removed(layout.size());
-            self.added(new_size);
-        }
-        new
-    }
-}
 
 /// A tiny seeded xorshift64* generator: reproducible runs, no dependency.
 #[derive(Debug, Clone)]
@@ -148,23 +42,6 @@ impl XorShift {
     pub fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
     }
-}
-
-/// `COMPUTE_TEST_SCALE` (a float, default 1): the memcheck step sets it
-/// below 1 to shrink round counts under valgrind.
-pub fn test_scale() -> f64 {
-    match std::env::var("COMPUTE_TEST_SCALE") {
-        Ok(text) => match text.trim().parse::<f64>() {
-            Ok(scale) if scale.is_finite() && scale > 0.0 => scale,
-            _ => panic!("COMPUTE_TEST_SCALE = {text:?}: expected a positive number"),
-        },
-        Err(_) => 1.0,
-    }
-}
-
-/// `n` scaled by [`test_scale`], at least `min`.
-pub fn scaled(n: u64, min: u64) -> u64 {
-    ((n as f64 * test_scale()) as u64).max(min)
 }
 
 /// An unsigned integer from environment variable `name`, or `default`.

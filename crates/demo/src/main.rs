@@ -156,7 +156,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             "  curl -s -d '{{\"texts\": [\"hello world\"]}}' http://{}/tokenize",
             server.addr()
         );
-        server.serve_until_ctrl_c()?;
+        server.serve_until_signal()?;
         return Ok(ExitCode::SUCCESS);
     }
 

@@ -142,7 +142,9 @@ impl From<DispatchError> for ApiError {
     fn from(e: DispatchError) -> ApiError {
         match e {
             DispatchError::Saturated(_) => ApiError::saturated(e.to_string(), RETRY_AFTER_SECS),
-            DispatchError::Cancelled(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            DispatchError::Cancelled(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
     }

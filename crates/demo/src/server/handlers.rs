@@ -8,8 +8,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 
 use super::api::{
-    ApiError, EmbedRequest, EmbedResponse, InferRequest, InferResponse, JsonBody,
-    TokenizeRequest, TokenizeResponse,
+    ApiError, EmbedRequest, EmbedResponse, InferRequest, InferResponse, JsonBody, TokenizeRequest,
+    TokenizeResponse,
 };
 use super::{AppState, Limits};
 use crate::dispatch::DispatchError;

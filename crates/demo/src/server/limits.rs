@@ -125,7 +125,9 @@ pub(crate) async fn check_head(
         .into_response();
     }
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        let name = String::from_utf8_lossy(encoding.as_bytes()).trim().to_string();
+        let name = String::from_utf8_lossy(encoding.as_bytes())
+            .trim()
+            .to_string();
         if !name.eq_ignore_ascii_case("identity") {
             return ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

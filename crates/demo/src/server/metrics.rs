@@ -213,4 +213,3 @@ pub fn prometheus_text(state: &AppState) -> String {
     }
     out
 }
-

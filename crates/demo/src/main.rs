@@ -1,7 +1,7 @@
 //! `compute-demo`: run the mixed-workload service under load in each dispatch
 //! mode and print one comparison table, or just serve it (`--serve`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,16 +197,21 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             },
             models,
         )?;
-        println!(
-            "compute-demo serving on http://{} (mode {mode}); SIGTERM or Ctrl-C stops it",
-            server.addr()
-        );
-        println!("  curl -s http://{}/ping", server.addr());
-        println!(
-            "  curl -s -d '{{\"texts\": [\"hello world\"]}}' http://{}/tokenize",
-            server.addr()
-        );
-        let signal = server.serve_until_signal()?;
+        let signal = server.serve_until_signal(|server| {
+            // Written, not printed: a closed stdout must not stop the server.
+            let addr = server.addr();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "compute-demo serving on http://{addr} (mode {mode}); SIGTERM or Ctrl-C stops it"
+            );
+            let _ = writeln!(out, "  curl -s http://{addr}/ping");
+            let _ = writeln!(
+                out,
+                "  curl -s -d '{{\"texts\": [\"hello world\"]}}' http://{addr}/tokenize"
+            );
+            let _ = out.flush();
+        })?;
         if !cli.quiet {
             eprintln!("compute-demo: {signal} received, shut down");
         }

@@ -179,13 +179,23 @@ impl DemoServer {
 
     /// Blocks until SIGTERM or SIGINT (Ctrl-C), then shuts down gracefully
     /// (see [`shutdown`](DemoServer::shutdown)). Returns the signal.
-    pub fn serve_until_signal(self) -> Result<StopSignal, ServerError> {
-        let signal = match &self.runtime {
-            Some(runtime) => runtime
-                .block_on(wait_for_signal())
-                .map_err(|e| ServerError::Serve(format!("waiting for a signal: {e}")))?,
-            None => StopSignal::Interrupt,
+    ///
+    /// `ready` runs once the signal handlers are in place (print the address
+    /// there: a signal sent after it is seen), before the wait.
+    pub fn serve_until_signal(
+        self,
+        ready: impl FnOnce(&DemoServer),
+    ) -> Result<StopSignal, ServerError> {
+        let Some(runtime) = &self.runtime else {
+            return Ok(StopSignal::Interrupt);
         };
+        let signals = {
+            let _entered = runtime.handle().enter();
+            Signals::new()
+        }
+        .map_err(|e| ServerError::Serve(format!("installing signal handlers: {e}")))?;
+        ready(&self);
+        let signal = runtime.block_on(signals.wait());
         self.shutdown()?;
         Ok(signal)
     }
@@ -240,14 +250,29 @@ impl Drop for DemoServer {
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-async fn wait_for_signal() -> std::io::Result<StopSignal> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => Ok(StopSignal::Terminate),
-        _ = interrupt.recv() => Ok(StopSignal::Interrupt),
+/// Handlers for SIGTERM and SIGINT, installed (replacing the default
+/// "terminate at once") as soon as this is built.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; needs a Tokio runtime context.
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the first of the two.
+    async fn wait(mut self) -> StopSignal {
+        tokio::select! {
+            _ = self.terminate.recv() => StopSignal::Terminate,
+            _ = self.interrupt.recv() => StopSignal::Interrupt,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use compute_pool::{Runtime, RuntimeConfig};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 
@@ -293,6 +293,7 @@ async fn serve(
         .max_headers(HYPER_MAX_HEADERS)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(limits.max_connections.saturating_mul(2)));
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -309,7 +310,15 @@ async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
+            // Refusals hold a descriptor for up to REFUSAL_LINGER: at
+            // most `2 × max_connections` of them, past that the socket is
+            // just closed.
+            if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(refusal);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -326,12 +335,20 @@ async fn serve(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
-/// Answers a connection past the limit with `503` and closes it, within a
-/// second whatever the client does.
+/// How long a refused connection is kept open for the client to finish
+/// sending and read the `503`.
+const REFUSAL_LINGER: Duration = Duration::from_secs(5);
+
+/// Answers a connection past the limit with `503` and closes it within
+/// [`REFUSAL_LINGER`]. What the client sends meanwhile is read and dropped, so a client
+/// still writing its body sees the answer rather than a reset.
 async fn refuse(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
         stream.write_all(&too_many_connections()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        let mut sink = [0u8; 16 * 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
     })
     .await;
 }

@@ -17,11 +17,12 @@ use super::AppState;
 /// configuration does not set one: at most this many compute jobs queued or
 /// running; past it a compute request gets `503` at once.
 ///
-/// With one compute thread, the largest request the service accepts (1 MiB
-/// of text to tokenize) takes about a quarter of a second in a release
-/// build, so a full queue drains in about 8 s: well within
-/// [`Limits::compute_timeout`]. The load generator's requests take a few
-/// milliseconds, so 32 is also more than its 16 default clients need.
+/// Why 32: a queued job holds its parsed request, and waits behind the
+/// others. The largest request the service accepts (1 MiB of text to
+/// tokenize) took about 140 ms of compute in a release build on one compute
+/// thread, so a full queue drains in about 5 s, well within
+/// [`Limits::compute_timeout`]; the load generator's requests take a few
+/// milliseconds, and 32 is more than its 16 default clients need.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 
 /// Limits that keep one request, or a crowd of them, from taking the service
@@ -39,9 +40,9 @@ pub struct Limits {
     /// A request whose compute has not finished by then gets `503` (its job
     /// is dropped, and skipped if it had not started).
     pub compute_timeout: Duration,
-    /// Most connections open at once. A connection past it is answered
-    /// `503` and closed at once, so idle clients cannot use up the process's
-    /// file descriptors.
+    /// Most connections served at once. A connection past it is answered
+    /// `503` (without reading its request) and closed within a few seconds,
+    /// so idle clients cannot use up the process's file descriptors.
     pub max_connections: usize,
     /// Time a client has to send a request's head: from the connection's
     /// start, and between two requests on a keep-alive connection (so it is

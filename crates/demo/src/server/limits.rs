@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -181,7 +181,8 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
         return response;
     }
     let reason = match status {
-        StatusCode::METHOD_NOT_ALLOWED => method_not_allowed(&method, &path, response.headers()),
+        // axum adds the `Allow` header itself.
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than the limit".to_string(),
         StatusCode::REQUEST_TIMEOUT => "the request body did not arrive in time".to_string(),
         other => other.canonical_reason().unwrap_or("error").to_string(),
@@ -193,13 +194,6 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
         parts.headers.insert(name, value.clone());
     }
     Response::from_parts(parts, fresh.into_body())
-}
-
-fn method_not_allowed(method: &Method, path: &str, headers: &HeaderMap) -> String {
-    match headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
-        Some(allow) => format!("{method} is not allowed on {path}; allowed: {allow}"),
-        None => format!("{method} is not allowed on {path}"),
-    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -18,7 +18,7 @@ use crate::workloads::{Prediction, TokenId};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizeRequest {
-    /// The texts to tokenize (1 to [`Limits::max_batch`]).
+    /// The texts to tokenize (1 to [`Limits::max_batch`](super::Limits::max_batch)).
     pub texts: Vec<String>,
     /// Whether to return the token ids (default) or only their counts.
     #[serde(default = "default_true")]

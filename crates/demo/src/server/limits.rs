@@ -53,8 +53,7 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Longest request target (path and query) in bytes; longer gets `414`.
     pub max_uri_bytes: usize,
-    /// Largest request head (header names and values) in bytes, and most
-    /// headers; more gets `431`.
+    /// Largest total of header names and values in bytes; more gets `431`.
     pub max_header_bytes: usize,
     /// Most header lines in a request; more gets `431`.
     pub max_headers: usize,

@@ -76,10 +76,10 @@ impl Default for Limits {
     }
 }
 
-/// The largest request head hyper itself buffers. Heads between the
-/// [`Limits`] and this get a JSON `414`/`431` from [`check_head`]; heads
-/// past it are refused by hyper's parser (`431`, no body) and the
-/// connection closed.
+/// hyper's read buffer limit while it waits for a complete request head.
+/// Heads past the [`Limits`] get a JSON `414`/`431` from [`check_head`]; a
+/// head that outgrows this buffer before it is complete is refused by
+/// hyper's parser (`431`, no body) and the connection closed.
 pub(crate) const HYPER_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header lines hyper parses (past it: hyper's own `431`).
 pub(crate) const HYPER_MAX_HEADERS: usize = 256;

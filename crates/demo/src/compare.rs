@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::dispatch::Mode;
 use crate::load::{run_load, Corpus, LoadConfig, LoadError};
 use crate::report::{format_ms, format_rate, ModeReport, RunReport, RunSettings};
-use crate::server::{DemoServer, Limits, ServerError, ServerOptions};
+use crate::server::{DemoServer, Limits, ServerError, ServerOptions, DEFAULT_MAX_IN_FLIGHT};
 use crate::workloads::Models;
 
 /// What to compare.
@@ -90,13 +90,26 @@ pub fn run_comparison(
     let mut modes = Vec::with_capacity(options.modes.len());
     let mut tokio_workers = options.runtime.num_worker_threads;
     let mut compute_threads = options.runtime.compute_threads.unwrap_or(0);
+    // The comparison measures where compute runs, not load shedding: each
+    // closed-loop client has one request in flight (plus the canary's
+    // connection), so the server gets room for all of them unless the
+    // configuration sets `max_in_flight` itself.
+    let clients = options.load.clients;
+    let mut runtime = options.runtime.clone();
+    runtime
+        .max_in_flight
+        .get_or_insert(DEFAULT_MAX_IN_FLIGHT.max(clients));
+    let limits = Limits {
+        max_connections: options.limits.max_connections.max(clients + 8),
+        ..options.limits.clone()
+    };
     for &mode in &options.modes {
         let server = DemoServer::start(
             ServerOptions {
                 mode,
-                runtime: options.runtime.clone(),
+                runtime: runtime.clone(),
                 listen: options.listen,
-                limits: options.limits.clone(),
+                limits: limits.clone(),
             },
             models.clone(),
         )

@@ -7,7 +7,7 @@
 //!
 //! | mode | where the closure runs | how the handler waits |
 //! |---|---|---|
-//! | `pool` | our `ComputePool` (`install` / `execute_scoped`) | `.await` on the pool's `TaskHandle` |
+//! | `pool` | our `ComputePool` (`try_execute`, so work past `max_in_flight` is refused) | `.await` on the pool's `TaskHandle` |
 //! | `inline` | the Tokio worker that runs the handler | it does not: the worker is busy |
 //! | `spawn-blocking` | a thread of Tokio's blocking pool | `.await` on the `JoinHandle` |
 //! | `naive` | a plain `rayon::ThreadPool` via `spawn` | `.await` on a `tokio::sync::oneshot`, panics caught with `catch_unwind` (what the `tokio-rayon` crate does) |
@@ -88,6 +88,10 @@ pub enum DispatchError {
     /// shutting down).
     #[error("the computation was cancelled: {0}")]
     Cancelled(String),
+    /// The pool already holds `max_in_flight` jobs (queued or running):
+    /// the work was refused at once, without queueing.
+    #[error("the service is saturated: {0}")]
+    Saturated(String),
     /// The pool refused the work or failed in another way.
     #[error("the compute pool failed: {0}")]
     Failed(String),
@@ -150,7 +154,7 @@ fn run_here<R>(f: impl FnOnce() -> R) -> Result<R, DispatchError> {
 
 #[derive(Clone)]
 enum Strategy {
-    Pool(Arc<compute_pool::ComputePool>),
+    Pool(Arc<compute_runtime::ComputePool>),
     Inline,
     SpawnBlocking,
     Naive(Arc<rayon::ThreadPool>),
@@ -179,7 +183,7 @@ impl Dispatcher {
     /// bridges get the same number of threads.
     pub fn new(
         mode: Mode,
-        pool: Option<Arc<compute_pool::ComputePool>>,
+        pool: Option<Arc<compute_runtime::ComputePool>>,
         compute_threads: usize,
     ) -> Result<Dispatcher, DispatchError> {
         let strategy = match mode {
@@ -216,8 +220,23 @@ impl Dispatcher {
         self.mode
     }
 
+    /// Whether new compute would be refused now: in `pool` mode, when the
+    /// pool already holds `max_in_flight` jobs. The other modes have no
+    /// admission limit and are never saturated.
+    pub fn is_saturated(&self) -> bool {
+        match &self.strategy {
+            Strategy::Pool(pool) => pool
+                .config()
+                .max_in_flight
+                .is_some_and(|limit| pool.metrics().tasks_active() >= limit as u64),
+            _ => false,
+        }
+    }
+
     /// Runs `f` where this mode puts compute; rayon parallel iterators inside
-    /// `f` use the same threads. Resolves to `f`'s result, or an error if it
+    /// `f` use the same threads. In `pool` mode it is submitted with
+    /// `try_execute`: when the pool already holds `max_in_flight` jobs the
+    /// answer is [`DispatchError::Saturated`] at once. Resolves to `f`'s result, or an error if it
     /// panicked or was dropped.
     pub async fn install<F, R>(&self, f: F) -> Result<R, DispatchError>
     where
@@ -225,7 +244,7 @@ impl Dispatcher {
         R: Send + 'static,
     {
         match &self.strategy {
-            Strategy::Pool(pool) => pool.install(f).await.map_err(from_compute_error),
+            Strategy::Pool(pool) => admit(pool, f)?.await.map_err(from_compute_error),
             Strategy::Inline => run_here(f),
             Strategy::SpawnBlocking => tokio::task::spawn_blocking(move || run_here(f))
                 .await
@@ -243,7 +262,11 @@ impl Dispatcher {
         R: Send + 'static,
     {
         match &self.strategy {
-            Strategy::Pool(pool) => pool.execute_scoped(f).await.map_err(from_compute_error),
+            // The job runs on a compute thread, so `rayon::scope` there is
+            // the pool's scope, as with `execute_scoped`.
+            Strategy::Pool(pool) => admit(pool, move || rayon::scope(f))?
+                .await
+                .map_err(from_compute_error),
             Strategy::Inline => run_here(|| rayon::scope(f)),
             Strategy::SpawnBlocking => {
                 tokio::task::spawn_blocking(move || run_here(|| rayon::scope(f)))
@@ -253,6 +276,19 @@ impl Dispatcher {
             Strategy::Naive(pool) => naive_spawn(pool, move || rayon::scope(f)).await,
         }
     }
+}
+
+/// Submits `f` to the pool with its admission control: refused at once
+/// (not queued) when `max_in_flight` jobs are queued or running.
+fn admit<F, R>(
+    pool: &compute_runtime::ComputePool,
+    f: F,
+) -> Result<compute_runtime::TaskHandle<R>, DispatchError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    pool.try_execute(f).map_err(from_compute_error)
 }
 
 /// The naive bridge: `rayon::ThreadPool::spawn`, a `tokio::sync::oneshot`
@@ -286,12 +322,14 @@ fn from_join_error(e: tokio::task::JoinError) -> DispatchError {
     }
 }
 
-fn from_compute_error(e: compute_pool::ComputeError) -> DispatchError {
+fn from_compute_error(e: compute_runtime::ComputeError) -> DispatchError {
     if e.is_panic() {
         match e.into_panic() {
             Some(payload) => DispatchError::Panicked(panic_message(&*payload)),
             None => DispatchError::Panicked("unknown payload".into()),
         }
+    } else if matches!(e, compute_runtime::ComputeError::Saturated) {
+        DispatchError::Saturated(e.to_string())
     } else if e.is_cancelled() || e.is_shutdown() {
         DispatchError::Cancelled(e.to_string())
     } else {

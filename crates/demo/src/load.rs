@@ -442,7 +442,8 @@ struct Window {
     end: Instant,
 }
 
-/// Sends one request and records it if it started inside the window.
+/// Sends one request and records it if it started inside the window;
+/// returns whether it did.
 async fn send_one(
     client: &mut Option<HttpClient>,
     addr: SocketAddr,
@@ -451,7 +452,7 @@ async fn send_one(
     config: &LoadConfig,
     window: Window,
     recorder: &mut Recorder,
-) {
+) -> bool {
     let started = Instant::now();
     let measured = started >= window.measure_from;
     if client.as_ref().is_none_or(|c| !c.is_open()) {
@@ -463,12 +464,12 @@ async fn send_one(
                 }
                 // Do not spin on a refusing server.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                return;
+                return measured;
             }
         }
     }
     let Some(connection) = client.as_mut() else {
-        return;
+        return false;
     };
     let method = if body.is_some() {
         Method::POST
@@ -502,6 +503,7 @@ async fn send_one(
             }
         }
     }
+    measured
 }
 
 /// A hard cap on the requests one client sends in a run, on top of the
@@ -518,13 +520,17 @@ async fn compute_client(
 ) -> Recorder {
     let mut recorder = Recorder::default();
     let mut client = None;
+    // However short the window, each client measures at least one request
+    // of each compute endpoint (it may run past the end for them).
+    let mut measured = [false; Endpoint::COMPUTE.len()];
     for n in (index..).take(MAX_REQUESTS_PER_CLIENT) {
-        if Instant::now() >= window.end {
+        if Instant::now() >= window.end && measured.iter().all(|m| *m) {
             break;
         }
-        let endpoint = Endpoint::COMPUTE[n % Endpoint::COMPUTE.len()];
+        let slot = n % Endpoint::COMPUTE.len();
+        let endpoint = Endpoint::COMPUTE[slot];
         let body = corpus.body(endpoint, n / Endpoint::COMPUTE.len());
-        send_one(
+        measured[slot] |= send_one(
             &mut client,
             addr,
             endpoint,
@@ -550,12 +556,15 @@ async fn canary(
     let mut client = None;
     let mut ticks = tokio::time::interval(config.ping_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Like a compute client, at least one measured ping however short the
+    // window.
+    let mut measured = false;
     for _ in 0..MAX_REQUESTS_PER_CLIENT {
-        if Instant::now() >= window.end {
+        if Instant::now() >= window.end && measured {
             break;
         }
         ticks.tick().await;
-        send_one(
+        measured |= send_one(
             &mut client,
             addr,
             Endpoint::Ping,
@@ -678,8 +687,10 @@ impl LoadConfig {
 /// Runs on the caller's Tokio runtime, which should not be the server's (so
 /// the clients measure the server, not their own scheduling). `progress`
 /// shows elapsed time and live requests per second; pass
-/// `ProgressBar::hidden()` for none. Every task ends by `warmup + duration +
-/// request_timeout` plus a second of grace; stragglers are aborted.
+/// `ProgressBar::hidden()` for none. However short the duration, each client
+/// measures at least one request per endpoint. Every task ends by `warmup +
+/// duration + 3 × request_timeout` plus a second of grace; stragglers are
+/// aborted.
 pub async fn run_load(
     addr: SocketAddr,
     config: &LoadConfig,
@@ -750,7 +761,10 @@ pub async fn run_load(
         })
     };
 
-    let deadline = window.end + config.request_timeout + Duration::from_secs(1);
+    // A client may send one request of each compute endpoint after the end
+    // (see `compute_client`), each bounded by the request timeout.
+    let overtime = config.request_timeout * Endpoint::COMPUTE.len() as u32 + Duration::from_secs(1);
+    let deadline = window.end + overtime;
     let mut merged = Recorder::default();
     let mut failure = None;
     loop {
@@ -761,8 +775,7 @@ pub async fn run_load(
             Err(_) => {
                 tasks.abort_all();
                 failure = Some(LoadError::Task(format!(
-                    "clients still running {:?} after the end of the run",
-                    config.request_timeout + Duration::from_secs(1)
+                    "clients still running {overtime:?} after the end of the run"
                 )));
                 break;
             }

@@ -1,13 +1,14 @@
 //! `compute-demo`: run the mixed-workload service under load in each dispatch
 //! mode and print one comparison table, or just serve it (`--serve`).
 
-use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use compute_demo::compare::{run_comparison, CompareOptions};
 use compute_demo::dispatch::Mode;
 use compute_demo::load::{Endpoint, LoadConfig};
@@ -34,7 +35,7 @@ struct Cli {
     clients: Option<u16>,
 
     /// Measured time per mode: a number of seconds or a number with a unit
-    /// (500ms, 10s, 2m); 10ms to 1h [default: 12s, or 1.5s with --quick].
+    /// (500ms, 10s, 2m, 1h); 10ms to 1h [default: 12s, or 1.5s with --quick].
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 
@@ -48,13 +49,15 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 
-    /// Serve only: print the address and keep serving until Ctrl-C.
+    /// Serve only: print the address and keep serving until SIGTERM or
+    /// Ctrl-C, then shut down gracefully.
     #[arg(long, conflicts_with_all = ["clients", "duration", "quick", "out"])]
     serve: bool,
 
-    /// Address to listen on [default: 127.0.0.1:0, a free port]. Load runs
-    /// need a loopback address.
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on, HOST:PORT with an IP address or a host name
+    /// (localhost:8080) [default: 127.0.0.1:0, a free port]. Load runs need
+    /// a loopback address.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
 
     /// A TOML file with a [runtime] table (see config/default.toml, which is
@@ -90,17 +93,34 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (t, 1.0)
     };
     let value: f64 = number.trim().parse().map_err(|_| {
-        "expected a number of seconds, or a number with ms, s or m (500ms, 10s, 2m)".to_string()
+        "expected a number of seconds, or a number with ms, s, m or h (500ms, 10s, 2m, 1h)"
+            .to_string()
     })?;
     let seconds = value * scale;
-    if !seconds.is_finite() || !(0.01..=3600.0).contains(&seconds) {
+    if !seconds.is_finite() || !(0.01 - 1e-9..=3600.0 + 1e-9).contains(&seconds) {
         return Err("must be between 10ms and 1h".to_string());
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `HOST:PORT`, the host an IP address or a name to resolve (the first
+/// address it resolves to is used).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT (127.0.0.1:8080, localhost:8080): {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
 fn modes(args: &[ModeArg]) -> Vec<Mode> {
@@ -124,20 +144,50 @@ fn modes(args: &[ModeArg]) -> Vec<Mode> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+fn listen_addr(cli: &Cli) -> SocketAddr {
+    cli.listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Checks the combinations of flags clap cannot express; an error here is a
+/// usage error (exit status 2), like clap's own.
+fn check_usage(cli: &Cli) -> Result<(), clap::Error> {
+    let mut command = Cli::command();
+    if cli.serve && serve_mode(cli).is_none() {
+        return Err(command.error(
+            ErrorKind::ArgumentConflict,
+            "--serve takes a single --mode (or all, which serves pool)",
+        ));
+    }
+    let listen = listen_addr(cli);
+    if !cli.serve && !listen.ip().is_loopback() {
+        return Err(command.error(
+            ErrorKind::InvalidValue,
+            format!(
+                "--listen {listen}: the load generator only targets loopback addresses (use --serve to serve elsewhere)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The one mode `--serve` serves, if `--mode` names one (or `all`).
+fn serve_mode(cli: &Cli) -> Option<Mode> {
+    match modes(&cli.mode).as_slice() {
+        [one] => Some(*one),
+        _ if cli.mode.contains(&ModeArg::All) => Some(Mode::Pool),
+        _ => None,
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let modes = modes(&cli.mode);
     let (runtime, runtime_toml) = compute_demo::runtime_config(cli.config.as_deref())?;
-    let listen = cli
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listen = listen_addr(&cli);
     let models = Models::load()?;
 
     if cli.serve {
-        let mode = match modes.as_slice() {
-            [one] => *one,
-            _ if cli.mode.contains(&ModeArg::All) => Mode::Pool,
-            _ => return Err("--serve takes a single --mode".into()),
-        };
+        let mode = serve_mode(&cli).ok_or("--serve takes a single --mode")?;
         let server = DemoServer::start(
             ServerOptions {
                 mode,
@@ -147,25 +197,27 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             },
             models,
         )?;
-        println!(
-            "compute-demo serving on http://{} (mode {mode}); Ctrl-C stops it",
-            server.addr()
-        );
-        println!("  curl -s http://{}/ping", server.addr());
-        println!(
-            "  curl -s -d '{{\"texts\": [\"hello world\"]}}' http://{}/tokenize",
-            server.addr()
-        );
-        server.serve_until_ctrl_c()?;
+        let signal = server.serve_until_signal(|server| {
+            // Written, not printed: a closed stdout must not stop the server.
+            let addr = server.addr();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "compute-demo serving on http://{addr} (mode {mode}); SIGTERM or Ctrl-C stops it"
+            );
+            let _ = writeln!(out, "  curl -s http://{addr}/ping");
+            let _ = writeln!(
+                out,
+                "  curl -s -d '{{\"texts\": [\"hello world\"]}}' http://{addr}/tokenize"
+            );
+            let _ = out.flush();
+        })?;
+        if !cli.quiet {
+            eprintln!("compute-demo: {signal} received, shut down");
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
-    if !listen.ip().is_loopback() {
-        return Err(format!(
-            "--listen {listen}: the load generator only targets loopback addresses (use --serve to serve elsewhere)"
-        )
-        .into());
-    }
     let base = if cli.quick {
         LoadConfig::quick()
     } else {
@@ -245,6 +297,9 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = check_usage(&cli) {
+        e.exit();
+    }
     // Warnings (for example an oversubscribed [runtime]) go to stderr;
     // RUST_LOG overrides the level.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -302,5 +357,36 @@ mod tests {
         let cli = Cli::try_parse_from(["compute-demo", "--mode", "pool,naive", "--duration", "2s"])
             .unwrap();
         assert_eq!(modes(&cli.mode), vec![Mode::Pool, Mode::Naive]);
+        assert!(check_usage(&cli).is_ok());
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors() {
+        let cli = Cli::try_parse_from(["compute-demo", "--serve", "--mode", "pool,naive"]).unwrap();
+        assert_eq!(check_usage(&cli).unwrap_err().exit_code(), 2);
+        let cli = Cli::try_parse_from(["compute-demo", "--listen", "192.0.2.1:0"]).unwrap();
+        assert_eq!(check_usage(&cli).unwrap_err().exit_code(), 2);
+        let cli = Cli::try_parse_from(["compute-demo", "--serve", "--mode", "all"]).unwrap();
+        assert_eq!(serve_mode(&cli), Some(Mode::Pool));
+    }
+
+    #[test]
+    fn listen_takes_host_names() {
+        let addr = parse_listen("localhost:8080").unwrap();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 8080);
+        assert_eq!(
+            parse_listen("127.0.0.1:0").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        );
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("not-an-address").is_err());
+    }
+
+    #[test]
+    fn the_documented_minimum_duration_parses() {
+        assert_eq!(parse_duration("10ms").unwrap(), Duration::from_millis(10));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("9ms").is_err());
     }
 }

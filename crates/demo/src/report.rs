@@ -199,13 +199,18 @@ impl RunReport {
             .tokio_workers
             .map_or_else(|| "default".to_string(), |n| n.to_string());
         format!(
-            "{} clients, {} requests, {:.1} s warm-up + {:.1} s measured per mode, /ping every {} ms; \
+            "{} clients, {} requests, {} warm-up + {} measured per mode, /ping every {} ms; \
              Tokio workers: {workers}, compute threads: {}, CPUs: {}",
             s.clients,
             match s.request_size {
                 crate::load::RequestSize::Full => "full-size",
                 crate::load::RequestSize::Light => "light",
-            }, s.warmup_s, s.duration_s, s.ping_interval_ms, s.compute_threads, s.cpus
+            },
+            seconds(s.warmup_s),
+            seconds(s.duration_s),
+            s.ping_interval_ms,
+            s.compute_threads,
+            s.cpus
         )
     }
 
@@ -270,6 +275,15 @@ impl RunReport {
     /// The whole report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+/// A time for the settings line: `1.5 s`, or `10 ms` under a second.
+fn seconds(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s:.1} s")
     }
 }
 

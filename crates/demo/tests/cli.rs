@@ -11,13 +11,26 @@ use std::time::Duration;
 use common::with_watchdog;
 
 fn demo(args: &[&str]) -> Output {
+    demo_with_env(args, &[])
+}
+
+/// Runs the binary with `args` and the `COMPUTE_RUNTIME_*` variables set to
+/// `env` only.
+fn demo_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     with_watchdog(Duration::from_secs(120), move || {
-        Command::new(env!("CARGO_BIN_EXE_compute-demo"))
-            .args(&args)
-            .env_remove("COMPUTE_RUNTIME_COMPUTE_THREADS")
-            .output()
-            .expect("the binary runs")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_compute-demo"));
+        command.args(&args);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("COMPUTE_RUNTIME_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env).output().expect("the binary runs")
     })
 }
 
@@ -120,4 +133,75 @@ fn a_tiny_run_prints_the_table_and_writes_json_and_markdown() {
     assert!(only_json.exists());
     assert!(!dir.join("only.json.md").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let cases: [&[&str]; 4] = [
+        &["--serve", "--mode", "pool,naive"],
+        &["--listen", "192.0.2.1:0", "--quick"],
+        &["--clients", "0"],
+        &["--duration", "5ms"],
+    ];
+    for args in cases {
+        let output = demo(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn config_errors_say_where_the_value_came_from() {
+    let dir = std::env::temp_dir().join(format!("compute-demo-origin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "[runtme]\ncompute_threads = 1\n").unwrap();
+    // A bad environment override is blamed on the variable, not the file;
+    // the misspelt table is warned about first.
+    let output = demo_with_env(
+        &["--config", typo.to_str().unwrap(), "--quick"],
+        &[("COMPUTE_RUNTIME_COMPUTE_THREADS", "many")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("environment variable: COMPUTE_RUNTIME_COMPUTE_THREADS = many"),
+        "{text}"
+    );
+    assert!(!text.contains("typo.toml: COMPUTE_RUNTIME"), "{text}");
+    assert!(
+        text.contains("[runtme]") && text.contains("did you mean [runtime]"),
+        "{text}"
+    );
+    // Without --config the same variable is still blamed on itself.
+    let output = demo_with_env(&["--quick"], &[("COMPUTE_RUNTIME_MAX_IN_FLIGHT", "0")]);
+    let text = stderr(&output);
+    assert!(
+        text.contains("environment variable: COMPUTE_RUNTIME_MAX_IN_FLIGHT"),
+        "{text}"
+    );
+    assert!(!text.contains("embedded default"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_host_name_and_the_shortest_duration_work() {
+    let output = demo(&[
+        "--listen",
+        "localhost:0",
+        "--mode",
+        "pool",
+        "--clients",
+        "1",
+        "--quick",
+        "--duration",
+        "10ms",
+        "--quiet",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("| pool "));
 }

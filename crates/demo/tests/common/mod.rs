@@ -3,14 +3,15 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use compute_demo::client::HttpClient;
 use compute_demo::dispatch::Mode;
-use compute_demo::server::{DemoServer, ServerOptions};
+use compute_demo::server::{DemoServer, ErrorBody, Limits, ServerOptions};
 use compute_demo::workloads::Models;
 use compute_runtime::RuntimeConfig;
 
@@ -108,4 +109,125 @@ pub fn assert_alive(addr: SocketAddr, after: &str) {
         (StatusCode::OK, "pong"),
         "/ping after {after}"
     );
+}
+
+/// A server in `mode` with its own limits and `max_in_flight`.
+pub fn start_with(mode: Mode, limits: Limits, max_in_flight: Option<usize>) -> DemoServer {
+    DemoServer::start(
+        ServerOptions {
+            mode,
+            runtime: RuntimeConfig {
+                max_in_flight,
+                ..runtime_config()
+            },
+            limits,
+            ..ServerOptions::default()
+        },
+        models(),
+    )
+    .expect("the server starts")
+}
+
+/// An answer read off a raw socket.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The head, lower-cased, for header checks.
+    pub head: String,
+    /// The body.
+    pub body: String,
+}
+
+impl RawAnswer {
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    }
+
+    /// The `{"error": ..}` reason; panics if the body is not that JSON.
+    pub fn error(&self) -> String {
+        serde_json::from_str::<ErrorBody>(&self.body)
+            .unwrap_or_else(|e| panic!("not a JSON error body ({e}): {self:?}"))
+            .error
+    }
+}
+
+/// Connects to `addr` with a read timeout on the socket.
+pub fn raw_connect(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Reads one answer (head and a `Content-Length` body) off `stream`.
+pub fn read_answer(stream: &mut TcpStream) -> std::io::Result<RawAnswer> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("closed after {} bytes", data.len()),
+            ));
+        }
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut answer = RawAnswer {
+        status,
+        head,
+        body: String::new(),
+    };
+    let length: usize = answer
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&chunk[..n]);
+    }
+    let end = data.len().min(head_end + length);
+    answer.body = String::from_utf8_lossy(&data[head_end..end]).into_owned();
+    Ok(answer)
+}
+
+/// Sends `request` as is on a fresh connection and reads the answer
+/// (within 30 s).
+pub fn raw(addr: SocketAddr, request: &[u8]) -> RawAnswer {
+    let mut stream = raw_connect(addr, Duration::from_secs(30));
+    stream.write_all(request).expect("send");
+    read_answer(&mut stream).expect("an answer")
+}
+
+/// Whether the server closes `stream` (EOF or reset) within `limit`.
+pub fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut byte = [0u8; 1024];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
 }

@@ -154,7 +154,7 @@ fn run_here<R>(f: impl FnOnce() -> R) -> Result<R, DispatchError> {
 
 #[derive(Clone)]
 enum Strategy {
-    Pool(Arc<compute_runtime::ComputePool>),
+    Pool(compute_runtime::ComputePool),
     Inline,
     SpawnBlocking,
     Naive(Arc<rayon::ThreadPool>),
@@ -183,7 +183,7 @@ impl Dispatcher {
     /// bridges get the same number of threads.
     pub fn new(
         mode: Mode,
-        pool: Option<Arc<compute_runtime::ComputePool>>,
+        pool: Option<compute_runtime::ComputePool>,
         compute_threads: usize,
     ) -> Result<Dispatcher, DispatchError> {
         let strategy = match mode {

@@ -42,7 +42,7 @@ pub struct Runtime {
     /// before `pool`, so a plain drop stops Tokio first.
     tokio: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    pool: Option<Arc<ComputePool>>,
+    pool: Option<ComputePool>,
     plan: ThreadPlan,
     config: RuntimeConfig,
     /// Unique among the runtimes of this process; marks its Tokio threads
@@ -82,7 +82,7 @@ impl Runtime {
             None
         } else {
             let compute = config.compute_config(plan.compute_threads);
-            Some(Arc::new(ComputePool::new(compute)?))
+            Some(ComputePool::new(compute)?)
         };
 
         let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -98,7 +98,7 @@ impl Runtime {
         // ORDERING: Relaxed. Only uniqueness of the number matters.
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         // Runs on every thread Tokio starts: workers and blocking threads.
-        let thread_pool = pool.as_deref().cloned();
+        let thread_pool = pool.clone();
         builder.on_thread_start(move || {
             OWNER.with(|owner| owner.set(id));
             if let Some(pool) = &thread_pool {
@@ -133,8 +133,9 @@ impl Runtime {
         })
     }
 
-    /// The compute pool, or `None` when `compute_threads` is 0.
-    pub fn compute_pool(&self) -> Option<Arc<ComputePool>> {
+    /// The compute pool (a cheap clone of the shared handle), or `None`
+    /// when `compute_threads` is 0.
+    pub fn compute_pool(&self) -> Option<ComputePool> {
         self.pool.clone()
     }
 
@@ -147,7 +148,7 @@ impl Runtime {
     /// Like [`tokio::runtime::Runtime::block_on`], when called from inside
     /// an async context.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let _context = self.pool.as_deref().map(ContextGuard::enter);
+        let _context = self.pool.as_ref().map(ContextGuard::enter);
         self.tokio_runtime().block_on(future)
     }
 
@@ -168,9 +169,10 @@ impl Runtime {
     }
 
     /// Shuts down in order: the compute pool first, waiting for its queued
-    /// and running jobs while Tokio still runs (so the tasks awaiting them
-    /// take their results), then the Tokio runtime with what is left of
-    /// `timeout`. Returns `true` if all compute work finished within the
+    /// and running jobs while Tokio still runs, then for the tasks awaiting
+    /// them to take their results (until
+    /// [`tasks_awaited`](crate::ComputeMetrics::tasks_awaited) is 0), then
+    /// the Tokio runtime with what is left of `timeout`. Returns `true` if all compute work finished within the
     /// timeout; `false` if the deadline passed first (unstarted jobs then
     /// resolve to [`ComputeError::Shutdown`](crate::ComputeError::Shutdown)).
     ///
@@ -206,11 +208,16 @@ impl Runtime {
     /// ```
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
+        let drain = |pool: &ComputePool| {
+            let drained = pool.shutdown_blocking(timeout);
+            wait_for_awaiters(pool, deadline);
+            drained
+        };
         let drained = match &self.pool {
             Some(pool) if crate::size_class::can_block_in_place() => {
-                tokio::task::block_in_place(|| pool.shutdown_blocking(timeout))
+                tokio::task::block_in_place(|| drain(pool))
             }
-            Some(pool) => pool.shutdown_blocking(timeout),
+            Some(pool) => drain(pool),
             None => true,
         };
         let left = deadline.map_or(Duration::MAX, |deadline| {
@@ -227,6 +234,19 @@ impl Runtime {
         self.tokio
             .as_ref()
             .expect("the Tokio runtime is present until shutdown consumes the Runtime")
+    }
+}
+
+/// Waits, while Tokio still runs, until no task awaits a result of `pool`
+/// (`tasks_awaited` is 0) or `deadline` passes: a job that finished has
+/// sent its result, but the task that awaits it may not have been polled
+/// yet, and stopping Tokio now would drop it with the result unseen.
+fn wait_for_awaiters(pool: &ComputePool, deadline: Option<Instant>) {
+    while pool.metrics().tasks_awaited() > 0 {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

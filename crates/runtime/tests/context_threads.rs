@@ -1,8 +1,6 @@
 //! `compute_runtime::current()` returns the runtime's pool on every kind of
 //! thread the runtime owns, and `None` on a thread it does not.
 
-mod support;
-
 use std::time::Duration;
 
 use compute_runtime::{ComputePool, Runtime, RuntimeConfig};
@@ -92,7 +90,7 @@ fn every_runtime_thread_sees_the_pool() {
 
 #[test]
 fn two_runtimes_see_their_own_pools() {
-    support::watchdog_for(Duration::from_secs(30), || {
+    compute_test_support::watchdog_for(Duration::from_secs(30), || {
         let first = runtime();
         let second = runtime();
         let first_pool = first.compute_pool().unwrap();
@@ -123,7 +121,7 @@ fn two_runtimes_see_their_own_pools() {
 
 #[test]
 fn no_pool_no_context() {
-    support::watchdog_for(Duration::from_secs(30), || {
+    compute_test_support::watchdog_for(Duration::from_secs(30), || {
         let runtime = Runtime::new(RuntimeConfig {
             num_worker_threads: Some(1),
             compute_threads: Some(0),

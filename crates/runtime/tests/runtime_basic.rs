@@ -1,8 +1,6 @@
 //! `Runtime::new`: thread counts, names, `compute_threads = 0`, handles, and
 //! bad configs as errors.
 
-mod support;
-
 use std::time::Duration;
 
 use compute_runtime::{ConfigError, Runtime, RuntimeConfig};
@@ -19,7 +17,7 @@ fn small(workers: usize, compute: usize) -> RuntimeConfig {
 
 #[test]
 fn counts_names_and_work() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let config = RuntimeConfig {
             compute_thread_prefix: Some("crunch".into()),
             compute_stack_size: Some(1 << 20),
@@ -55,7 +53,7 @@ fn counts_names_and_work() {
 
 #[test]
 fn handle_spawns_onto_the_runtime() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(small(1, 1)).unwrap();
         let task = runtime.handle().spawn(async { 6 * 7 });
         assert_eq!(runtime.block_on(task).unwrap(), 42);
@@ -70,7 +68,7 @@ fn handle_spawns_onto_the_runtime() {
 
 #[test]
 fn compute_threads_zero_means_no_pool() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(RuntimeConfig {
             compute_threads: Some(0),
             ..Default::default()
@@ -94,7 +92,7 @@ fn compute_threads_zero_means_no_pool() {
 
 #[test]
 fn defaults_build() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
         let plan = runtime.thread_plan();
         assert_eq!(plan, RuntimeConfig::default().thread_plan());
@@ -110,7 +108,7 @@ fn defaults_build() {
 /// of a runtime built with defaults have the same number of threads.
 #[test]
 fn default_pool_and_default_runtime_agree() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let pool = compute_runtime::ComputePool::with_defaults().unwrap();
         let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
         let runtime_pool = runtime.compute_pool().unwrap();
@@ -126,7 +124,7 @@ fn default_pool_and_default_runtime_agree() {
 
 #[test]
 fn from_toml_and_env() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let config = RuntimeConfig::from_toml_str(
             "[runtime]\nnum_worker_threads = 2\ncompute_threads = 2\ncompute_stack_size = \"2MB\"\n",
         )

@@ -1,8 +1,6 @@
 //! A config that oversubscribes the machine logs a `tracing` warning saying
 //! by how much; one that fits logs none.
 
-mod support;
-
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,7 +72,7 @@ fn fitting_plan_is_quiet() {
 /// thread" from `Runtime::new`; the defaults do not warn.
 #[test]
 fn runtime_new_warns_by_how_much() {
-    support::watchdog_for(Duration::from_secs(30), || {
+    compute_test_support::watchdog_for(Duration::from_secs(30), || {
         let budget = RuntimeConfig::default().thread_plan().budget();
         let over = RuntimeConfig {
             num_worker_threads: Some(budget),

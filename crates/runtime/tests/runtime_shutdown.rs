@@ -6,8 +6,6 @@
 // joined or awaited, or is polled until it reaches a value; the orderings used
 // (SeqCst unless a comment says otherwise) are stronger than that needs.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -26,7 +24,7 @@ fn config() -> RuntimeConfig {
 
 #[test]
 fn drains_compute_work_first() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         let (started_tx, started_rx) = mpsc::channel();
@@ -56,7 +54,7 @@ fn drains_compute_work_first() {
 
 #[test]
 fn reports_a_missed_deadline() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -79,7 +77,7 @@ fn reports_a_missed_deadline() {
 
 #[test]
 fn shutdown_without_a_pool() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(RuntimeConfig {
             compute_threads: Some(0),
             num_worker_threads: Some(1),
@@ -93,7 +91,7 @@ fn shutdown_without_a_pool() {
 
 #[test]
 fn shutdown_and_drop_inside_async_code_do_not_panic() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let outer = Runtime::new(config()).unwrap();
         outer.block_on(async {
             let inner = Runtime::new(config()).unwrap();
@@ -112,7 +110,7 @@ fn shutdown_and_drop_inside_async_code_do_not_panic() {
 
 #[test]
 fn plain_drop_stops_everything() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         runtime.block_on(async {
@@ -130,7 +128,7 @@ fn plain_drop_stops_everything() {
 /// (The watchdog is a hang detector, far above the time this takes.)
 #[test]
 fn shutdown_from_its_own_task_returns() {
-    let drained = support::watchdog_for(Duration::from_secs(10), || {
+    let drained = compute_test_support::watchdog_for(Duration::from_secs(10), || {
         let runtime = Runtime::new(config()).unwrap();
         let handle = runtime.handle().clone();
         let (tx, rx) = mpsc::channel();
@@ -147,7 +145,7 @@ fn shutdown_from_its_own_task_returns() {
 /// drained first.
 #[test]
 fn shutdown_from_its_own_blocking_thread_returns() {
-    let (drained, result) = support::watchdog_for(Duration::from_secs(10), || {
+    let (drained, result) = compute_test_support::watchdog_for(Duration::from_secs(10), || {
         let runtime = Runtime::new(config()).unwrap();
         let pool = runtime.compute_pool().unwrap();
         let job = pool.execute(|| {
@@ -170,4 +168,53 @@ fn shutdown_from_its_own_blocking_thread_returns() {
         5,
         "queued work finished before shutdown returned"
     );
+}
+
+/// Tasks awaiting jobs when the runtime shuts down take the results those
+/// jobs sent: none is dropped by Tokio's shutdown between the job's send and
+/// the task's next poll. Every job counts itself when it runs; every task
+/// counts the result it took; after `shutdown` the two agree.
+#[test]
+fn every_task_takes_the_result_its_job_sent_before_tokio_stops() {
+    use std::sync::atomic::AtomicUsize;
+    compute_test_support::watchdog_for(Duration::from_secs(120), || {
+        for round in 0..20 {
+            let runtime = Runtime::new(RuntimeConfig {
+                num_worker_threads: Some(2),
+                compute_threads: Some(1),
+                ..Default::default()
+            })
+            .unwrap();
+            let pool = runtime.compute_pool().unwrap();
+            let ran = Arc::new(AtomicUsize::new(0));
+            let taken = Arc::new(AtomicUsize::new(0));
+            let (spawned_tx, spawned_rx) = mpsc::channel();
+            for _ in 0..50 {
+                let (pool, ran, taken) = (pool.clone(), ran.clone(), taken.clone());
+                let spawned = spawned_tx.clone();
+                runtime.handle().spawn(async move {
+                    let job = pool.execute(move || {
+                        let until = std::time::Instant::now() + Duration::from_micros(200);
+                        while std::time::Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    });
+                    spawned.send(()).unwrap();
+                    if job.await.is_ok() {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+            for _ in 0..50 {
+                spawned_rx.recv().unwrap();
+            }
+            assert!(runtime.shutdown(Duration::from_secs(20)), "round {round}");
+            assert_eq!(
+                taken.load(Ordering::SeqCst),
+                ran.load(Ordering::SeqCst),
+                "round {round}: a task was dropped before it took its job's result"
+            );
+        }
+    });
 }

@@ -2,8 +2,6 @@
 //! multi-thread runtime and falls back correctly elsewhere, large awaits
 //! `execute`. All return our `Result` and contain panics.
 
-mod support;
-
 use std::time::Duration;
 
 use compute_runtime::{ComputeConfig, ComputeError, ComputePool, SizeClass, SizeClassExt};
@@ -30,7 +28,7 @@ fn on_multi_thread<F: std::future::Future + Send + 'static>(body: F)
 where
     F::Output: Send + 'static,
 {
-    support::watchdog_for(LIMIT, move || {
+    compute_test_support::watchdog_for(LIMIT, move || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -95,7 +93,7 @@ fn panics_are_errors_in_every_class() {
 /// not call it there.
 #[test]
 fn medium_on_a_current_thread_runtime() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -120,7 +118,7 @@ fn medium_on_a_current_thread_runtime() {
 /// Inside a `LocalSet` on a current-thread runtime: same fallback.
 #[test]
 fn medium_in_a_local_set() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -149,7 +147,7 @@ fn multi_thread_runtime() -> tokio::runtime::Runtime {
 /// set's own future and in a `spawn_local` task.
 #[test]
 fn medium_in_a_local_set_on_a_multi_thread_runtime() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = multi_thread_runtime();
         let local = tokio::task::LocalSet::new();
         let pool = pool(1);
@@ -173,7 +171,7 @@ fn medium_in_a_local_set_on_a_multi_thread_runtime() {
 /// `block_in_place` on a worker: `run_medium` works in both.
 #[test]
 fn medium_in_a_local_set_off_the_workers() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = multi_thread_runtime();
         let pool = pool(1);
         let (on_blocking, in_block_in_place) = runtime.block_on(async move {
@@ -212,7 +210,7 @@ fn medium_on_a_worker_steps_aside() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let started = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&started);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -240,7 +238,7 @@ fn medium_on_a_worker_steps_aside() {
 /// Outside Tokio altogether (another executor).
 #[test]
 fn medium_outside_tokio() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let pool = pool(1);
         let value = futures::executor::block_on(pool.run_medium(|| 4)).unwrap();
         assert_eq!(value, 4);
@@ -251,7 +249,7 @@ fn medium_outside_tokio() {
 /// (no worker to step aside), `run_medium` awaits the job.
 #[test]
 fn medium_in_block_on_and_on_blocking_threads() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
@@ -277,7 +275,7 @@ fn medium_in_block_on_and_on_blocking_threads() {
 /// waiting for a thread that is itself.
 #[test]
 fn medium_from_inside_the_pool_does_not_deadlock() {
-    support::watchdog_for(LIMIT, || {
+    compute_test_support::watchdog_for(LIMIT, || {
         let pool = pool(1);
         let inner = pool.clone();
         let value = pool

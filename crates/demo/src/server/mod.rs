@@ -65,7 +65,7 @@ pub struct AppState {
     pub stats: Arc<EndpointStats>,
     /// The runtime's compute pool, for `/metrics` (present in every mode
     /// unless `compute_threads = 0`; only `pool` mode sends work to it).
-    pub pool: Option<Arc<ComputePool>>,
+    pub pool: Option<ComputePool>,
 }
 
 /// Builds the router: all routes, the JSON `404` fallback, and the layers,

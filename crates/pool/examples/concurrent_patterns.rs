@@ -1,4 +1,4 @@
-//! Pattern 1 of the strategy guide: three async tasks use the same compute
+//! Pattern 1 of `docs/guide.md`: three async tasks use the same compute
 //! pool at once, each with a different rayon pattern: `scope` for dynamic
 //! task spawning, parallel iterators over chunks, and `join`.
 //!

@@ -1,4 +1,4 @@
-//! Pattern 3 of the strategy guide, written so that it compiles and runs: an
+//! Pattern 3 of `docs/guide.md`, written so that it compiles and runs: an
 //! LLM-style service whose three loops share one compute pool.
 //!
 //! - tokenization: parallel iterators over a batch of texts (`install`);

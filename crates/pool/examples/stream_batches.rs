@@ -1,4 +1,4 @@
-//! Pattern 2 of the strategy guide: an async stream of batches mapped on the
+//! Pattern 2 of `docs/guide.md`: an async stream of batches mapped on the
 //! compute pool with `compute_map` (at most 4 batches in flight, results in
 //! order); each batch is processed with parallel iterators, then its results
 //! go out through async I/O (here, a channel to a writer task).

@@ -90,7 +90,18 @@ pub struct ComputeConfig {
     /// threads; a `par_iter` may run on one thread fewer for this long.
     /// `Duration::ZERO` switches it off. At most [`MAX_RUNNER_KEEP_ALIVE`].
     pub runner_keep_alive: Duration,
+    /// While jobs of both [`Priority`](crate::Priority) lanes wait, at least
+    /// one start in this many goes to the Low lane, so Low is never
+    /// starved. At least 1 (1: Low waits behind no High job). Default 8.
+    pub low_priority_every: u32,
+    /// A Low job that has waited this long starts next, ahead of waiting
+    /// High jobs. More than zero, at most [`MAX_LOW_PRIORITY_WAIT`].
+    /// Default 100 ms.
+    pub low_priority_max_wait: Duration,
 }
+
+/// The largest [`ComputeConfig::low_priority_max_wait`] accepted: 1 hour.
+pub const MAX_LOW_PRIORITY_WAIT: Duration = Duration::from_secs(3600);
 
 /// The largest [`ComputeConfig::await_spin_limit`] accepted: 10 ms.
 pub const MAX_AWAIT_SPIN: Duration = Duration::from_millis(10);
@@ -111,6 +122,8 @@ impl Default for ComputeConfig {
             max_in_flight: None,
             await_spin_limit: Duration::from_micros(200),
             runner_keep_alive: Duration::from_millis(1),
+            low_priority_every: 8,
+            low_priority_max_wait: Duration::from_millis(100),
         }
     }
 }
@@ -188,6 +201,22 @@ impl ComputeConfig {
                     "must be at most {MAX_RUNNER_KEEP_ALIVE:?} ({} microseconds)",
                     MAX_RUNNER_KEEP_ALIVE.as_micros()
                 ),
+            ));
+        }
+        if self.low_priority_every == 0 {
+            return Err(ConfigError::invalid(
+                "low_priority_every",
+                0,
+                "must be at least 1 (one start in that many goes to the Low lane)",
+            ));
+        }
+        if self.low_priority_max_wait.is_zero()
+            || self.low_priority_max_wait > MAX_LOW_PRIORITY_WAIT
+        {
+            return Err(ConfigError::invalid(
+                "low_priority_max_wait",
+                format!("{:?}", self.low_priority_max_wait),
+                format!("must be more than zero and at most {MAX_LOW_PRIORITY_WAIT:?}"),
             ));
         }
         if self.max_in_flight == Some(0) {

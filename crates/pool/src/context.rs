@@ -29,7 +29,10 @@ use crate::pool::ComputePool;
 /// ```
 pub fn current() -> Option<ComputePool> {
     let inner = home::context()?.owner()?;
-    Some(ComputePool { inner })
+    Some(ComputePool {
+        inner,
+        lane: crate::Priority::High,
+    })
 }
 
 /// Makes `pool` the current thread's compute context, so [`current`] returns

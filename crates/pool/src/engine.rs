@@ -12,7 +12,7 @@ use crate::config::ComputeConfig;
 use crate::erased::ErasedJob;
 use crate::ledger::Ledger;
 use crate::metrics::PoolMetrics;
-use crate::queue::RunQueue;
+use crate::queue::{LanePolicy, RunQueue};
 use crate::spin::{AwaitSpin, LINGER};
 
 /// A job of the pool, as the run queue holds it.
@@ -55,7 +55,13 @@ impl Engine {
             ledger: Ledger::new(config.max_in_flight),
             metrics: PoolMetrics::new(config.slow_task_threshold),
             await_spin: AwaitSpin::new(config.await_spin_limit),
-            queue: RunQueue::new(max_runners),
+            queue: RunQueue::new(
+                max_runners,
+                LanePolicy {
+                    every: config.low_priority_every,
+                    max_wait: config.low_priority_max_wait,
+                },
+            ),
             num_threads,
             epoch: Instant::now(),
             owner: OnceLock::new(),
@@ -113,7 +119,7 @@ impl Engine {
     /// discards it the same way.
     pub(crate) fn pass_deadline(&self) {
         self.ledger.pass_deadline();
-        while let Some(job) = self.queue.pop() {
+        while let Some((job, _)) = self.queue.pop() {
             job.discard(self);
         }
     }

@@ -22,6 +22,8 @@
 //! the erasure knows nothing about.
 
 use std::marker::PhantomData;
+
+use crate::priority::Priority;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 
 /// Words of a job kept inline; a bigger (or over-aligned) job is boxed.
@@ -31,9 +33,10 @@ type Space = [usize; JOB_WORDS];
 
 /// A job the pool can hold, run, or discard unrun, given a context `C`.
 pub(crate) trait Runnable<C: ?Sized>: Send {
-    /// Runs the job; `before_send` is called once its work is over and
-    /// before its result is sent.
-    fn run(self, context: &C, before_send: &mut dyn FnMut());
+    /// Runs the job, taken from `lane` (`None`: it waited in no lane);
+    /// `before_send` is called once its work is over and before its result
+    /// is sent.
+    fn run(self, context: &C, lane: Option<Priority>, before_send: &mut dyn FnMut());
 
     /// Resolves the job without running it (the pool is past its shutdown
     /// deadline).
@@ -43,7 +46,7 @@ pub(crate) trait Runnable<C: ?Sized>: Send {
 /// What an [`ErasedJob`] knows about the job it holds.
 struct VTable<C: ?Sized> {
     /// Moves the job out of the space and runs it.
-    run: unsafe fn(*mut Space, &C, &mut dyn FnMut()),
+    run: unsafe fn(*mut Space, &C, Option<Priority>, &mut dyn FnMut()),
     /// Moves the job out of the space and discards it.
     discard: unsafe fn(*mut Space, &C),
     /// Drops the job in the space without running it.
@@ -116,10 +119,15 @@ impl<C: ?Sized + 'static, H: Held<C>> Table<C, H> {
     ///
     /// `space` holds an `H`, written by [`ErasedJob::holding`], not yet
     /// moved out or dropped; it is treated as moved out afterwards.
-    unsafe fn run(space: *mut Space, context: &C, before_send: &mut dyn FnMut()) {
+    unsafe fn run(
+        space: *mut Space,
+        context: &C,
+        lane: Option<Priority>,
+        before_send: &mut dyn FnMut(),
+    ) {
         // SAFETY: the caller's contract: a live `H` that nobody reads again.
         let held = unsafe { space.cast::<H>().read() };
-        held.into_job().run(context, before_send);
+        held.into_job().run(context, lane, before_send);
     }
 
     /// # Safety
@@ -191,11 +199,11 @@ impl<C: ?Sized + 'static> ErasedJob<C> {
     }
 
     /// Runs the job (see [`Runnable::run`]).
-    pub(crate) fn run(self, context: &C, before_send: &mut dyn FnMut()) {
+    pub(crate) fn run(self, context: &C, lane: Option<Priority>, before_send: &mut dyn FnMut()) {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `holding` wrote the job `vtable` is for; `this` is never
         // dropped, so the job is moved out exactly once, here.
-        unsafe { (this.vtable.run)(this.space.as_mut_ptr(), context, before_send) }
+        unsafe { (this.vtable.run)(this.space.as_mut_ptr(), context, lane, before_send) }
     }
 
     /// Discards the job (see [`Runnable::discard`]).
@@ -255,7 +263,7 @@ mod tests {
     impl<const N: usize> Runnable<()> for Counted<N> {
         fn discard(self, _: &()) {}
 
-        fn run(self, _: &(), before_send: &mut dyn FnMut()) {
+        fn run(self, _: &(), _: Option<Priority>, before_send: &mut dyn FnMut()) {
             assert!(self.ballast.iter().all(|&word| word == 7), "moved intact");
             self.runs.fetch_add(1, Ordering::SeqCst);
             before_send();
@@ -270,7 +278,7 @@ mod tests {
         let job = ErasedJob::<()>::new(job);
         let inline = job.is_inline();
         let mut hooks = 0;
-        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&(), &mut || hooks += 1)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&(), None, &mut || hooks += 1)));
         assert_eq!(outcome.is_err(), panics);
         (
             inline,
@@ -317,7 +325,7 @@ mod tests {
         impl Runnable<()> for Aligned {
             fn discard(self, _: &()) {}
 
-            fn run(self, _: &(), _before_send: &mut dyn FnMut()) {
+            fn run(self, _: &(), _: Option<Priority>, _before_send: &mut dyn FnMut()) {
                 assert_eq!(std::ptr::from_ref(&self).align_offset(64), 0);
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
@@ -325,7 +333,7 @@ mod tests {
         let runs = Arc::new(AtomicUsize::new(0));
         let job = ErasedJob::<()>::new(Aligned(Arc::clone(&runs)));
         assert!(!job.is_inline());
-        job.run(&(), &mut || {});
+        job.run(&(), None, &mut || {});
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 

@@ -25,6 +25,7 @@ use crate::engine::Engine;
 use crate::erased::Runnable;
 use crate::error::ComputeError;
 use crate::ledger::Ticket;
+use crate::priority::Priority;
 
 /// What a job's channel carries.
 pub(crate) type JobResult<R> = Result<R, ComputeError>;
@@ -64,7 +65,7 @@ where
     R: Send,
 {
     /// Runs the job on the current (compute) thread. See the module docs.
-    fn run(mut self, engine: &Engine, before_send: &mut dyn FnMut()) {
+    fn run(mut self, engine: &Engine, lane: Option<Priority>, before_send: &mut dyn FnMut()) {
         let Some((work, tx, ticket)) = self.parts.take() else {
             before_send();
             return;
@@ -90,7 +91,7 @@ where
         let span = std::mem::take(&mut self.span);
         let submitted_at = engine.instant_since_epoch(self.submitted_ns);
         let token = CancelToken::new(&tx, &engine.ledger);
-        let result = run_counted(engine, ticket, submitted_at, &span, work, token);
+        let result = run_counted(engine, ticket, submitted_at, lane, &span, work, token);
         before_send();
         // `send` only panics if the awaiter's waker panics in `wake`; the
         // value is delivered all the same, so count it and carry on.
@@ -141,8 +142,8 @@ pub(crate) fn drop_contained<T>(engine: &Engine, value: T) {
 }
 
 /// Runs `work` as the counted job `ticket`: starts it, records its queue
-/// wait, runs it inside `span` catching its panic, records its compute time
-/// and finishes it.
+/// wait (for `lane` too, if it waited in one), runs it inside `span`
+/// catching its panic, records its compute time and finishes it.
 ///
 /// Every job runs through here: queued jobs, `execute_sync` and inline runs
 /// (nested calls, `execute_here`), so every path counts and measures the
@@ -151,6 +152,7 @@ pub(crate) fn run_counted<'t, W, R>(
     engine: &Engine,
     ticket: Ticket,
     submitted_at: Instant,
+    lane: Option<Priority>,
     span: &SubmitSpan,
     work: W,
     token: CancelToken<'t>,
@@ -162,7 +164,7 @@ where
     let running = ticket.start(&engine.ledger);
     engine
         .metrics
-        .record_queue_wait(started.saturating_duration_since(submitted_at));
+        .record_queue_wait(started.saturating_duration_since(submitted_at), lane);
     let outcome = {
         let _entered = span.enter();
         catch_unwind(AssertUnwindSafe(move || work(token)))

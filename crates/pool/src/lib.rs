@@ -72,6 +72,7 @@ mod ledger;
 pub mod ledger;
 mod metrics;
 mod pool;
+mod priority;
 mod queue;
 mod spin;
 mod stream;
@@ -88,13 +89,14 @@ pub mod adaptive;
 pub use cancel::CancelToken;
 pub use config::{
     default_num_threads, default_num_threads_for, ComputeConfig, ConfigError, MAX_AWAIT_SPIN,
-    MAX_RUNNER_KEEP_ALIVE, MAX_STACK_SIZE, MAX_THREADS, MIN_STACK_SIZE,
+    MAX_LOW_PRIORITY_WAIT, MAX_RUNNER_KEEP_ALIVE, MAX_STACK_SIZE, MAX_THREADS, MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::TaskHandle;
 pub use metrics::ComputeMetrics;
 pub use pool::ComputePool;
+pub use priority::Priority;
 pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};
 pub use topology::physical_cores;
 

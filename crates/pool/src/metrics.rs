@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::ledger::Counts;
+use crate::priority::Priority;
 
 /// Number of log2 buckets for compute time in nanoseconds (covers ~584 years).
 const BUCKETS: usize = 64;
@@ -36,6 +37,26 @@ struct ComputeSide {
     escaped_panics: AtomicU64,
 }
 
+/// Written by the threads that start jobs taken from one lane.
+struct LaneSide {
+    started: AtomicU64,
+    queue_wait_ns: AtomicU64,
+    max_queue_wait_ns: AtomicU64,
+    /// Queue waits, in the buckets of [`bucket_of`].
+    waits: [AtomicU64; BUCKETS],
+}
+
+impl Default for LaneSide {
+    fn default() -> Self {
+        LaneSide {
+            started: AtomicU64::new(0),
+            queue_wait_ns: AtomicU64::new(0),
+            max_queue_wait_ns: AtomicU64::new(0),
+            waits: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
 /// Written by adaptive dispatch.
 #[derive(Default)]
 struct AdaptiveSide {
@@ -48,6 +69,8 @@ struct AdaptiveSide {
 pub(crate) struct PoolMetrics {
     compute: CacheLine<ComputeSide>,
     histogram: CacheLine<[AtomicU64; BUCKETS]>,
+    /// Per lane, High then Low.
+    lanes: [CacheLine<LaneSide>; 2],
     adaptive: CacheLine<AdaptiveSide>,
     slow_threshold_ns: u64,
 }
@@ -67,18 +90,31 @@ impl PoolMetrics {
         PoolMetrics {
             compute: CacheLine::default(),
             histogram: CacheLine(std::array::from_fn(|_| AtomicU64::new(0))),
+            lanes: Default::default(),
             adaptive: CacheLine::default(),
             slow_threshold_ns: nanos(slow_threshold),
         }
     }
 
     /// A job starts running after waiting `queue_wait`.
-    pub(crate) fn record_queue_wait(&self, queue_wait: Duration) {
+    /// For a job taken from `lane`, that lane's figures too.
+    pub(crate) fn record_queue_wait(&self, queue_wait: Duration, lane: Option<Priority>) {
+        let ns = nanos(queue_wait);
         // ORDERING: Relaxed: an independent sum.
         self.compute
             .0
             .queue_wait_ns
-            .fetch_add(nanos(queue_wait), Ordering::Relaxed);
+            .fetch_add(ns, Ordering::Relaxed);
+        let Some(lane) = lane else { return };
+        let side = &self.lanes[lane_index(lane)].0;
+        // ORDERING: Relaxed: independent tallies and sums.
+        side.started.fetch_add(1, Ordering::Relaxed);
+        // ORDERING: Relaxed: as above.
+        side.queue_wait_ns.fetch_add(ns, Ordering::Relaxed);
+        // ORDERING: Relaxed: fetch_max is atomic on its own.
+        side.max_queue_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        // ORDERING: Relaxed: an independent tally.
+        side.waits[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A started job ran for `compute` (returned or unwound).
@@ -138,7 +174,14 @@ impl PoolMetrics {
 
     /// A consistent-enough copy of every counter, with the ledger's
     /// `counts` (read first, so the durations cover at least those jobs).
-    pub(crate) fn snapshot(&self, num_threads: usize, counts: Counts) -> ComputeMetrics {
+    ///
+    /// `waiting` is the jobs waiting in each lane now (High, Low).
+    pub(crate) fn snapshot(
+        &self,
+        num_threads: usize,
+        counts: Counts,
+        waiting: [usize; 2],
+    ) -> ComputeMetrics {
         let c = &self.compute.0;
         let a = &self.adaptive.0;
         // ORDERING: Relaxed for every load: a snapshot of independent
@@ -152,8 +195,19 @@ impl PoolMetrics {
         for (out, bucket) in histogram.iter_mut().zip(self.histogram.0.iter()) {
             *out = load(bucket);
         }
+        let lanes = [0, 1].map(|index| {
+            let side = &self.lanes[index].0;
+            LaneMetrics {
+                queued: waiting[index] as u64,
+                started: load(&side.started),
+                queue_wait_ns: load(&side.queue_wait_ns),
+                max_queue_wait_ns: load(&side.max_queue_wait_ns),
+                waits: std::array::from_fn(|b| load(&side.waits[b])),
+            }
+        });
         ComputeMetrics {
             num_threads,
+            lanes,
             submitted: counts.admitted,
             started: counts.started,
             completed: counts.completed,
@@ -192,6 +246,7 @@ impl PoolMetrics {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComputeMetrics {
     num_threads: usize,
+    lanes: [LaneMetrics; 2],
     submitted: u64,
     started: u64,
     completed: u64,
@@ -419,25 +474,7 @@ impl ComputeMetrics {
     /// assert!(m.quantile_us(0.5) >= 1000.0 && m.quantile_us(0.5) <= 2.0 * m.max_task_duration_us() as f64 + 1.0);
     /// ```
     pub fn quantile_us(&self, q: f64) -> f64 {
-        let total: u64 = self.histogram.iter().sum();
-        if total == 0 {
-            return 0.0;
-        }
-        let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
-        // The rank of the wanted sample, 1-based, at least 1.
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (bucket, &count) in self.histogram.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                // Bucket b > 0 holds [2^(b-1), 2^b) ns; report its upper bound,
-                // but never more than the observed maximum.
-                let upper_ns = if bucket == 0 { 0 } else { 1u128 << bucket };
-                let upper_ns = upper_ns.min(u128::from(self.max_compute_ns.max(1)));
-                return upper_ns as f64 / 1000.0;
-            }
-        }
-        self.max_compute_ns as f64 / 1000.0
+        quantile_us(&self.histogram, self.max_compute_ns, q)
     }
 
     /// The median compute time in microseconds (see [`quantile_us`](Self::quantile_us)).
@@ -503,6 +540,119 @@ impl ComputeMetrics {
     }
 }
 
+impl ComputeMetrics {
+    /// The figures of one lane (see [`Priority`](crate::Priority)): jobs
+    /// waiting in it now, jobs started from it, and their queue wait.
+    ///
+    /// ```
+    /// use compute_pool::Priority;
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// futures::executor::block_on(pool.with_priority(Priority::Low).execute(|| ())).unwrap();
+    /// let low = pool.metrics().lane(Priority::Low);
+    /// assert_eq!((low.tasks_started(), low.tasks_queued()), (1, 0));
+    /// ```
+    pub fn lane(&self, lane: Priority) -> LaneMetrics {
+        self.lanes[lane_index(lane)].clone()
+    }
+}
+
+/// One lane's figures in a [`ComputeMetrics`] snapshot; see
+/// [`ComputeMetrics::lane`]. Only jobs that waited in a lane count here
+/// (not those run inline, nor `execute_sync`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneMetrics {
+    queued: u64,
+    started: u64,
+    queue_wait_ns: u64,
+    max_queue_wait_ns: u64,
+    waits: [u64; BUCKETS],
+}
+
+impl LaneMetrics {
+    /// Jobs waiting in this lane now.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().lane(compute_pool::Priority::High).tasks_queued(), 0);
+    /// ```
+    pub fn tasks_queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// Jobs started from this lane since the pool was built.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// futures::executor::block_on(pool.execute(|| ())).unwrap();
+    /// assert_eq!(pool.metrics().lane(compute_pool::Priority::High).tasks_started(), 1);
+    /// ```
+    pub fn tasks_started(&self) -> u64 {
+        self.started
+    }
+
+    /// Average time from submission to start of this lane's jobs, in
+    /// microseconds (0 if none started).
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().lane(compute_pool::Priority::Low).avg_queue_wait_us(), 0.0);
+    /// ```
+    pub fn avg_queue_wait_us(&self) -> f64 {
+        if self.started == 0 {
+            0.0
+        } else {
+            self.queue_wait_ns as f64 / self.started as f64 / 1000.0
+        }
+    }
+
+    /// The queue wait under which `q` (0.0..=1.0) of this lane's started jobs
+    /// fall, in microseconds, from a log2 histogram: an upper bound at most
+    /// twice the true value. 0 when none started.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// futures::executor::block_on(pool.execute(|| ())).unwrap();
+    /// let high = pool.metrics().lane(compute_pool::Priority::High);
+    /// assert!(high.queue_wait_quantile_us(0.99) >= high.queue_wait_quantile_us(0.5));
+    /// ```
+    pub fn queue_wait_quantile_us(&self, q: f64) -> f64 {
+        quantile_us(&self.waits, self.max_queue_wait_ns, q)
+    }
+}
+
+/// Index of a lane in the per-lane arrays.
+fn lane_index(lane: Priority) -> usize {
+    match lane {
+        Priority::High => 0,
+        Priority::Low => 1,
+    }
+}
+
+/// The value under which `q` (0.0..=1.0) of the samples of a log2
+/// `histogram` fall, in microseconds: the upper bound of its bucket, at
+/// most twice the true value, never more than `max_ns`. 0 when empty.
+fn quantile_us(histogram: &[u64; BUCKETS], max_ns: u64, q: f64) -> f64 {
+    let total: u64 = histogram.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
+    // The rank of the wanted sample, 1-based, at least 1.
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (bucket, &count) in histogram.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            // Bucket b > 0 holds [2^(b-1), 2^b) ns; report its upper bound,
+            // but never more than the observed maximum.
+            let upper_ns = if bucket == 0 { 0 } else { 1u128 << bucket };
+            let upper_ns = upper_ns.min(u128::from(max_ns.max(1)));
+            return upper_ns as f64 / 1000.0;
+        }
+    }
+    max_ns as f64 / 1000.0
+}
+
 impl fmt::Display for ComputeMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -564,7 +714,7 @@ mod tests {
             completed: 100,
             ..Counts::default()
         };
-        let s = m.snapshot(1, counts);
+        let s = m.snapshot(1, counts, [0, 0]);
         let p50 = s.p50_task_duration_us();
         assert!((10.0..=20.0).contains(&p50), "p50 = {p50}");
         let p99 = s.p99_task_duration_us();
@@ -584,7 +734,7 @@ mod tests {
             cancelled: 1,
             ..Counts::default()
         };
-        let s = PoolMetrics::new(Duration::from_millis(100)).snapshot(1, counts);
+        let s = PoolMetrics::new(Duration::from_millis(100)).snapshot(1, counts, [0, 0]);
         assert_eq!(s.tasks_active(), 2);
         assert_eq!(s.tasks_running(), 1);
         assert_eq!(s.tasks_queued(), 1);

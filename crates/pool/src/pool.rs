@@ -17,6 +17,7 @@ use crate::home;
 use crate::job::drop_contained;
 use crate::ledger::Room;
 use crate::metrics::ComputeMetrics;
+use crate::priority::Priority;
 
 /// A pool of compute threads that async code hands CPU-bound work to.
 ///
@@ -56,6 +57,8 @@ use crate::metrics::ComputeMetrics;
 #[derive(Clone)]
 pub struct ComputePool {
     pub(crate) inner: Arc<PoolOwner>,
+    /// The lane this handle's jobs wait in.
+    pub(crate) lane: Priority,
 }
 
 impl ComputePool {
@@ -113,7 +116,10 @@ impl ComputePool {
         })?;
         let inner = Arc::new(PoolOwner { rayon, engine });
         inner.engine.set_owner(&inner);
-        Ok(ComputePool { inner })
+        Ok(ComputePool {
+            inner,
+            lane: Priority::High,
+        })
     }
 
     /// Builds a pool with [`ComputeConfig::default`]: about half the cores.
@@ -157,9 +163,38 @@ impl ComputePool {
     /// ```
     pub fn metrics(&self) -> ComputeMetrics {
         let engine = &self.inner.engine;
+        let waiting = [Priority::High, Priority::Low].map(|lane| engine.queue.waiting(lane));
         engine
             .metrics
-            .snapshot(self.num_threads(), engine.ledger.counts())
+            .snapshot(self.num_threads(), engine.ledger.counts(), waiting)
+    }
+
+    /// A handle to this same pool whose jobs wait in the `lane` given
+    /// (see [`Priority`]); a cheap clone. A plain pool is
+    /// [`Priority::High`].
+    ///
+    /// ```
+    /// use compute_pool::{ComputePool, Priority};
+    /// let pool = ComputePool::with_defaults().unwrap();
+    /// let batch = pool.with_priority(Priority::Low);
+    /// assert!(batch.same_pool(&pool));
+    /// assert_eq!(batch.priority(), Priority::Low);
+    /// ```
+    pub fn with_priority(&self, lane: Priority) -> ComputePool {
+        ComputePool {
+            inner: self.inner.clone(),
+            lane,
+        }
+    }
+
+    /// The lane this handle's jobs wait in.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.priority(), compute_pool::Priority::High);
+    /// ```
+    pub fn priority(&self) -> Priority {
+        self.lane
     }
 
     /// Whether the current thread is one of this pool's compute threads.
@@ -507,7 +542,7 @@ impl ComputePool {
         R: Send + 'static,
     {
         self.inner
-            .submit(Room::InFlight, move |_: CancelToken<'_>| f())
+            .submit(Room::InFlight, self.lane, move |_: CancelToken<'_>| f())
     }
 
     /// Stops accepting work and waits, without blocking the executor, until
@@ -581,7 +616,7 @@ impl ComputePool {
         R: Send + 'static,
     {
         self.inner
-            .submit(Room::Any, work)
+            .submit(Room::Any, self.lane, work)
             .unwrap_or_else(|error| TaskHandle::ready(Err(error)))
     }
 }
@@ -598,6 +633,7 @@ impl fmt::Debug for ComputePool {
         f.debug_struct("ComputePool")
             .field("num_threads", &engine.num_threads)
             .field("thread_name_prefix", &engine.config.thread_name_prefix)
+            .field("priority", &self.lane)
             .field("max_in_flight", &engine.config.max_in_flight)
             .field("shutdown", &engine.ledger.is_closed())
             .field("tasks_active", &engine.ledger.active())

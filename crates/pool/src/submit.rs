@@ -27,6 +27,7 @@ use crate::handle::TaskHandle;
 use crate::home;
 use crate::job::{drop_contained, run_counted, Job, SubmitSpan};
 use crate::ledger::{Room, Ticket};
+use crate::priority::Priority;
 use crate::spin::{linger_for, spin_until};
 use crate::worker;
 
@@ -53,7 +54,12 @@ impl PoolOwner {
     /// Submits async work. From one of the pool's own threads it runs
     /// here and now (nesting can never deadlock), needing no room;
     /// otherwise it goes to the run queue.
-    pub(crate) fn submit<W, R>(&self, room: Room, work: W) -> Result<TaskHandle<R>, ComputeError>
+    pub(crate) fn submit<W, R>(
+        &self,
+        room: Room,
+        lane: Priority,
+        work: W,
+    ) -> Result<TaskHandle<R>, ComputeError>
     where
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
         R: Send + 'static,
@@ -65,10 +71,11 @@ impl PoolOwner {
         let engine = &self.engine;
         let (tx, rx) = compute_bridge::channel();
         let job = ErasedJob::new(Job::new(engine, ticket, tx, work));
-        if engine.queue.claim_runner() {
-            // A new runner takes this job along: no queue slot.
+        // A High job may start a runner that takes it along (no queue slot);
+        // a Low one always queues, behind any High job waiting.
+        if lane == Priority::High && engine.queue.claim_runner() {
             self.rayon.spawn(move || worker::runner(Some(job)));
-        } else if engine.queue.push(job) {
+        } else if engine.queue.push(job, lane) {
             self.rayon.spawn(|| worker::runner(None));
         }
         Ok(TaskHandle::waiting(rx, engine.clone(), number))
@@ -93,6 +100,7 @@ impl PoolOwner {
             engine,
             ticket,
             Instant::now(),
+            None,
             &SubmitSpan::current(),
             work,
             token,
@@ -135,7 +143,7 @@ impl PoolOwner {
         self.rayon.spawn(move || {
             home::with_engine(|engine| {
                 let outermost = home::enter_job();
-                job.run(engine, &mut || {});
+                job.run(engine, None, &mut || {});
                 // A compute thread that just finished a short job lingers
                 // for the next one (see `spin.rs`).
                 if let (Some(_), Some(budget)) = (outermost, engine.linger_budget()) {

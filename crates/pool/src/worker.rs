@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::engine::{Engine, PoolJob};
 use crate::home;
+use crate::priority::Priority;
 use crate::queue::RunQueue;
 use crate::spin::{linger_until, Rounds};
 
@@ -48,11 +49,16 @@ pub(crate) enum ShiftEnd {
     HandOver,
 }
 
+/// How a runner runs a job taken from a lane: the hook is called before
+/// the job's result is sent.
+pub(crate) type RunJob<'a, J> = dyn Fn(J, Priority, &mut dyn FnMut()) + 'a;
+
 /// What a runner needs to know to serve a queue of `J`s.
 pub(crate) struct Shift<'a, J> {
     pub(crate) queue: &'a RunQueue<J>,
-    /// Runs one job, calling the hook before its result is sent.
-    pub(crate) run: &'a dyn Fn(J, &mut dyn FnMut()),
+    /// Runs one job taken from a lane, calling the hook before its result
+    /// is sent.
+    pub(crate) run: &'a RunJob<'a, J>,
     /// How long to linger for more work after the queue empties (short
     /// jobs), or `None` (long jobs); asked afresh before every drain.
     pub(crate) linger: &'a dyn Fn() -> Option<Duration>,
@@ -65,7 +71,7 @@ pub(crate) struct Shift<'a, J> {
 
 /// The body of a runner: runs `first` if it brought a job along, drains
 /// the queue, then lingers or dozes, and retires.
-pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<J>) -> ShiftEnd {
+pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<(J, Priority)>) -> ShiftEnd {
     let nested = shift.nesting == Nesting::InsideAJob;
     // Kept across drains, so a runner that left the queue to another
     // because its CPU is crowded leaves again at once if a job holds it.
@@ -102,7 +108,7 @@ pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<J>) -> ShiftEnd {
 /// carries on where it is.
 fn drain<J>(
     shift: &Shift<'_, J>,
-    mut first: Option<J>,
+    mut first: Option<(J, Priority)>,
     linger: Option<Duration>,
     rounds: &mut Rounds,
 ) {
@@ -143,13 +149,18 @@ fn drain<J>(
 /// Runs one job, telling submitters this runner is idle from the moment
 /// the job's result can be seen (so that whoever gets it and submits
 /// again finds it idle and starts no runner of its own).
-fn run_job<J>(shift: &Shift<'_, J>, idle: &Cell<bool>, advertise_idle: &Cell<bool>, job: J) {
+fn run_job<J>(
+    shift: &Shift<'_, J>,
+    idle: &Cell<bool>,
+    advertise_idle: &Cell<bool>,
+    (job, lane): (J, Priority),
+) {
     let runners = &shift.queue.runners;
     if idle.replace(false) {
         runners.busy();
     }
     let on_unwind = HandOverOnUnwind { shift, idle };
-    (shift.run)(job, &mut || {
+    (shift.run)(job, lane, &mut || {
         if advertise_idle.get() && !idle.replace(true) {
             runners.idle();
         }
@@ -191,13 +202,15 @@ pub(crate) fn runner(first: Option<PoolJob>) {
     let end = home::with_engine(|engine: &Engine| {
         let shift = Shift {
             queue: &engine.queue,
-            run: &|job: PoolJob, before_send: &mut dyn FnMut()| job.run(engine, before_send),
+            run: &|job: PoolJob, lane, before_send: &mut dyn FnMut()| {
+                job.run(engine, Some(lane), before_send);
+            },
             linger: &|| engine.linger_budget(),
             keep_alive: engine.runner_keep_alive(),
             nesting,
             start_runner: &start_runner,
         };
-        serve(&shift, first)
+        serve(&shift, first.map(|job| (job, Priority::High)))
     });
     if end == Some(ShiftEnd::HandOver) {
         start_runner();
@@ -216,6 +229,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::queue::LanePolicy;
 
     // ORDERING: the run counters are SeqCst and read on the thread that ran
     // the jobs; these tests drive the queue from one thread.
@@ -223,11 +237,16 @@ mod tests {
     /// A job that counts its runs.
     struct Counted(Arc<AtomicUsize>);
 
+    const LANES: LanePolicy = LanePolicy {
+        every: 8,
+        max_wait: Duration::from_secs(600),
+    };
+
     fn counted(runs: &Arc<AtomicUsize>) -> Counted {
         Counted(runs.clone())
     }
 
-    fn run(job: Counted, before_send: &mut dyn FnMut()) {
+    fn run(job: Counted, _: Priority, before_send: &mut dyn FnMut()) {
         job.0.fetch_add(1, Ordering::SeqCst);
         before_send();
     }
@@ -251,10 +270,16 @@ mod tests {
 
     #[test]
     fn the_first_job_starts_a_runner_and_the_next_ones_wait_for_it() {
-        let queue = RunQueue::new(1);
+        let queue = RunQueue::new(1, LANES);
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(queue.push(counted(&runs)), "no runner yet: start one");
-        assert!(!queue.push(counted(&runs)), "the runner will get to it");
+        assert!(
+            queue.push(counted(&runs), Priority::High),
+            "no runner yet: start one"
+        );
+        assert!(
+            !queue.push(counted(&runs), Priority::High),
+            "the runner will get to it"
+        );
         assert_eq!(queue.runners.alive(), 1);
         assert_eq!(
             serve(&shift(&queue, &|| None, None, Nesting::Outermost), None),
@@ -267,10 +292,10 @@ mod tests {
 
     #[test]
     fn a_runner_inside_another_job_runs_one_job_then_hands_over() {
-        let queue = RunQueue::new(1);
+        let queue = RunQueue::new(1, LANES);
         let runs = Arc::new(AtomicUsize::new(0));
         for _ in 0..3 {
-            let _ = queue.push(counted(&runs));
+            let _ = queue.push(counted(&runs), Priority::High);
         }
         assert_eq!(
             serve(&shift(&queue, &|| None, None, Nesting::InsideAJob), None),
@@ -293,19 +318,19 @@ mod tests {
 
     #[test]
     fn a_runner_can_bring_its_first_job_along() {
-        let queue = RunQueue::new(1);
+        let queue = RunQueue::new(1, LANES);
         let runs = Arc::new(AtomicUsize::new(0));
         assert!(queue.claim_runner(), "no runner: claim one");
         assert!(!queue.claim_runner(), "the most are alive");
         assert!(
-            !queue.push(counted(&runs)),
+            !queue.push(counted(&runs), Priority::High),
             "the claimed runner will get to it"
         );
         let first = counted(&runs);
         assert_eq!(
             serve(
                 &shift(&queue, &|| None, None, Nesting::Outermost),
-                Some(first)
+                Some((first, Priority::High))
             ),
             ShiftEnd::Retired
         );
@@ -324,9 +349,9 @@ mod tests {
 
     #[test]
     fn a_dozing_runner_is_woken_for_the_next_job() {
-        let queue = Arc::new(RunQueue::new(2));
+        let queue = Arc::new(RunQueue::new(2, LANES));
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(queue.push(counted(&runs)));
+        assert!(queue.push(counted(&runs), Priority::High));
         // Keep-alive far beyond the test's patience: only a wake-up can
         // bring the runner back in time. The thread is left to time out.
         let keep_alive = Duration::from_secs(600);
@@ -341,7 +366,7 @@ mod tests {
             runs.load(Ordering::SeqCst) == 1 && queue.runners.dozing()
         });
         assert!(
-            !queue.push(counted(&runs)),
+            !queue.push(counted(&runs), Priority::High),
             "the dozing runner counts as idle: no new runner"
         );
         wait_for("the dozing runner to run the second job", || {
@@ -353,9 +378,9 @@ mod tests {
 
     #[test]
     fn a_runner_dozes_for_its_keep_alive_then_retires() {
-        let queue = RunQueue::new(2);
+        let queue = RunQueue::new(2, LANES);
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(queue.push(counted(&runs)));
+        assert!(queue.push(counted(&runs), Priority::High));
         let started = std::time::Instant::now();
         let keep_alive = Duration::from_millis(30);
         assert_eq!(
@@ -373,9 +398,9 @@ mod tests {
 
     #[test]
     fn a_runner_of_short_jobs_lingers_and_retires_without_dozing() {
-        let queue = Arc::new(RunQueue::new(2));
+        let queue = Arc::new(RunQueue::new(2, LANES));
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(queue.push(counted(&runs)));
+        assert!(queue.push(counted(&runs), Priority::High));
         let runner = queue.clone();
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -397,14 +422,14 @@ mod tests {
 
     #[test]
     fn an_idle_runner_spares_the_submitter_a_new_one() {
-        let queue = RunQueue::new(2);
+        let queue = RunQueue::new(2, LANES);
         let runs = Arc::new(AtomicUsize::new(0));
-        assert!(queue.push(counted(&runs)));
+        assert!(queue.push(counted(&runs), Priority::High));
         queue.runners.idle();
-        assert!(!queue.push(counted(&runs)));
+        assert!(!queue.push(counted(&runs), Priority::High));
         queue.runners.busy();
         assert!(
-            queue.push(counted(&runs)),
+            queue.push(counted(&runs), Priority::High),
             "no runner idle, fewer than the most: start another"
         );
         assert_eq!(queue.runners.alive(), 2);

@@ -169,9 +169,12 @@ async fn the_config_is_applied() {
         slow_task_threshold: Duration::from_millis(5),
         await_spin_limit: Duration::from_micros(50),
         runner_keep_alive: Duration::from_micros(300),
+        low_priority_every: 3,
+        low_priority_max_wait: Duration::from_millis(7),
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);
+    assert_eq!(pool.config().low_priority_every, 3);
     assert_eq!(pool.config().max_in_flight, Some(8));
     let names = within(pool.install(|| {
         use rayon::prelude::*;

@@ -51,8 +51,12 @@ pub mod env {
     pub const AWAIT_SPIN_US: &str = "COMPUTE_RUNTIME_AWAIT_SPIN_US";
     /// Overrides `runner_keep_alive_us` (`0` switches the keep-alive off).
     pub const RUNNER_KEEP_ALIVE_US: &str = "COMPUTE_RUNTIME_RUNNER_KEEP_ALIVE_US";
+    /// Overrides `low_priority_every`.
+    pub const LOW_PRIORITY_EVERY: &str = "COMPUTE_RUNTIME_LOW_PRIORITY_EVERY";
+    /// Overrides `low_priority_max_wait_ms`.
+    pub const LOW_PRIORITY_MAX_WAIT_MS: &str = "COMPUTE_RUNTIME_LOW_PRIORITY_MAX_WAIT_MS";
     /// All of the above, in the order they are applied.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         NUM_WORKER_THREADS,
         COMPUTE_THREADS,
         COMPUTE_STACK_SIZE,
@@ -61,6 +65,8 @@ pub mod env {
         MAX_IN_FLIGHT,
         AWAIT_SPIN_US,
         RUNNER_KEEP_ALIVE_US,
+        LOW_PRIORITY_EVERY,
+        LOW_PRIORITY_MAX_WAIT_MS,
     ];
 }
 
@@ -133,6 +139,14 @@ pub struct RuntimeConfig {
     /// [`ComputeConfig::runner_keep_alive`]). `Some(0)`: not at all.
     /// `None`: the pool's default (1 ms). At most 100 000.
     pub runner_keep_alive_us: Option<u64>,
+    /// While jobs of both priority lanes wait, at least one start in this
+    /// many goes to the Low lane (see
+    /// [`ComputeConfig::low_priority_every`]). `None`: the pool's default (8).
+    pub low_priority_every: Option<u32>,
+    /// A Low-priority job that has waited this many milliseconds starts
+    /// next (see [`ComputeConfig::low_priority_max_wait`]). `None`: the
+    /// pool's default (100 ms).
+    pub low_priority_max_wait_ms: Option<u64>,
 }
 
 /// One `[runtime]` setting, declared once: its TOML key, its environment
@@ -195,7 +209,7 @@ macro_rules! setting {
 }
 
 /// Every `[runtime]` setting, in the order of [`env::ALL`].
-const SETTINGS: [Setting; 8] = [
+const SETTINGS: [Setting; 10] = [
     setting!(
         num_worker_threads,
         env::NUM_WORKER_THREADS,
@@ -244,6 +258,18 @@ const SETTINGS: [Setting; 8] = [
         env::RUNNER_KEEP_ALIVE_US,
         Raw::micros,
         runner_keep_alive = Duration::from_micros
+    ),
+    setting!(
+        low_priority_every,
+        env::LOW_PRIORITY_EVERY,
+        Raw::turns,
+        low_priority_every = |n| n
+    ),
+    setting!(
+        low_priority_max_wait_ms,
+        env::LOW_PRIORITY_MAX_WAIT_MS,
+        Raw::millis,
+        low_priority_max_wait = Duration::from_millis
     ),
 ];
 
@@ -307,6 +333,11 @@ impl Raw<'_> {
     /// A number of jobs.
     fn job_count(&self) -> Result<usize, String> {
         self.integer("a number of jobs")
+    }
+
+    /// A number of turns (one in how many).
+    fn turns(&self) -> Result<u32, String> {
+        self.integer("a number of starts")
     }
 
     /// A duration, as a whole number of milliseconds.

@@ -101,6 +101,8 @@ fn optional_keys_and_other_tables() {
         max_in_flight = 512
         await_spin_us = 40
         runner_keep_alive_us = 500
+        low_priority_every = 4
+        low_priority_max_wait_ms = 250
     "#;
     let config = RuntimeConfig::from_toml_str(text).unwrap();
     assert_eq!(
@@ -114,7 +116,14 @@ fn optional_keys_and_other_tables() {
             max_in_flight: Some(512),
             await_spin_us: Some(40),
             runner_keep_alive_us: Some(500),
+            low_priority_every: Some(4),
+            low_priority_max_wait_ms: Some(250),
         }
+    );
+    assert_eq!(config.compute_config(3).low_priority_every, 4);
+    assert_eq!(
+        config.compute_config(3).low_priority_max_wait,
+        std::time::Duration::from_millis(250)
     );
     let compute = config.compute_config(3);
     assert_eq!(compute.num_threads, Some(3));

@@ -513,7 +513,7 @@ fn race10_runner_dozes_while_a_job_arrives() {
 fn race11_a_job_admitted_while_the_pool_closes_is_seen_by_the_closer() {
     use compute_pool::ledger::{Ledger, Room};
     loom::model(|| {
-        let ledger = Arc::new(Ledger::new(None));
+        let ledger = Arc::new(Ledger::new(None, None));
         let submitter = {
             let ledger = ledger.clone();
             thread::spawn(move || ledger.admit(Room::Any).ok().map(|(ticket, _)| ticket))

@@ -98,6 +98,13 @@ pub struct ComputeConfig {
     /// High jobs. More than zero, at most [`MAX_LOW_PRIORITY_WAIT`].
     /// Default 100 ms.
     pub low_priority_max_wait: Duration,
+    /// At most this many jobs wait beyond `max_in_flight` (or beyond the
+    /// thread count without it): the pool then holds at most
+    /// `max_in_flight + max_queued` jobs. Past that, `execute` and the
+    /// other async methods resolve to `Err(ComputeError::Saturated)`
+    /// without running the job, and [`ComputePool::reserve`](crate::ComputePool::reserve)
+    /// waits for a place. `None`: unbounded.
+    pub max_queued: Option<usize>,
 }
 
 /// The largest [`ComputeConfig::low_priority_max_wait`] accepted: 1 hour.
@@ -124,6 +131,7 @@ impl Default for ComputeConfig {
             runner_keep_alive: Duration::from_millis(1),
             low_priority_every: 8,
             low_priority_max_wait: Duration::from_millis(100),
+            max_queued: None,
         }
     }
 }

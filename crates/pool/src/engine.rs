@@ -52,7 +52,15 @@ impl Engine {
             .max_in_flight
             .map_or(num_threads, |limit| limit.min(num_threads));
         Engine {
-            ledger: Ledger::new(config.max_in_flight),
+            ledger: Ledger::new(
+                config.max_in_flight,
+                config.max_queued.map(|queued| {
+                    config
+                        .max_in_flight
+                        .unwrap_or(num_threads)
+                        .saturating_add(queued)
+                }),
+            ),
             metrics: PoolMetrics::new(config.slow_task_threshold),
             await_spin: AwaitSpin::new(config.await_spin_limit),
             queue: RunQueue::new(

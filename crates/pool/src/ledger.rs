@@ -39,7 +39,8 @@ use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use crate::error::ComputeError;
-use crate::sync::{fence, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::places::{Bound, Places};
+use crate::sync::{fence, AtomicU64, AtomicU8, Condvar, Mutex, Ordering};
 
 /// Lifecycle: accepting work.
 const OPEN: u8 = 0;
@@ -57,6 +58,10 @@ pub enum Room {
     /// A free place under `max_in_flight`, or the job is refused with
     /// `Saturated` (`try_execute`).
     InFlight,
+    /// A place the caller reserved already (`Permit::execute`): the job
+    /// takes it over, and gives it back when it settles (or here, if it is
+    /// refused).
+    Reserved,
 }
 
 /// Keeps its contents on a cache line of its own.
@@ -99,43 +104,45 @@ pub struct Ledger {
     lifecycle: AtomicU8,
     submit: CacheLine<SubmitSide>,
     compute: CacheLine<ComputeSide>,
-    /// `max_in_flight`, and the jobs admitted and not yet settled, kept
-    /// only when there is a limit (so an unlimited pool pays nothing).
-    limit: Option<(usize, AtomicUsize)>,
+    /// The places of a bounded pool (`max_in_flight`, `max_queued`), and
+    /// its waiting reservers; `None` when unbounded (it pays nothing).
+    places: Option<Places>,
     /// Shutdown waits here for the pool to go idle.
     idle_lock: Mutex<()>,
     idle: Condvar,
 }
 
 impl Ledger {
-    /// An open ledger; `max_in_flight` bounds [`Room::InFlight`].
-    pub fn new(max_in_flight: Option<usize>) -> Ledger {
+    /// An open ledger; `max_in_flight` bounds [`Room::InFlight`] and
+    /// `capacity` bounds [`Room::Any`] and reservations.
+    pub fn new(max_in_flight: Option<usize>, capacity: Option<usize>) -> Ledger {
         Ledger {
             lifecycle: AtomicU8::new(OPEN),
             submit: CacheLine::default(),
             compute: CacheLine::default(),
-            limit: max_in_flight.map(|limit| (limit, AtomicUsize::new(0))),
+            places: Places::new(max_in_flight, capacity),
             idle_lock: Mutex::new(()),
             idle: Condvar::new(),
         }
     }
 
     /// Admits one job, or refuses it: `Shutdown` once the pool is closed,
-    /// `Saturated` when `room` is [`Room::InFlight`] and `max_in_flight` jobs
-    /// are active. Returns the ticket and the job's number (how many jobs
-    /// were admitted before it).
+    /// `Saturated` when the place `room` asks for is not free. Returns the
+    /// ticket and the job's number (how many jobs were admitted before it).
     pub fn admit(&self, room: Room) -> Result<(Ticket, u64), ComputeError> {
         if self.is_closed() {
+            if room == Room::Reserved {
+                self.release_place();
+            }
             return Err(self.refuse(ComputeError::Shutdown));
         }
-        if let Some((limit, active)) = &self.limit {
-            // ORDERING: Relaxed: a count checked and bumped in one RMW, so
-            // two racing submitters cannot both take the last place; it
-            // guards no data.
-            let took = active.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (room == Room::Any || n < *limit).then_some(n + 1)
-            });
-            if took.is_err() {
+        if let Some(places) = &self.places {
+            let took = match room {
+                Room::Any => places.take(Bound::Capacity),
+                Room::InFlight => places.take(Bound::InFlight),
+                Room::Reserved => true,
+            };
+            if !took {
                 return Err(self.refuse(ComputeError::Saturated));
             }
         }
@@ -178,10 +185,7 @@ impl Ledger {
     /// A job left the active set: frees its place and wakes a shutdown
     /// waiting for the pool to go idle. One relaxed load while open.
     fn leave(&self) {
-        if let Some((_, active)) = &self.limit {
-            // ORDERING: Relaxed: a count, as in `admit`.
-            active.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.release_place();
         if self.is_closed() {
             let _guard = self
                 .idle_lock
@@ -189,6 +193,18 @@ impl Ledger {
                 .unwrap_or_else(PoisonError::into_inner);
             self.idle.notify_all();
         }
+    }
+
+    /// Gives a place back (a job left, or a permit went unused).
+    pub(crate) fn release_place(&self) {
+        if let Some(places) = &self.places {
+            places.release();
+        }
+    }
+
+    /// The places of a bounded pool, for reservers.
+    pub(crate) fn places(&self) -> Option<&Places> {
+        self.places.as_ref()
     }
 
     /// Whether new work is refused.
@@ -215,6 +231,10 @@ impl Ledger {
             .lifecycle
             .compare_exchange(OPEN, CLOSED, Ordering::Relaxed, Ordering::Relaxed);
         fence(Ordering::SeqCst);
+        // Reservers waiting for a place see the pool closed and give up.
+        if let Some(places) = &self.places {
+            places.wake_all();
+        }
     }
 
     /// Marks the shutdown deadline as passed: jobs not yet started are
@@ -379,7 +399,7 @@ mod tests {
 
     #[test]
     fn every_stage_is_counted_once_and_active_returns_to_zero() {
-        let ledger = Ledger::new(None);
+        let ledger = Ledger::new(None, None);
         let (ran, first) = ledger.admit(Room::Any).unwrap();
         let (dropped, second) = ledger.admit(Room::Any).unwrap();
         let (cancelled_by_handle, _) = ledger.admit(Room::Any).unwrap();
@@ -399,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_closed_ledger_refuses_and_counts_the_refusal() {
-        let ledger = Ledger::new(None);
+        let ledger = Ledger::new(None, None);
         ledger.close();
         assert!(ledger.admit(Room::Any).unwrap_err().is_shutdown());
         assert_eq!(ledger.counts().refused, 1);
@@ -409,7 +429,7 @@ mod tests {
 
     #[test]
     fn in_flight_room_is_the_limit_and_comes_back_when_a_job_leaves() {
-        let ledger = Ledger::new(Some(1));
+        let ledger = Ledger::new(Some(1), None);
         let (first, _) = ledger.admit(Room::InFlight).unwrap();
         assert!(matches!(
             ledger.admit(Room::InFlight),
@@ -426,7 +446,7 @@ mod tests {
 
     #[test]
     fn wait_idle_times_out_while_a_job_is_active() {
-        let ledger = Ledger::new(None);
+        let ledger = Ledger::new(None, None);
         let (ticket, _) = ledger.admit(Room::Any).unwrap();
         ledger.close();
         assert!(!ledger.wait_idle(Some(Instant::now() + Duration::from_millis(5))));

@@ -71,6 +71,8 @@ mod ledger;
 #[doc(hidden)]
 pub mod ledger;
 mod metrics;
+mod permit;
+mod places;
 mod pool;
 mod priority;
 mod queue;
@@ -95,6 +97,7 @@ pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::TaskHandle;
 pub use metrics::ComputeMetrics;
+pub use permit::{Permit, Reserve};
 pub use pool::ComputePool;
 pub use priority::Priority;
 pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};

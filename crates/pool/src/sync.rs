@@ -4,12 +4,12 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{fence, AtomicU64, AtomicU8, Ordering},
     Condvar, Mutex,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{fence, AtomicU64, AtomicU8, Ordering},
     Condvar, Mutex,
 };

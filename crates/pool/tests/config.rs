@@ -171,6 +171,7 @@ async fn the_config_is_applied() {
         runner_keep_alive: Duration::from_micros(300),
         low_priority_every: 3,
         low_priority_max_wait: Duration::from_millis(7),
+        max_queued: Some(16),
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);

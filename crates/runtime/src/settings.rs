@@ -55,8 +55,10 @@ pub mod env {
     pub const LOW_PRIORITY_EVERY: &str = "COMPUTE_RUNTIME_LOW_PRIORITY_EVERY";
     /// Overrides `low_priority_max_wait_ms`.
     pub const LOW_PRIORITY_MAX_WAIT_MS: &str = "COMPUTE_RUNTIME_LOW_PRIORITY_MAX_WAIT_MS";
+    /// Overrides `max_queued`.
+    pub const MAX_QUEUED: &str = "COMPUTE_RUNTIME_MAX_QUEUED";
     /// All of the above, in the order they are applied.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         NUM_WORKER_THREADS,
         COMPUTE_THREADS,
         COMPUTE_STACK_SIZE,
@@ -67,6 +69,7 @@ pub mod env {
         RUNNER_KEEP_ALIVE_US,
         LOW_PRIORITY_EVERY,
         LOW_PRIORITY_MAX_WAIT_MS,
+        MAX_QUEUED,
     ];
 }
 
@@ -147,6 +150,10 @@ pub struct RuntimeConfig {
     /// next (see [`ComputeConfig::low_priority_max_wait`]). `None`: the
     /// pool's default (100 ms).
     pub low_priority_max_wait_ms: Option<u64>,
+    /// At most this many jobs wait beyond `max_in_flight` (see
+    /// [`ComputeConfig::max_queued`]); past that `execute` is `Saturated`
+    /// and `reserve` waits. `None`: unbounded.
+    pub max_queued: Option<usize>,
 }
 
 /// One `[runtime]` setting, declared once: its TOML key, its environment
@@ -209,7 +216,7 @@ macro_rules! setting {
 }
 
 /// Every `[runtime]` setting, in the order of [`env::ALL`].
-const SETTINGS: [Setting; 10] = [
+const SETTINGS: [Setting; 11] = [
     setting!(
         num_worker_threads,
         env::NUM_WORKER_THREADS,
@@ -270,6 +277,12 @@ const SETTINGS: [Setting; 10] = [
         env::LOW_PRIORITY_MAX_WAIT_MS,
         Raw::millis,
         low_priority_max_wait = Duration::from_millis
+    ),
+    setting!(
+        max_queued,
+        env::MAX_QUEUED,
+        Raw::job_count,
+        max_queued = Some
     ),
 ];
 

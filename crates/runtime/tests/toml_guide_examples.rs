@@ -103,6 +103,7 @@ fn optional_keys_and_other_tables() {
         runner_keep_alive_us = 500
         low_priority_every = 4
         low_priority_max_wait_ms = 250
+        max_queued = 64
     "#;
     let config = RuntimeConfig::from_toml_str(text).unwrap();
     assert_eq!(
@@ -118,6 +119,7 @@ fn optional_keys_and_other_tables() {
             runner_keep_alive_us: Some(500),
             low_priority_every: Some(4),
             low_priority_max_wait_ms: Some(250),
+            max_queued: Some(64),
         }
     );
     assert_eq!(config.compute_config(3).low_priority_every, 4);

@@ -169,6 +169,7 @@ async fn the_config_is_applied() {
         slow_task_threshold: Duration::from_millis(5),
         await_spin_limit: Duration::from_micros(50),
         runner_keep_alive: Duration::from_micros(300),
+        on_thread_start: None,
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);

@@ -1,6 +1,7 @@
 //! Pool configuration and its validation errors.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The smallest stack a compute thread may be given (64 KiB).
@@ -105,6 +106,11 @@ pub struct ComputeConfig {
     /// without running the job, and [`ComputePool::reserve`](crate::ComputePool::reserve)
     /// waits for a place. `None`: unbounded.
     pub max_queued: Option<usize>,
+    /// Runs once on each compute thread when it starts, before it runs any
+    /// job: to give the threads something of the caller's, such as an async
+    /// runtime's context. `None`: nothing. See [`ThreadHook`], including
+    /// what happens when it panics.
+    pub on_thread_start: Option<ThreadHook>,
 }
 
 /// The largest [`ComputeConfig::low_priority_max_wait`] accepted: 1 hour.
@@ -132,7 +138,104 @@ impl Default for ComputeConfig {
             low_priority_every: 8,
             low_priority_max_wait: Duration::from_millis(100),
             max_queued: None,
+            on_thread_start: None,
         }
+    }
+}
+
+/// A function run on each compute thread as it starts
+/// ([`ComputeConfig::on_thread_start`]).
+///
+/// The pool knows nothing of async runtimes; this is how a caller gives its
+/// threads what they need, for example entering a Tokio runtime's context so
+/// that jobs can spawn I/O (`compute-runtime` does that for the pools it
+/// builds). A clone shares the function; two hooks are equal when they are
+/// clones of one another, so a config with a hook still compares and prints.
+///
+/// A hook that panics does not take the pool down: the panic is contained
+/// and counted in [`escaped_panics`](crate::ComputeMetrics::escaped_panics),
+/// and the thread goes on to serve the pool without whatever the hook would
+/// have set up.
+///
+/// The hook runs as the threads start, which may be before
+/// [`ComputePool::new`](crate::ComputePool::new) has returned: it must not
+/// wait for the pool being built (in it, [`current`](crate::current) may
+/// still be `None`).
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use compute_pool::{ComputeConfig, ComputePool, ThreadHook};
+///
+/// let started = Arc::new(AtomicUsize::new(0));
+/// let hook = ThreadHook::new({
+///     let started = Arc::clone(&started);
+///     move || {
+///         started.fetch_add(1, Ordering::SeqCst);
+///     }
+/// });
+/// let config = ComputeConfig { num_threads: Some(2), on_thread_start: Some(hook.clone()), ..Default::default() };
+/// assert_eq!(config.on_thread_start, Some(hook));
+/// assert_ne!(config, ComputeConfig { num_threads: Some(2), ..Default::default() });
+///
+/// let pool = ComputePool::new(config)?;
+/// // Each thread runs the hook before its first job.
+/// pool.execute_sync(|| ())?;
+/// assert!(started.load(Ordering::SeqCst) >= 1);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Clone)]
+pub struct ThreadHook(Arc<dyn Fn() + Send + Sync>);
+
+impl ThreadHook {
+    /// Wraps `hook`; it runs once on each compute thread of a pool built with
+    /// it, on that thread.
+    ///
+    /// ```
+    /// let hook = compute_pool::ThreadHook::new(|| ());
+    /// assert_eq!(hook, hook.clone());
+    /// assert_ne!(hook, compute_pool::ThreadHook::new(|| ()));
+    /// ```
+    pub fn new(hook: impl Fn() + Send + Sync + 'static) -> ThreadHook {
+        ThreadHook(Arc::new(hook))
+    }
+
+    /// Runs the hook on the calling thread (the pool calls it, catching a
+    /// panic; called directly, a panic propagates to the caller).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let hook = compute_pool::ThreadHook::new({ let ran = ran.clone(); move || ran.store(true, Ordering::SeqCst) });
+    /// hook.call();
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// ```
+    pub fn call(&self) {
+        (self.0)()
+    }
+
+    /// The address of the shared function: what equality compares.
+    fn address(&self) -> *const () {
+        Arc::as_ptr(&self.0).cast::<()>()
+    }
+}
+
+impl PartialEq for ThreadHook {
+    /// Equal when both share one function (one is a clone of the other);
+    /// functions cannot be compared otherwise.
+    fn eq(&self, other: &ThreadHook) -> bool {
+        self.address() == other.address()
+    }
+}
+
+impl Eq for ThreadHook {}
+
+impl fmt::Debug for ThreadHook {
+    /// `ThreadHook(0x…)`: the shared function's address, which tells clones
+    /// apart from other hooks.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ThreadHook").field(&self.address()).finish()
     }
 }
 

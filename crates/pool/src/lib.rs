@@ -90,8 +90,9 @@ pub mod adaptive;
 
 pub use cancel::CancelToken;
 pub use config::{
-    default_num_threads, default_num_threads_for, ComputeConfig, ConfigError, MAX_AWAIT_SPIN,
-    MAX_LOW_PRIORITY_WAIT, MAX_RUNNER_KEEP_ALIVE, MAX_STACK_SIZE, MAX_THREADS, MIN_STACK_SIZE,
+    default_num_threads, default_num_threads_for, ComputeConfig, ConfigError, ThreadHook,
+    MAX_AWAIT_SPIN, MAX_LOW_PRIORITY_WAIT, MAX_RUNNER_KEEP_ALIVE, MAX_STACK_SIZE, MAX_THREADS,
+    MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};

@@ -393,9 +393,10 @@ impl ComputeMetrics {
     }
 
     /// Panics that escaped a job's own catch and were contained by the pool:
-    /// an awaiter's waker that panicked when the result was sent, or a panic
-    /// that reached rayon's panic handler (0 in normal operation: jobs catch
-    /// their own panics).
+    /// an awaiter's waker that panicked when the result was sent, a
+    /// [`ThreadHook`](crate::ThreadHook) that panicked as its thread started,
+    /// or a panic that reached rayon's panic handler (0 in normal operation:
+    /// jobs catch their own panics).
     ///
     /// ```
     /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();

@@ -105,7 +105,10 @@ impl ComputePool {
             })
             .start_handler({
                 let engine = engine.clone();
-                move |_index| home::serve(engine.clone())
+                move |_index| {
+                    home::serve(engine.clone());
+                    run_start_hook(&engine);
+                }
             });
         if let Some(size) = engine.config.stack_size {
             builder = builder.stack_size(size);
@@ -649,6 +652,20 @@ impl ComputePool {
         self.inner
             .submit(Room::Any, self.lane, work)
             .unwrap_or_else(|error| TaskHandle::ready(Err(error)))
+    }
+}
+
+/// Runs the config's [`ThreadHook`](crate::ThreadHook), if any, on this
+/// newly started compute thread; a panic is contained and counted as
+/// escaped, and the thread serves the pool all the same.
+fn run_start_hook(engine: &Engine) {
+    let Some(hook) = &engine.config.on_thread_start else {
+        return;
+    };
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.call())) {
+        engine.metrics.record_escaped_panic();
+        // The payload is nobody's: drop it, containing a panic from its Drop.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
     }
 }
 

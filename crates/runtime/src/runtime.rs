@@ -6,10 +6,10 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use compute_pool::{ComputePool, ConfigError};
+use compute_pool::{ComputePool, ConfigError, ThreadHook};
 
 use crate::settings::{RuntimeConfig, ThreadPlan};
 
@@ -20,6 +20,38 @@ use crate::settings::{RuntimeConfig, ThreadPlan};
 /// (`spawn_blocking`, `block_in_place`), its compute threads, and the thread
 /// inside [`block_on`](Runtime::block_on), [`current`](crate::current)
 /// returns this runtime's pool.
+///
+/// Its compute threads run inside the Tokio runtime's context, for their
+/// whole life: a job can `tokio::spawn` I/O, or take
+/// [`Handle::current`](tokio::runtime::Handle::current) to hand work back to
+/// the async side, and return at once (`docs/configuration.md`, "Handing
+/// I/O back from a job"). A job must not wait there for async work
+/// (`Handle::block_on`, `futures::executor::block_on`): that holds a compute
+/// thread idle.
+///
+/// ```
+/// use compute_runtime::{Runtime, RuntimeConfig};
+///
+/// let runtime = Runtime::new(RuntimeConfig { num_worker_threads: Some(1), compute_threads: Some(1), ..Default::default() })?;
+/// let pool = runtime.compute_pool().expect("compute_threads is not 0");
+/// let io = runtime.block_on(async move {
+///     // The job spawns the I/O and returns its JoinHandle at once.
+///     let task = pool.execute(|| tokio::spawn(async { "written" })).await?;
+///     Ok::<_, compute_runtime::ComputeError>(task.await.expect("the task ran"))
+/// })?;
+/// assert_eq!(io, "written");
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+///
+/// Once Tokio has stopped (the runtime shut down or dropped),
+/// a job still running on one of its compute threads, say on a clone of
+/// the pool kept past a drop, finds the handle still entered but the
+/// runtime gone: `tokio::spawn` returns a handle whose task never runs (it
+/// resolves to a cancelled `JoinError`), a Tokio timer panics when polled
+/// (like any panic in a job, that resolves the job's handle to
+/// [`ComputeError::Panicked`](crate::ComputeError::Panicked)), and
+/// registering an I/O resource fails with an error; each says the runtime
+/// "is being shutdown".
 ///
 /// ```
 /// use compute_runtime::{Runtime, RuntimeConfig};
@@ -43,6 +75,11 @@ pub struct Runtime {
     tokio: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     pool: Option<ComputePool>,
+    /// The pool Tokio's thread-start hook enters, emptied when the runtime
+    /// drops. Tokio keeps its hook as long as any clone of its handle lives,
+    /// and the compute threads keep one (their entered context): a pool held
+    /// by the hook directly would keep its own threads alive forever.
+    tokio_thread_pool: Arc<Mutex<Option<ComputePool>>>,
     plan: ThreadPlan,
     config: RuntimeConfig,
     /// Unique among the runtimes of this process; marks its Tokio threads
@@ -64,7 +101,10 @@ impl Runtime {
     /// Builds the runtime: checks `config`, fills in the defaults for this
     /// machine ([`RuntimeConfig::thread_plan`]), logs a `tracing` warning if
     /// the thread counts oversubscribe the machine, then starts the compute
-    /// pool (unless `compute_threads` is 0) and the Tokio runtime.
+    /// pool (unless `compute_threads` is 0) and the Tokio runtime. The compute
+    /// threads enter the Tokio runtime's context as they start (the pool's
+    /// [`on_thread_start`](compute_pool::ComputeConfig::on_thread_start)
+    /// hook; they wait, before their first job, for Tokio to be built).
     ///
     /// Tokio threads are named `tokio-rt-{n}`, compute threads
     /// `{compute_thread_prefix}-{index}`.
@@ -78,10 +118,15 @@ impl Runtime {
         let plan = config.thread_plan();
         plan.warn_if_oversubscribed();
 
+        // Tokio's thread-start hook needs the pool, so the pool comes first;
+        // its threads wait in their own hook until Tokio's handle is here.
+        // Dropped on every way out, the publisher releases them.
+        let publisher = Publisher(Arc::new(HandleSlot::default()));
         let pool = if plan.compute_threads == 0 {
             None
         } else {
-            let compute = config.compute_config(plan.compute_threads);
+            let mut compute = config.compute_config(plan.compute_threads);
+            compute.on_thread_start = Some(enter_tokio_hook(Arc::clone(&publisher.0)));
             Some(ComputePool::new(compute)?)
         };
 
@@ -98,10 +143,11 @@ impl Runtime {
         // ORDERING: Relaxed. Only uniqueness of the number matters.
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         // Runs on every thread Tokio starts: workers and blocking threads.
-        let thread_pool = pool.clone();
+        let tokio_thread_pool = Arc::new(Mutex::new(pool.clone()));
+        let thread_pool = Arc::clone(&tokio_thread_pool);
         builder.on_thread_start(move || {
             OWNER.with(|owner| owner.set(id));
-            if let Some(pool) = &thread_pool {
+            if let Some(pool) = lock(&thread_pool).as_ref() {
                 compute_pool::enter_context(pool);
             }
         });
@@ -117,6 +163,7 @@ impl Runtime {
             message: error.to_string(),
         })?;
         let handle = tokio.handle().clone();
+        publisher.0.publish(Some(handle.clone()));
         tracing::debug!(
             worker_threads = plan.worker_threads,
             compute_threads = plan.compute_threads,
@@ -127,6 +174,7 @@ impl Runtime {
             tokio: Some(tokio),
             handle,
             pool,
+            tokio_thread_pool,
             plan,
             config,
             id,
@@ -284,13 +332,97 @@ fn shutdown_tokio(tokio: tokio::runtime::Runtime, timeout: Duration, own_thread:
     }
 }
 
+/// Locks `mutex`; a poisoned lock still gives its value (each of them
+/// holds a value that is whole at every moment).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Tokio's handle, passed from [`Runtime::new`] to the compute threads,
+/// which start before Tokio is built and wait for it in their start hook.
+#[derive(Default)]
+struct HandleSlot {
+    state: Mutex<TokioState>,
+    changed: Condvar,
+}
+
+/// What a compute thread of a runtime being built finds in its
+/// [`HandleSlot`].
+#[derive(Default)]
+enum TokioState {
+    /// Tokio is being built: wait.
+    #[default]
+    Building,
+    /// Tokio is built: enter this handle.
+    Built(tokio::runtime::Handle),
+    /// `Runtime::new` gave up: no context to enter.
+    Failed,
+}
+
+impl HandleSlot {
+    /// Hands `handle` (`None`: none is coming) to the threads waiting, and to
+    /// those yet to start; only the first call counts.
+    fn publish(&self, handle: Option<tokio::runtime::Handle>) {
+        let mut state = lock(&self.state);
+        if matches!(*state, TokioState::Building) {
+            *state = handle.map_or(TokioState::Failed, TokioState::Built);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits until [`publish`](HandleSlot::publish), then returns the handle,
+    /// if any.
+    fn wait(&self) -> Option<tokio::runtime::Handle> {
+        let mut state = lock(&self.state);
+        loop {
+            match &*state {
+                TokioState::Building => {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                TokioState::Built(handle) => return Some(handle.clone()),
+                TokioState::Failed => return None,
+            }
+        }
+    }
+}
+
+/// Publishes "no handle" when dropped, unless a handle was published first,
+/// so that whatever way [`Runtime::new`] returns (an error, a panic), no
+/// compute thread waits forever.
+struct Publisher(Arc<HandleSlot>);
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.publish(None);
+    }
+}
+
+/// The compute threads' start hook: waits for Tokio's handle in `slot` and
+/// enters the runtime's context for the rest of the thread's life.
+fn enter_tokio_hook(slot: Arc<HandleSlot>) -> ThreadHook {
+    ThreadHook::new(move || {
+        if let Some(handle) = slot.wait() {
+            // Entering puts a clone of the handle in Tokio's own
+            // thread-local, which releases it when the thread exits. The
+            // guard's one job, when dropped, is to put back the context the
+            // thread had before: a compute thread had none, and keeps this
+            // one for life. So the guard is forgotten rather than kept: kept
+            // in a thread-local of ours, it would be dropped as the thread
+            // exits, in no set order with Tokio's thread-local, which its
+            // drop uses (and a panic in a thread-local's destructor aborts).
+            std::mem::forget(handle.enter());
+        }
+    })
+}
+
 /// Takes the runtime out of `slot` (a poisoned lock still gives it up).
 fn take(
     slot: &std::sync::Mutex<Option<tokio::runtime::Runtime>>,
 ) -> Option<tokio::runtime::Runtime> {
-    slot.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
+    lock(slot).take()
 }
 
 /// Puts the calling thread in a pool's compute context until dropped, then
@@ -327,6 +459,8 @@ impl Drop for Runtime {
                 drop(tokio);
             }
         }
+        // Tokio's hook may outlive the runtime (see `tokio_thread_pool`).
+        lock(&self.tokio_thread_pool).take();
     }
 }
 

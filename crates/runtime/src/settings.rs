@@ -673,7 +673,9 @@ impl RuntimeConfig {
     /// The [`ComputeConfig`] for a pool of `num_threads` threads built from
     /// this config: each pool setting that is set maps onto its
     /// [`ComputeConfig`] field (milliseconds and microseconds become
-    /// [`Duration`]s); the rest keep [`ComputeConfig::default`]'s.
+    /// [`Duration`]s); the rest keep [`ComputeConfig::default`]'s, so
+    /// `on_thread_start` is `None` ([`Runtime::new`](crate::Runtime::new)
+    /// sets its own, which enters the Tokio runtime's context).
     ///
     /// ```
     /// use std::time::Duration;

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::spin::SpinPolicy;
+
 /// The smallest stack a compute thread may be given (64 KiB).
 ///
 /// ```
@@ -106,6 +108,11 @@ pub struct ComputeConfig {
     /// without running the job, and [`ComputePool::reserve`](crate::ComputePool::reserve)
     /// waits for a place. `None`: unbounded.
     pub max_queued: Option<usize>,
+    /// How the pool's waits trade CPU for latency (see [`SpinPolicy`]):
+    /// `Balanced` (the default) never spins in a poll and never longer
+    /// than a wake costs; `Latency` lets the first poll of a short job wait
+    /// awake up to `await_spin_limit`.
+    pub spin_policy: SpinPolicy,
     /// Runs once on each compute thread when it starts, before it runs any
     /// job: to give the threads something of the caller's, such as an async
     /// runtime's context. `None`: nothing. See [`ThreadHook`], including
@@ -138,6 +145,7 @@ impl Default for ComputeConfig {
             low_priority_every: 8,
             low_priority_max_wait: Duration::from_millis(100),
             max_queued: None,
+            spin_policy: SpinPolicy::Balanced,
             on_thread_start: None,
         }
     }

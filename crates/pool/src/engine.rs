@@ -13,7 +13,7 @@ use crate::erased::ErasedJob;
 use crate::ledger::Ledger;
 use crate::metrics::PoolMetrics;
 use crate::queue::{LanePolicy, RunQueue};
-use crate::spin::{AwaitSpin, LINGER};
+use crate::spin::{wake_cost, AwaitSpin, SpinPolicy, LINGER};
 
 /// A job of the pool, as the run queue holds it.
 pub(crate) type PoolJob = ErasedJob<Engine>;
@@ -47,6 +47,8 @@ impl Engine {
     /// The engine of a pool of `num_threads` threads built from `config`
     /// (already validated).
     pub(crate) fn new(config: ComputeConfig, num_threads: usize) -> Engine {
+        // Measured once per process, here rather than in a first poll.
+        let _ = wake_cost();
         // `max_in_flight` caps the runners: each runs one job at a time.
         let max_runners = config
             .max_in_flight
@@ -88,20 +90,38 @@ impl Engine {
         self.owner.get()?.upgrade()
     }
 
-    /// How long the first poll of job number `number` may spin, if at all:
-    /// only while the job is running or next in line for a thread (fewer
-    /// jobs ahead of it than threads), and as long as the learned budget
-    /// says. So the awaiter of the oldest of many jobs in flight spins,
-    /// while one whose job must first wait for others parks.
+    /// How long the awaiter of job number `number` may wait awake, if at
+    /// all: only while the job is running or about to (next in line with a
+    /// thread free), as long as the learned budget says, and with
+    /// [`SpinPolicy::Balanced`] no longer than a wake costs (see
+    /// `spin.rs`). An awaiter whose job waits for a thread parks at once:
+    /// it could not be served sooner.
     pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
-        let budget = self.await_spin.budget()?;
-        (self.ledger.queued_before(number) < self.num_threads as u64).then_some(budget)
+        let budget = self.bounded(self.await_spin.budget()?);
+        self.ledger
+            .may_run_now(number, self.num_threads as u64)
+            .then_some(budget)
     }
 
     /// How long a compute thread lingers for more work after a job: only
     /// while the await spin is on and jobs are short (see `spin.rs`).
     pub(crate) fn linger_budget(&self) -> Option<Duration> {
-        self.await_spin.budget().map(|budget| budget.min(LINGER))
+        self.await_spin
+            .budget()
+            .map(|budget| self.bounded(budget.min(LINGER)))
+    }
+
+    /// `budget`, within what the spin policy allows.
+    fn bounded(&self, budget: Duration) -> Duration {
+        match self.config.spin_policy {
+            SpinPolicy::Balanced => budget.min(wake_cost()),
+            SpinPolicy::Latency => budget,
+        }
+    }
+
+    /// Whether a poll may wait awake itself (see `spin.rs`).
+    pub(crate) fn spins_in_poll(&self) -> bool {
+        self.config.spin_policy == SpinPolicy::Latency
     }
 
     /// How long a runner out of jobs may doze before it retires (see

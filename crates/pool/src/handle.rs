@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use compute_bridge::{Closed, Receiver};
 
@@ -54,8 +55,8 @@ enum State<R> {
         engine: Arc<Engine>,
         /// The job's number, for the spin decision (see `Engine::spin_budget`).
         number: u64,
-        /// Whether a poll already had its chance to spin (see `spin.rs`).
-        spun: bool,
+        /// Where the awaiter stands in its wait awake (see `spin.rs`).
+        awake: Awake,
         /// Whether a poll returned `Pending` (counted as awaited in the
         /// ledger until the handle resolves or is dropped).
         parked: bool,
@@ -66,6 +67,17 @@ enum State<R> {
     Done,
 }
 
+/// An awaiter's wait awake for a short job (see `spin.rs`).
+#[derive(Clone, Copy)]
+enum Awake {
+    /// Not polled yet: the first poll decides.
+    NotYet,
+    /// Yielding (waking itself and returning `Pending`) until then.
+    Until(Instant),
+    /// Done with it: polls park as usual.
+    Over,
+}
+
 impl<R> TaskHandle<R> {
     /// A handle for a job already on the pool.
     pub(crate) fn waiting(rx: Receiver<JobResult<R>>, engine: Arc<Engine>, number: u64) -> Self {
@@ -74,7 +86,7 @@ impl<R> TaskHandle<R> {
                 rx,
                 engine,
                 number,
-                spun: false,
+                awake: Awake::NotYet,
                 parked: false,
             },
         }
@@ -181,25 +193,36 @@ impl<R> Future for TaskHandle<R> {
                 rx,
                 engine,
                 number,
-                spun,
+                awake,
                 parked,
             } => {
-                if !*spun {
-                    // The first poll may stay awake briefly for a short job
-                    // (learned, bounded; see `spin.rs`) instead of parking.
-                    // (A result already there needs no decision.)
-                    *spun = true;
-                    if !rx.is_finished() {
+                // The awaiter of a short job stays awake briefly instead of
+                // parking (learned, bounded; see `spin.rs`). A result
+                // already there needs no decision.
+                if !rx.is_finished() {
+                    if let Awake::NotYet = *awake {
+                        *awake = Awake::Over;
                         if let Some(budget) = engine.spin_budget(*number) {
-                            spin_until(budget, || rx.is_finished());
+                            if engine.spins_in_poll() {
+                                spin_until(budget, || rx.is_finished());
+                            } else {
+                                *awake = Awake::Until(Instant::now() + budget);
+                            }
                         }
+                    }
+                    if let Awake::Until(deadline) = *awake {
+                        if Instant::now() < deadline {
+                            // Let every other ready task run first; come
+                            // back when the executor would otherwise idle.
+                            cx.waker().wake_by_ref();
+                            await_result(engine, parked);
+                            return Poll::Pending;
+                        }
+                        *awake = Awake::Over;
                     }
                 }
                 let Poll::Ready(received) = Pin::new(rx).poll(cx) else {
-                    if !*parked {
-                        *parked = true;
-                        engine.ledger.awaiting();
-                    }
+                    await_result(engine, parked);
                     return Poll::Pending;
                 };
                 if *parked {
@@ -216,6 +239,14 @@ impl<R> Future for TaskHandle<R> {
             },
             State::Done => panic!("TaskHandle polled after it returned Ready"),
         }
+    }
+}
+
+/// Counts the handle as awaited (once) when a poll returns `Pending`.
+fn await_result(engine: &Engine, parked: &mut bool) {
+    if !*parked {
+        *parked = true;
+        engine.ledger.awaiting();
     }
 }
 

@@ -280,17 +280,23 @@ impl Ledger {
         }
     }
 
-    /// About how many jobs admitted before job number `number` have not
-    /// started: jobs start in about the order they were admitted. 0 once
-    /// the job started.
-    pub fn queued_before(&self, number: u64) -> u64 {
-        // ORDERING: Relaxed: an estimate from independent tallies; a stale
-        // value only makes one await spin or park when it could have done
-        // the other, within its bounded budget.
-        let started = self.compute.0.started.load(Ordering::Relaxed);
+    /// Whether job number `number` is running, or will be as soon as a
+    /// thread looks (no job is ahead of it and a thread is free): only
+    /// then can its awaiter be served sooner by waiting awake. Jobs start
+    /// in about the order they were admitted, so this is an estimate.
+    pub fn may_run_now(&self, number: u64, threads: u64) -> bool {
+        let c = &self.compute.0;
+        // ORDERING: Relaxed: an estimate from independent tallies: a stale
+        // value only makes one awaiter wait awake or park when it could
+        // have done the other. Later stages first, so `running` cannot go
+        // negative.
+        let finished = c.completed.load(Ordering::Relaxed) + c.panicked.load(Ordering::Relaxed);
         // ORDERING: Relaxed: as above.
-        let cancelled = self.submit.0.cancelled.load(Ordering::Relaxed);
-        number.saturating_sub(started + cancelled)
+        let started = c.started.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: as above.
+        let left = started + self.submit.0.cancelled.load(Ordering::Relaxed);
+        let running = started.saturating_sub(finished);
+        left > number || (left == number && running < threads)
     }
 
     /// A handle parked waiting for its result.

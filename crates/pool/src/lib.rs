@@ -101,6 +101,7 @@ pub use metrics::ComputeMetrics;
 pub use permit::{Permit, Reserve};
 pub use pool::ComputePool;
 pub use priority::Priority;
+pub use spin::{wake_cost, SpinPolicy};
 pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};
 pub use topology::physical_cores;
 

@@ -183,7 +183,7 @@ impl ComputePool {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), compute_pool::ComputeError> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     /// use compute_pool::{ComputeConfig, ComputeError, ComputePool};
     ///
     /// let pool = ComputePool::new(ComputeConfig {
@@ -700,7 +700,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_await_spins_only_for_a_job_that_is_running_or_next_in_line() {
+    fn an_await_spins_only_for_a_job_that_is_running_or_about_to() {
         let pool = ComputePool::new(ComputeConfig {
             num_threads: Some(1),
             ..Default::default()
@@ -710,16 +710,29 @@ mod tests {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let blocker = pool.execute(move || wait.recv().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while engine.ledger.queued_before(1) > 0 {
+        while engine.ledger.counts().started < 1 {
             assert!(Instant::now() < deadline, "the blocking job never started");
             std::thread::yield_now();
         }
         // Jobs 1, 2 and 3 queue behind the running job 0.
         let queued: Vec<_> = (0..3).map(|_| pool.execute(|| ())).collect();
         assert!(engine.spin_budget(0).is_some(), "running");
-        assert!(engine.spin_budget(1).is_some(), "next in line");
+        assert!(
+            engine.spin_budget(1).is_none(),
+            "next in line, but no thread is free"
+        );
         assert!(engine.spin_budget(2).is_none(), "one job ahead, one thread");
         assert!(engine.spin_budget(3).is_none(), "two jobs ahead");
+        // With a thread free, the next job in line will start at once.
+        let two = ComputePool::new(ComputeConfig {
+            num_threads: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            two.inner.engine.spin_budget(0).is_some(),
+            "first in line, threads free"
+        );
         release.send(()).unwrap();
         futures::executor::block_on(blocker).unwrap();
         for handle in queued {

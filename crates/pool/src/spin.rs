@@ -1,38 +1,48 @@
-//! Keeping an awaiting thread awake for a job that is about to finish.
+//! Keeping an awaiting thread awake for a job that is about to finish,
+//! without ever stalling the executor.
 //!
 //! When a job's result arrives after its awaiter's thread went to sleep, the
-//! wakeup costs tens of microseconds on a virtual machine: more than a short
-//! job itself. So the first poll of a [`TaskHandle`](crate::TaskHandle) may
-//! spin for a while, watching the channel, instead of returning `Pending` at
-//! once. The spin is:
+//! wakeup costs tens of microseconds on a virtual machine: often more than
+//! a short job itself. Waiting awake for a result that is about to come
+//! saves that, but only while the wait is shorter than the wake it avoids:
+//! spinning at most as long as a park plus a wake costs keeps both time and
+//! CPU within twice the best possible (the classic spin-then-park bound).
+//! So, with [`SpinPolicy::Balanced`] (the default):
 //!
-//! - **learned**: about twice the pool's typical compute time (a moving
-//!   average kept here, fed by every job), so it covers jobs that usually
-//!   finish in time and is not spent on jobs that do not;
-//! - **bounded**: never longer than `ComputeConfig::await_spin_limit`, and
-//!   not at all when the typical job is longer than that limit, or when as
-//!   many jobs as the pool has threads are queued ahead of this one (it
-//!   would have to wait its turn; the awaiter of the oldest job in flight
-//!   does spin, so draining many handles in order stays awake);
-//! - **off** with `await_spin_limit = Duration::ZERO`.
+//! - **A poll never spins.** The first poll of a
+//!   [`TaskHandle`](crate::TaskHandle) whose job is short and running (or
+//!   next in line) wakes its own task and returns `Pending`: the executor
+//!   runs every other ready task first and polls the handle again only
+//!   when it would otherwise go idle. It keeps doing so until the result
+//!   is there or the budget is spent, then parks as usual. Each poll
+//!   returns at once.
+//! - **The budget is the machine's wake cost**, measured once per process
+//!   ([`wake_cost`]: two threads waking each other through a condition
+//!   variable), and never more than about twice the pool's typical job (a
+//!   moving average of compute times, kept here), nor
+//!   `ComputeConfig::await_spin_limit`. No spin at all for a job longer
+//!   than that limit, nor while as many jobs as the pool has threads wait
+//!   ahead of this one (it could not be served sooner).
+//! - **The same bound on the compute side**: a compute thread that just
+//!   finished a short job lingers for the next one (running whatever rayon
+//!   work turns up) for at most the wake cost, and `execute_sync`'s caller,
+//!   a plain thread that would otherwise park, spins at most as long.
+//!   (The runner keep-alive is a sleep, not a spin: it costs no CPU while
+//!   it waits.)
 //!
-//! The compute side has the mirror problem: an idle rayon thread notices a
-//! new job only after its next `sched_yield`, or after a wakeup once it has
-//! gone to sleep. So a compute thread that just finished a short job
-//! *lingers*: for at most [`LINGER`] it keeps asking rayon for work
-//! (`rayon::yield_now`), and runs the awaiter's next job the moment it is
-//! submitted. It lingers only when the await spin is on (the same switch and
-//! the same learned "jobs here are short"), never on top of another job, and
-//! a job it runs restarts the wait, so a steady stream keeps it hot while an
-//! idle pool falls quiet within [`LINGER`].
+//! [`SpinPolicy::Latency`] is for services that choose to trade CPU for
+//! latency: the first poll itself waits awake, up to `await_spin_limit`,
+//! and the compute side lingers up to [`LINGER`]. It holds the awaiting
+//! thread while it spins; use it where that thread has nothing else to do.
+//! `await_spin_limit = Duration::ZERO` switches every spin off.
 //!
-//! Both waits are paced by [`Rounds`]: alone on a CPU they check back to back
-//! and yield now and then; sharing a CPU with the thread they wait for (the
-//! kernel often puts a woken thread next to its waker) they yield after
-//! every check, so the two take turns at once. An `execute_sync` caller on a
-//! plain thread spins the same way before it parks.
+//! Every busy wait is paced by [`Rounds`]: alone on a CPU it checks back to
+//! back and yields now and then; sharing a CPU with the thread it waits for
+//! (the kernel often puts a woken thread next to its waker) it yields after
+//! every check, so the two take turns at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The learned spin budget of one pool.
@@ -42,8 +52,98 @@ pub(crate) struct AwaitSpin {
     typical_ns: AtomicU64,
 }
 
-/// The longest a compute thread lingers for new work after a short job.
+/// The longest a compute thread lingers for new work after a short job
+/// (the whole linger with [`SpinPolicy::Latency`]; with `Balanced`, at most
+/// the wake cost).
 pub(crate) const LINGER: Duration = Duration::from_micros(20);
+
+/// How a pool's waits trade CPU for latency; see the [module docs](self).
+///
+/// ```
+/// use compute_pool::{ComputeConfig, ComputePool, SpinPolicy};
+/// let pool = ComputePool::new(ComputeConfig {
+///     spin_policy: SpinPolicy::Latency,
+///     ..Default::default()
+/// })
+/// .unwrap();
+/// assert_eq!(futures::executor::block_on(pool.execute(|| 1)).unwrap(), 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SpinPolicy {
+    /// Spin only where the thread would otherwise idle, never longer than a
+    /// park plus a wake costs on this machine; a poll never spins.
+    #[default]
+    Balanced,
+    /// The first poll of a short job's handle waits awake, holding its
+    /// thread, up to `await_spin_limit`: lower latency for more CPU.
+    Latency,
+}
+
+/// What one sleeping hand-off costs on this machine: the time for a thread
+/// to wake another parked on a condition variable, measured once per
+/// process (the median of a few rounds of two threads waking each other),
+/// between 2 µs and 200 µs. The budget of every balanced spin.
+///
+/// ```
+/// let cost = compute_pool::wake_cost();
+/// assert!(cost >= std::time::Duration::from_micros(2));
+/// assert!(cost <= std::time::Duration::from_micros(200));
+/// ```
+pub fn wake_cost() -> Duration {
+    static COST: OnceLock<Duration> = OnceLock::new();
+    *COST.get_or_init(|| {
+        measure_wake_cost()
+            .unwrap_or(FALLBACK_WAKE_COST)
+            .clamp(MIN_WAKE_COST, MAX_WAKE_COST)
+    })
+}
+
+/// The bounds of [`wake_cost`].
+const MIN_WAKE_COST: Duration = Duration::from_micros(2);
+const MAX_WAKE_COST: Duration = Duration::from_micros(200);
+
+/// The wake cost assumed where no thread can be started to measure it.
+const FALLBACK_WAKE_COST: Duration = Duration::from_micros(25);
+
+/// Two threads take turns incrementing a counter, each sleeping on a
+/// condition variable until the other has had its turn: a round is two
+/// sleeping hand-offs. The median round, halved; `None` if no thread could
+/// be started.
+fn measure_wake_cost() -> Option<Duration> {
+    const ROUNDS: u32 = 16;
+    let turn = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let other = Arc::clone(&turn);
+    let partner = std::thread::Builder::new()
+        .name("compute-wake-probe".to_owned())
+        .spawn(move || {
+            let (count, changed) = &*other;
+            for round in 0..ROUNDS {
+                let mut n = count.lock().unwrap_or_else(PoisonError::into_inner);
+                while *n != 2 * round + 1 {
+                    n = changed.wait(n).unwrap_or_else(PoisonError::into_inner);
+                }
+                *n += 1;
+                changed.notify_one();
+            }
+        })
+        .ok()?;
+    let (count, changed) = &*turn;
+    let mut rounds = Vec::with_capacity(ROUNDS as usize);
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        let mut n = count.lock().unwrap_or_else(PoisonError::into_inner);
+        *n += 1;
+        changed.notify_one();
+        while *n != 2 * round + 2 {
+            n = changed.wait(n).unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(n);
+        rounds.push(started.elapsed());
+    }
+    partner.join().ok()?;
+    rounds.sort_unstable();
+    Some(rounds[rounds.len() / 2] / 2)
+}
 
 /// Spin for at least this long when anything is spun at all: the cost of a
 /// hand-off itself, so the first jobs of a pool are covered too.
@@ -75,7 +175,8 @@ impl AwaitSpin {
         self.typical_ns.store(new.max(1), Ordering::Relaxed);
     }
 
-    /// How long a first poll may spin, or `None` to park at once.
+    /// How long a first poll may spin (before the policy's own bound), or
+    /// `None` to park at once.
     pub(crate) fn budget(&self) -> Option<Duration> {
         if self.limit_ns == 0 {
             return None;

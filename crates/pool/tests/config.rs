@@ -172,6 +172,7 @@ async fn the_config_is_applied() {
         low_priority_every: 3,
         low_priority_max_wait: Duration::from_millis(7),
         max_queued: Some(16),
+        spin_policy: compute_pool::SpinPolicy::Latency,
         on_thread_start: None,
     })
     .unwrap();

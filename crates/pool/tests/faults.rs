@@ -35,6 +35,21 @@ fn pool(threads: usize) -> ComputePool {
     .expect("pool")
 }
 
+/// A pool whose awaiters never wait awake: a poll registers the caller's
+/// waker at once, which is what the waker tests are about (a poll that
+/// waits awake wakes its own task instead; see `spin_policy.rs`).
+fn pool_without_spin(threads: usize, max_in_flight: Option<usize>) -> ComputePool {
+    quiet_planned_panics();
+    ComputePool::new(ComputeConfig {
+        num_threads: Some(threads),
+        max_in_flight,
+        thread_name_prefix: "faults".into(),
+        await_spin_limit: Duration::ZERO,
+        ..Default::default()
+    })
+    .expect("pool")
+}
+
 /// Runs `f` on a multi-thread runtime under a timeout.
 fn run<F: Future<Output = ()> + Send + 'static>(f: F) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -143,7 +158,7 @@ fn poll_with<R>(handle: &mut TaskHandle<R>, waker: &Waker) -> Poll<Result<R, Com
 
 #[test]
 fn a_waker_that_panics_on_clone_or_wake_loses_nothing() {
-    let pool = pool(1);
+    let pool = pool_without_spin(1, None);
     let (open, wait) = gate();
     let mut handle = pool.execute(move || {
         wait();
@@ -221,14 +236,7 @@ fn a_waker_that_panics_on_wake_under_many_jobs_keeps_the_pool_serving() {
 }
 
 fn waker_panics_on_wake_under_many_jobs(max_in_flight: Option<usize>) {
-    quiet_planned_panics();
-    let pool = ComputePool::new(ComputeConfig {
-        num_threads: Some(2),
-        max_in_flight,
-        thread_name_prefix: "faults".into(),
-        ..Default::default()
-    })
-    .expect("pool");
+    let pool = pool_without_spin(2, max_in_flight);
     let jobs = scaled(2_000, 50);
     let (waking, wake_state) = test_waker(PANIC_ON_WAKE);
     let mut handles: Vec<_> = (0..jobs).map(|i| pool.execute(move || i * 2)).collect();

@@ -57,8 +57,10 @@ pub mod env {
     pub const LOW_PRIORITY_MAX_WAIT_MS: &str = "COMPUTE_RUNTIME_LOW_PRIORITY_MAX_WAIT_MS";
     /// Overrides `max_queued`.
     pub const MAX_QUEUED: &str = "COMPUTE_RUNTIME_MAX_QUEUED";
+    /// Overrides `latency_mode` (`true` or `false`).
+    pub const LATENCY_MODE: &str = "COMPUTE_RUNTIME_LATENCY_MODE";
     /// All of the above, in the order they are applied.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         NUM_WORKER_THREADS,
         COMPUTE_THREADS,
         COMPUTE_STACK_SIZE,
@@ -70,6 +72,7 @@ pub mod env {
         LOW_PRIORITY_EVERY,
         LOW_PRIORITY_MAX_WAIT_MS,
         MAX_QUEUED,
+        LATENCY_MODE,
     ];
 }
 
@@ -154,6 +157,10 @@ pub struct RuntimeConfig {
     /// [`ComputeConfig::max_queued`]); past that `execute` is `Saturated`
     /// and `reserve` waits. `None`: unbounded.
     pub max_queued: Option<usize>,
+    /// `true` trades CPU for latency: the pool's
+    /// [`SpinPolicy::Latency`](compute_pool::SpinPolicy::Latency). `None`
+    /// or `false`: the balanced default.
+    pub latency_mode: Option<bool>,
 }
 
 /// One `[runtime]` setting, declared once: its TOML key, its environment
@@ -216,7 +223,7 @@ macro_rules! setting {
 }
 
 /// Every `[runtime]` setting, in the order of [`env::ALL`].
-const SETTINGS: [Setting; 11] = [
+const SETTINGS: [Setting; 12] = [
     setting!(
         num_worker_threads,
         env::NUM_WORKER_THREADS,
@@ -284,6 +291,16 @@ const SETTINGS: [Setting; 11] = [
         Raw::job_count,
         max_queued = Some
     ),
+    setting!(
+        latency_mode,
+        env::LATENCY_MODE,
+        Raw::boolean,
+        spin_policy = |on: bool| if on {
+            compute_pool::SpinPolicy::Latency
+        } else {
+            compute_pool::SpinPolicy::Balanced
+        }
+    ),
 ];
 
 impl Setting {
@@ -346,6 +363,22 @@ impl Raw<'_> {
     /// A number of jobs.
     fn job_count(&self) -> Result<usize, String> {
         self.integer("a number of jobs")
+    }
+
+    /// `true` or `false` (the environment also takes `1` and `0`).
+    fn boolean(&self) -> Result<bool, String> {
+        match self {
+            Raw::Toml(toml::Value::Boolean(on)) => Ok(*on),
+            Raw::Toml(other) => Err(format!(
+                "expected true or false, found {}",
+                other.type_str()
+            )),
+            Raw::Env(text) => match text.trim() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err("expected true or false".to_owned()),
+            },
+        }
     }
 
     /// A number of turns (one in how many).

@@ -33,6 +33,7 @@ fn names_follow_the_keys() {
             "COMPUTE_RUNTIME_LOW_PRIORITY_EVERY",
             "COMPUTE_RUNTIME_LOW_PRIORITY_MAX_WAIT_MS",
             "COMPUTE_RUNTIME_MAX_QUEUED",
+            "COMPUTE_RUNTIME_LATENCY_MODE",
         ]
     );
 }

@@ -104,6 +104,7 @@ fn optional_keys_and_other_tables() {
         low_priority_every = 4
         low_priority_max_wait_ms = 250
         max_queued = 64
+        latency_mode = true
     "#;
     let config = RuntimeConfig::from_toml_str(text).unwrap();
     assert_eq!(
@@ -120,9 +121,14 @@ fn optional_keys_and_other_tables() {
             low_priority_every: Some(4),
             low_priority_max_wait_ms: Some(250),
             max_queued: Some(64),
+            latency_mode: Some(true),
         }
     );
     assert_eq!(config.compute_config(3).low_priority_every, 4);
+    assert_eq!(
+        config.compute_config(3).spin_policy,
+        compute_runtime::SpinPolicy::Latency
+    );
     assert_eq!(
         config.compute_config(3).low_priority_max_wait,
         std::time::Duration::from_millis(250)

@@ -33,8 +33,10 @@
 pub mod client;
 pub mod compare;
 pub mod dispatch;
+pub mod docs_table;
 pub mod load;
 pub mod report;
+pub mod rows;
 pub mod server;
 pub mod workloads;
 

@@ -105,9 +105,11 @@ pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
     }
     let numeric: Vec<bool> = (0..columns)
         .map(|c| {
+            // A "-" (no figure) does not make a column of numbers text.
+            let is_number = |cell: &String| cell.parse::<f64>().is_ok();
             rows.iter()
-                .all(|r| r.get(c).is_some_and(|cell| cell.parse::<f64>().is_ok()))
-                && !rows.is_empty()
+                .all(|r| r.get(c).is_some_and(|cell| cell == "-" || is_number(cell)))
+                && rows.iter().any(|r| r.get(c).is_some_and(is_number))
         })
         .collect();
     let pad = |cell: &str, c: usize| {

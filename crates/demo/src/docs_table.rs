@@ -100,7 +100,7 @@ pub enum UpdateError {
         source: std::io::Error,
     },
     /// The file does not hold the markers once each, in order.
-    #[error("--update-docs {}: expected one {BEGIN} line followed by one {END} line", path.display())]
+    #[error("--update-docs {}: expected {BEGIN} once, then {END} once", path.display())]
     Markers {
         /// The file.
         path: PathBuf,

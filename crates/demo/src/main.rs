@@ -397,6 +397,16 @@ mod tests {
     }
 
     #[test]
+    fn pool_throughput_and_update_docs_parse() {
+        let cli =
+            Cli::try_parse_from(["compute-demo", "--mode", "pool-throughput", "--update-docs"])
+                .unwrap();
+        assert_eq!(modes(&cli.mode), vec![Row::PoolThroughput]);
+        assert!(cli.update_docs);
+        assert!(Cli::try_parse_from(["compute-demo", "--serve", "--update-docs"]).is_err());
+    }
+
+    #[test]
     fn usage_errors_are_clap_errors() {
         let cli = Cli::try_parse_from(["compute-demo", "--serve", "--mode", "pool,naive"]).unwrap();
         assert_eq!(check_usage(&cli).unwrap_err().exit_code(), 2);

@@ -1,5 +1,6 @@
-//! The default run: the same load against a fresh server in each dispatch
-//! mode, one after the other, collected into a [`RunReport`].
+//! The default run: `/ping` alone on an idle server, then the same load
+//! against a fresh server for each [`Row`], one after the other, collected
+//! into a [`RunReport`].
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -8,17 +9,17 @@ use std::sync::Arc;
 use compute_runtime::RuntimeConfig;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::dispatch::Mode;
-use crate::load::{run_load, Corpus, LoadConfig, LoadError};
+use crate::load::{run_canary, run_load, Corpus, LoadConfig, LoadError};
 use crate::report::{format_ms, format_rate, ModeReport, RunReport, RunSettings};
+use crate::rows::Row;
 use crate::server::{DemoServer, Limits, ServerError, ServerOptions, DEFAULT_MAX_IN_FLIGHT};
 use crate::workloads::Models;
 
 /// What to compare.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
-    /// Modes to run, in order.
-    pub modes: Vec<Mode>,
+    /// Rows to run, in order.
+    pub modes: Vec<Row>,
     /// The load sent to each.
     pub load: LoadConfig,
     /// The server runtime's threads.
@@ -39,16 +40,16 @@ pub enum CompareError {
     /// A server failed to start or stop.
     #[error("{mode} server: {source}")]
     Server {
-        /// The mode being measured.
-        mode: Mode,
+        /// The row being measured (`idle` is measured as `pool`).
+        mode: Row,
         /// What failed.
         source: ServerError,
     },
     /// The load run failed.
     #[error("{mode} load: {source}")]
     Load {
-        /// The mode being measured.
-        mode: Mode,
+        /// The row being measured (`idle` is measured as `pool`).
+        mode: Row,
         /// What failed.
         source: LoadError,
     },
@@ -57,7 +58,10 @@ pub enum CompareError {
     ClientRuntime(std::io::Error),
 }
 
-fn progress_bar(enabled: bool, mode: Mode) -> ProgressBar {
+/// The longest the idle `/ping` baseline is measured.
+pub const IDLE_MEASURE_MAX: std::time::Duration = std::time::Duration::from_secs(4);
+
+fn progress_bar(enabled: bool, mode: Row) -> ProgressBar {
     if !enabled || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -70,8 +74,12 @@ fn progress_bar(enabled: bool, mode: Mode) -> ProgressBar {
     bar
 }
 
-/// Runs the load against each mode in turn, each on a fresh server (its own
-/// runtime and pool), and returns every mode's figures.
+/// Measures `/ping` alone on an idle `pool` server (the baseline), then runs
+/// the load against each row in turn, each on a fresh server (its own
+/// runtime and pool), and returns every row's figures.
+///
+/// The idle baseline uses the load's warm-up and at most
+/// [`IDLE_MEASURE_MAX`] of its duration.
 ///
 /// The clients run on a separate one-thread Tokio runtime so they measure
 /// the server, not their own scheduling. Must be called from synchronous
@@ -88,8 +96,7 @@ pub fn run_comparison(
         .map_err(CompareError::ClientRuntime)?;
     let corpus = Arc::new(Corpus::generate(0xC0FF_EE00, options.load.size));
     let mut modes = Vec::with_capacity(options.modes.len());
-    let mut tokio_workers = options.runtime.num_worker_threads;
-    let mut compute_threads = options.runtime.compute_threads.unwrap_or(0);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     // The comparison measures where compute runs, not load shedding: each
     // closed-loop client has one request in flight (plus the canary's
     // connection), so the server gets room for all of them unless the
@@ -103,23 +110,42 @@ pub fn run_comparison(
         max_connections: options.limits.max_connections.max(clients + 8),
         ..options.limits.clone()
     };
-    for &mode in &options.modes {
-        let server = DemoServer::start(
+    let start = |row: Row| {
+        DemoServer::start(
             ServerOptions {
-                mode,
-                runtime: runtime.clone(),
+                mode: row.mode(),
+                runtime: row.runtime(&runtime, cpus),
                 listen: options.listen,
                 limits: limits.clone(),
             },
             models.clone(),
         )
-        .map_err(|source| CompareError::Server { mode, source })?;
-        if let Some(pool) = &server.state().pool {
-            compute_threads = pool.num_threads();
-        }
-        if tokio_workers.is_none() {
-            tokio_workers = server.handle().map(|h| h.metrics().num_workers());
-        }
+        .map_err(|source| CompareError::Server { mode: row, source })
+    };
+
+    let idle_load = LoadConfig {
+        duration: options.load.duration.min(IDLE_MEASURE_MAX),
+        ..options.load.clone()
+    };
+    // The idle server is the `pool` row's: its threads are the plan's.
+    let server = start(Row::Pool)?;
+    let compute_threads = server.state().pool.as_ref().map_or(0, |p| p.num_threads());
+    let tokio_workers = server.handle().map(|h| h.metrics().num_workers());
+    let idle = client_runtime.block_on(run_canary(server.addr(), &idle_load));
+    let shutdown = server.shutdown();
+    let idle_ping = idle.map_err(|source| CompareError::Load {
+        mode: Row::Pool,
+        source,
+    })?;
+    shutdown.map_err(|source| CompareError::Server {
+        mode: Row::Pool,
+        source,
+    })?;
+
+    for &mode in &options.modes {
+        let server = start(mode)?;
+        let row_threads = server.state().pool.as_ref().map(|p| p.num_threads());
+        let workers = server.handle().map(|h| h.metrics().num_workers());
         let bar = progress_bar(options.progress, mode);
         let stats =
             client_runtime.block_on(run_load(server.addr(), &options.load, corpus.clone(), &bar));
@@ -136,7 +162,18 @@ pub fn run_comparison(
             format_ms(ping_p99),
             stats.total_errors()
         ));
-        modes.push(ModeReport { mode, stats });
+        // Only the bridges run compute on compute threads; the naive
+        // bridge's rayon pool is sized like the compute pool.
+        let compute = match mode.mode() {
+            crate::dispatch::Mode::Pool | crate::dispatch::Mode::Naive => row_threads,
+            _ => None,
+        };
+        modes.push(ModeReport {
+            mode,
+            compute_threads: compute,
+            tokio_workers: workers,
+            stats,
+        });
     }
     client_runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(RunReport {
@@ -148,7 +185,8 @@ pub fn run_comparison(
             request_size: options.load.size,
             tokio_workers,
             compute_threads,
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpus,
+            idle_ping: Some(idle_ping),
             runtime_config: options.runtime_toml.clone(),
             command: None,
         },

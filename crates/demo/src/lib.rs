@@ -6,8 +6,9 @@
 //! `/metrics`). How each handler runs its compute is a [`dispatch::Mode`]:
 //! on our `compute_runtime::ComputePool`, inline on the Tokio worker, with
 //! `spawn_blocking`, or through a naive rayon + oneshot bridge. The load
-//! generator ([`load`]) drives the same load at each mode in turn
-//! ([`compare`]) and [`report`] prints one table.
+//! generator ([`load`]) drives the same load at each row in turn
+//! ([`compare`]; a row is a mode and its threads, see [`rows`]),
+//! [`report`] prints one table, and [`docs_table`] writes it into the docs.
 //!
 //! ```
 //! use compute_demo::server::{DemoServer, ServerOptions};
@@ -33,8 +34,10 @@
 pub mod client;
 pub mod compare;
 pub mod dispatch;
+pub mod docs_table;
 pub mod load;
 pub mod report;
+pub mod rows;
 pub mod server;
 pub mod workloads;
 

@@ -817,6 +817,43 @@ pub async fn run_load(
     })
 }
 
+/// Sends only the `/ping` canary to `addr` (loopback only) for the
+/// configured warm-up and duration, with no compute load: the idle `/ping`
+/// latency that the loaded runs are judged against.
+pub async fn run_canary(
+    addr: SocketAddr,
+    config: &LoadConfig,
+) -> Result<EndpointSummary, LoadError> {
+    config.validate()?;
+    if !addr.ip().is_loopback() {
+        return Err(ClientError::NotLoopback(addr).into());
+    }
+    let start = Instant::now();
+    let window = Window {
+        measure_from: start + config.warmup,
+        end: start + config.warmup + config.duration,
+    };
+    let task = canary(addr, config.clone(), window, Arc::new(AtomicU64::new(0)));
+    let deadline = window.end + config.request_timeout + Duration::from_secs(1);
+    let recorder = tokio::time::timeout_at(deadline.into(), task)
+        .await
+        .map_err(|_| LoadError::Task("the canary still running after the end of the run".into()))?;
+    let index = Endpoint::Ping.index();
+    let mut samples = recorder.latencies_us[index].clone();
+    samples.sort_unstable();
+    let measured_s = config.duration.as_secs_f64();
+    Ok(EndpointSummary {
+        endpoint: Endpoint::Ping,
+        requests: samples.len() as u64,
+        errors: recorder.errors[index],
+        req_per_s: samples.len() as f64 / measured_s,
+        p50_ms: quantile_ms(&samples, 0.50),
+        p90_ms: quantile_ms(&samples, 0.90),
+        p99_ms: quantile_ms(&samples, 0.99),
+        max_ms: quantile_ms(&samples, 1.0),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,23 +10,26 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use compute_demo::compare::{run_comparison, CompareOptions};
-use compute_demo::dispatch::Mode;
+use compute_demo::docs_table::{self, Provenance};
 use compute_demo::load::{Endpoint, LoadConfig};
+use compute_demo::rows::Row;
 use compute_demo::server::{DemoServer, Limits, ServerOptions};
 use compute_demo::workloads::Models;
 
 /// A mixed-workload HTTP service (tokenize, embed, infer, ping) measured
-/// under load with its compute on our pool, inline on the Tokio workers,
-/// with spawn_blocking, and through a naive rayon bridge.
+/// under load with its compute on our pool (as planned, and with a compute
+/// thread per CPU), inline on the Tokio workers, with spawn_blocking, and
+/// through a naive rayon bridge.
 ///
-/// With no flags: runs each mode in turn with the same load (about a minute)
-/// and prints one table of requests/s and p50/p99 latency per endpoint, plus
-/// the /ping p99 that shows whether I/O stalled.
+/// With no flags: measures /ping on an idle server, runs each mode in turn
+/// with the same load (about 75 s) and prints one table of requests/s and
+/// p50/p99 latency per endpoint, plus the /ping p99 that shows whether I/O
+/// stalled.
 #[derive(Debug, Parser)]
 #[command(name = "compute-demo", version, about, long_about)]
 struct Cli {
-    /// Dispatch modes to measure, comma-separated (with --serve: the one
-    /// mode to serve; "all" serves pool).
+    /// Modes to measure, comma-separated (with --serve: the one mode to
+    /// serve; "all" serves pool).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     mode: Vec<ModeArg>,
 
@@ -49,9 +52,15 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 
+    /// Also write the results block (command, commit, load average,
+    /// settings, table) between the demo-table markers of README.md and
+    /// docs/demo.md, found from the current directory (the workspace root).
+    #[arg(long)]
+    update_docs: bool,
+
     /// Serve only: print the address and keep serving until SIGTERM or
     /// Ctrl-C, then shut down gracefully.
-    #[arg(long, conflicts_with_all = ["clients", "duration", "quick", "out"])]
+    #[arg(long, conflicts_with_all = ["clients", "duration", "quick", "out", "update_docs"])]
     serve: bool,
 
     /// Address to listen on, HOST:PORT with an IP address or a host name
@@ -73,10 +82,14 @@ struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ModeArg {
-    /// Every mode, in the order pool, inline, spawn-blocking, naive.
+    /// Every mode, in the order pool, pool-throughput, inline,
+    /// spawn-blocking, naive.
     All,
-    /// Our ComputePool.
+    /// Our ComputePool, with the runtime's planned threads.
     Pool,
+    /// Our ComputePool with one compute thread per CPU, the Tokio workers
+    /// as planned.
+    PoolThroughput,
     /// Compute on the Tokio worker.
     Inline,
     /// tokio::task::spawn_blocking.
@@ -123,15 +136,16 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
-fn modes(args: &[ModeArg]) -> Vec<Mode> {
-    let mut out: Vec<Mode> = Vec::new();
+fn modes(args: &[ModeArg]) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::new();
     for arg in args {
-        let add: &[Mode] = match arg {
-            ModeArg::All => &Mode::ALL,
-            ModeArg::Pool => &[Mode::Pool],
-            ModeArg::Inline => &[Mode::Inline],
-            ModeArg::SpawnBlocking => &[Mode::SpawnBlocking],
-            ModeArg::Naive => &[Mode::Naive],
+        let add: &[Row] = match arg {
+            ModeArg::All => &Row::ALL,
+            ModeArg::Pool => &[Row::Pool],
+            ModeArg::PoolThroughput => &[Row::PoolThroughput],
+            ModeArg::Inline => &[Row::Inline],
+            ModeArg::SpawnBlocking => &[Row::SpawnBlocking],
+            ModeArg::Naive => &[Row::Naive],
         };
         for m in add {
             if !out.contains(m) {
@@ -172,10 +186,10 @@ fn check_usage(cli: &Cli) -> Result<(), clap::Error> {
 }
 
 /// The one mode `--serve` serves, if `--mode` names one (or `all`).
-fn serve_mode(cli: &Cli) -> Option<Mode> {
+fn serve_mode(cli: &Cli) -> Option<Row> {
     match modes(&cli.mode).as_slice() {
         [one] => Some(*one),
-        _ if cli.mode.contains(&ModeArg::All) => Some(Mode::Pool),
+        _ if cli.mode.contains(&ModeArg::All) => Some(Row::Pool),
         _ => None,
     }
 }
@@ -188,10 +202,11 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 
     if cli.serve {
         let mode = serve_mode(&cli).ok_or("--serve takes a single --mode")?;
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let server = DemoServer::start(
             ServerOptions {
-                mode,
-                runtime,
+                mode: mode.mode(),
+                runtime: mode.runtime(&runtime, cpus),
                 listen,
                 limits: Limits::default(),
             },
@@ -239,6 +254,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             load.clients
         );
     }
+    let load_before = docs_table::load_average();
     let mut report = run_comparison(
         &CompareOptions {
             modes,
@@ -257,8 +273,19 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             .trim_end()
             .to_string(),
     );
+    let provenance = Provenance {
+        commit: docs_table::current_commit(),
+        load_before,
+        load_after: docs_table::load_average(),
+    };
     println!("{}", report.table());
     println!("{}", report.settings_line());
+    if let (Some(before), Some(after)) = (&provenance.load_before, &provenance.load_after) {
+        println!(
+            "commit {}; load average {before} before, {after} after",
+            provenance.commit
+        );
+    }
     for m in &report.modes {
         if let Some(e) = &m.stats.first_error {
             println!(
@@ -272,6 +299,14 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         for written in report.write_files(path)? {
             if !cli.quiet {
                 eprintln!("wrote {}", written.display());
+            }
+        }
+    }
+    if cli.update_docs {
+        let files: Vec<PathBuf> = docs_table::DOC_FILES.iter().map(PathBuf::from).collect();
+        for written in docs_table::update(&files, &docs_table::block(&report, &provenance))? {
+            if !cli.quiet {
+                eprintln!("updated {}", written.display());
             }
         }
     }
@@ -335,11 +370,12 @@ mod tests {
 
     #[test]
     fn modes_expand_and_dedup() {
-        assert_eq!(modes(&[ModeArg::All]), Mode::ALL.to_vec());
+        assert_eq!(modes(&[ModeArg::All]), Row::ALL.to_vec());
         assert_eq!(
             modes(&[ModeArg::Naive, ModeArg::Pool, ModeArg::Naive]),
-            vec![Mode::Naive, Mode::Pool]
+            vec![Row::Naive, Row::Pool]
         );
+        assert_eq!(modes(&[ModeArg::PoolThroughput]), vec![Row::PoolThroughput]);
     }
 
     #[test]
@@ -356,8 +392,18 @@ mod tests {
         assert!(Cli::try_parse_from(["compute-demo", "--serve", "--quick"]).is_err());
         let cli = Cli::try_parse_from(["compute-demo", "--mode", "pool,naive", "--duration", "2s"])
             .unwrap();
-        assert_eq!(modes(&cli.mode), vec![Mode::Pool, Mode::Naive]);
+        assert_eq!(modes(&cli.mode), vec![Row::Pool, Row::Naive]);
         assert!(check_usage(&cli).is_ok());
+    }
+
+    #[test]
+    fn pool_throughput_and_update_docs_parse() {
+        let cli =
+            Cli::try_parse_from(["compute-demo", "--mode", "pool-throughput", "--update-docs"])
+                .unwrap();
+        assert_eq!(modes(&cli.mode), vec![Row::PoolThroughput]);
+        assert!(cli.update_docs);
+        assert!(Cli::try_parse_from(["compute-demo", "--serve", "--update-docs"]).is_err());
     }
 
     #[test]
@@ -367,7 +413,7 @@ mod tests {
         let cli = Cli::try_parse_from(["compute-demo", "--listen", "192.0.2.1:0"]).unwrap();
         assert_eq!(check_usage(&cli).unwrap_err().exit_code(), 2);
         let cli = Cli::try_parse_from(["compute-demo", "--serve", "--mode", "all"]).unwrap();
-        assert_eq!(serve_mode(&cli), Some(Mode::Pool));
+        assert_eq!(serve_mode(&cli), Some(Row::Pool));
     }
 
     #[test]

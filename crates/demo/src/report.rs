@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dispatch::Mode;
-use crate::load::{Endpoint, LoadStats};
+use crate::load::{Endpoint, EndpointSummary, LoadStats};
+use crate::rows::Row;
 
 /// A report file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -18,11 +18,18 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// The figures of one dispatch mode.
+/// The figures of one row (a dispatch mode and its threads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModeReport {
-    /// The mode.
-    pub mode: Mode,
+    /// The row.
+    pub mode: Row,
+    /// Threads that ran the compute: the compute pool's, or the naive
+    /// bridge's rayon pool; `None` where compute runs on Tokio's threads.
+    #[serde(default)]
+    pub compute_threads: Option<usize>,
+    /// Tokio worker threads of this row's server.
+    #[serde(default)]
+    pub tokio_workers: Option<usize>,
     /// What the load generator measured.
     pub stats: LoadStats,
 }
@@ -46,6 +53,10 @@ pub struct RunSettings {
     pub compute_threads: usize,
     /// Logical CPUs of the machine.
     pub cpus: usize,
+    /// `/ping` alone on an idle `pool` server, before the rows: the
+    /// baseline for the rows' `/ping` latency.
+    #[serde(default)]
+    pub idle_ping: Option<EndpointSummary>,
     /// The `[runtime]` configuration used, as TOML text.
     pub runtime_config: String,
     /// The command line that made the run, when known.
@@ -94,9 +105,11 @@ pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
     }
     let numeric: Vec<bool> = (0..columns)
         .map(|c| {
+            // A "-" (no figure) does not make a column of numbers text.
+            let is_number = |cell: &String| cell.parse::<f64>().is_ok();
             rows.iter()
-                .all(|r| r.get(c).is_some_and(|cell| cell.parse::<f64>().is_ok()))
-                && !rows.is_empty()
+                .all(|r| r.get(c).is_some_and(|cell| cell == "-" || is_number(cell)))
+                && rows.iter().any(|r| r.get(c).is_some_and(is_number))
         })
         .collect();
     let pad = |cell: &str, c: usize| {
@@ -136,12 +149,13 @@ pub fn markdown_table(header: &[String], rows: &[Vec<String>]) -> String {
 }
 
 impl RunReport {
-    /// The comparison table: one row per mode; for each compute endpoint its
-    /// requests/s and p50/p99 latency, then the `/ping` canary's p50 and p99,
-    /// the CPUs the process kept busy, its CPU time per compute request
-    /// (server and load generator together), and the error count.
-    pub fn table(&self) -> String {
-        let mut header = vec!["mode".to_string()];
+    /// The table's column names, in order: the row, its compute threads;
+    /// for each compute endpoint its requests/s and p50/p99 latency; the
+    /// `/ping` canary's p50 and p99; the CPUs the process kept busy, its
+    /// CPU time per compute request (server and load generator together),
+    /// and the error count. The docs' tables are checked against this.
+    pub fn columns() -> Vec<String> {
+        let mut header = vec!["mode".to_string(), "compute threads".into()];
         for endpoint in Endpoint::COMPUTE {
             let path = endpoint.path();
             header.push(format!("{path} req/s"));
@@ -153,11 +167,20 @@ impl RunReport {
         header.push("CPU cores".into());
         header.push("CPU ms/req".into());
         header.push("errors".into());
+        header
+    }
+
+    /// The comparison table, one line per row, with the [`columns`](Self::columns).
+    pub fn table(&self) -> String {
         let rows: Vec<Vec<String>> = self
             .modes
             .iter()
             .map(|m| {
-                let mut row = vec![m.mode.to_string()];
+                let mut row = vec![
+                    m.mode.to_string(),
+                    m.compute_threads
+                        .map_or_else(|| "-".to_string(), |n| n.to_string()),
+                ];
                 for endpoint in Endpoint::COMPUTE {
                     match m.stats.endpoint(endpoint) {
                         Some(e) => {
@@ -189,7 +212,7 @@ impl RunReport {
                 row
             })
             .collect();
-        markdown_table(&header, &rows)
+        markdown_table(&Self::columns(), &rows)
     }
 
     /// One line describing the set-up, for under the table.
@@ -198,9 +221,16 @@ impl RunReport {
         let workers = s
             .tokio_workers
             .map_or_else(|| "default".to_string(), |n| n.to_string());
+        let idle = s.idle_ping.as_ref().map_or_else(String::new, |p| {
+            format!(
+                "; idle /ping p50 {} ms, p99 {} ms",
+                format_ms(p.p50_ms),
+                format_ms(p.p99_ms)
+            )
+        });
         format!(
             "{} clients, {} requests, {} warm-up + {} measured per mode, /ping every {} ms; \
-             Tokio workers: {workers}, compute threads: {}, CPUs: {}",
+             Tokio workers: {workers}, compute threads: {}, CPUs: {}{idle}",
             s.clients,
             match s.request_size {
                 crate::load::RequestSize::Full => "full-size",
@@ -290,7 +320,6 @@ fn seconds(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::EndpointSummary;
 
     fn report() -> RunReport {
         let endpoints = Endpoint::ALL
@@ -316,11 +345,14 @@ mod tests {
                 tokio_workers: Some(2),
                 compute_threads: 2,
                 cpus: 2,
+                idle_ping: None,
                 runtime_config: "[runtime]\ncompute_threads = 2\n".into(),
                 command: Some("compute-demo --quick".into()),
             },
             modes: vec![ModeReport {
-                mode: Mode::SpawnBlocking,
+                mode: Row::SpawnBlocking,
+                compute_threads: None,
+                tokio_workers: Some(2),
                 stats: LoadStats {
                     endpoints,
                     measured_s: 2.0,
@@ -338,6 +370,14 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[0].contains("/tokenize req/s") && lines[0].contains("/ping p99 ms"));
         assert!(lines[2].starts_with("| spawn-blocking |"));
+        assert_eq!(
+            lines[0]
+                .split('|')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .count(),
+            RunReport::columns().len()
+        );
         assert!(
             lines[2].contains(" 123 ")
                 && lines[2].contains(" 12.3 ")

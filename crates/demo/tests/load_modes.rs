@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use common::{models, runtime_config, with_watchdog};
 use compute_demo::compare::{run_comparison, CompareOptions};
-use compute_demo::dispatch::Mode;
 use compute_demo::load::{Endpoint, LoadConfig, RequestSize};
 use compute_demo::report::RunReport;
+use compute_demo::rows::Row;
 use compute_demo::server::Limits;
 
-fn quick_options(modes: Vec<Mode>) -> CompareOptions {
+fn quick_options(modes: Vec<Row>) -> CompareOptions {
     CompareOptions {
         modes,
         load: LoadConfig {
@@ -36,11 +36,11 @@ fn quick_options(modes: Vec<Mode>) -> CompareOptions {
 #[test]
 fn a_quick_run_in_every_mode_answers_every_endpoint() {
     let report = with_watchdog(Duration::from_secs(120), || {
-        run_comparison(&quick_options(Mode::ALL.to_vec()), models()).expect("the run completes")
+        run_comparison(&quick_options(Row::ALL.to_vec()), models()).expect("the run completes")
     });
     assert_eq!(
         report.modes.iter().map(|m| m.mode).collect::<Vec<_>>(),
-        Mode::ALL.to_vec()
+        Row::ALL.to_vec()
     );
     for m in &report.modes {
         assert_eq!(
@@ -61,9 +61,22 @@ fn a_quick_run_in_every_mode_answers_every_endpoint() {
         }
     }
     assert_eq!(report.settings.compute_threads, 2);
+    assert!(report
+        .settings
+        .idle_ping
+        .as_ref()
+        .is_some_and(|p| p.requests > 0));
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let throughput = report
+        .modes
+        .iter()
+        .find(|m| m.mode == Row::PoolThroughput)
+        .unwrap();
+    assert_eq!(throughput.compute_threads, Some(cpus));
+    assert_eq!(throughput.tokio_workers, Some(2));
     assert_eq!(report.settings.tokio_workers, Some(2));
     let table = report.table();
-    for mode in Mode::ALL {
+    for mode in Row::ALL {
         assert!(table.contains(&format!("| {mode} ")), "{table}");
     }
     // JSON parsing may round the last digit of a float, so compare counts.

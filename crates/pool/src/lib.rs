@@ -97,7 +97,7 @@ pub use config::{
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::TaskHandle;
-pub use metrics::ComputeMetrics;
+pub use metrics::{ComputeMetrics, LaneMetrics};
 pub use permit::{Permit, Reserve};
 pub use pool::ComputePool;
 pub use priority::Priority;

@@ -56,15 +56,30 @@ fn compute_answers(mode: Mode) -> (TokenizeResponse, EmbedResponse, InferRespons
         metrics.contains("demo_http_requests_total{endpoint=\"/embed\",status=\"2xx\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("demo_http_request_duration_seconds_count{endpoint=\"/embed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE demo_http_request_duration_seconds histogram"),
+        "{metrics}"
+    );
     let pool_jobs = metrics
         .lines()
-        .find(|l| l.starts_with("compute_pool_tasks_total "))
+        .find(|l| l.starts_with("compute_pool_tasks_total{pool=\"compute\"} "))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no compute_pool_tasks_total in {metrics}"));
     if mode == Mode::Pool {
         assert_eq!(pool_jobs, 3, "one pool job per compute request: {metrics}");
-        assert!(metrics.contains("compute_pool_tasks_active 0"), "{metrics}");
+        assert!(
+            metrics.contains("compute_pool_tasks_active{pool=\"compute\"} 0"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("compute_pool_task_duration_seconds_count{pool=\"compute\"} 3"),
+            "{metrics}"
+        );
     } else {
         assert_eq!(pool_jobs, 0, "{mode} does not use the pool: {metrics}");
     }

@@ -47,6 +47,11 @@
 //! Feature `tracing` (on by default): the span active where a job was
 //! submitted is entered while it runs on the compute thread.
 //!
+//! Feature `prometheus`: [`ComputePool::register_metrics`] exports the
+//! pool's metrics (counters, gauges, and histograms of compute time and
+//! queue wait in seconds) to a `prometheus-client` registry, read at each
+//! scrape.
+//!
 //! How it is built (one concern per file; `docs/pool.md` has the map and
 //! the argument): every job enters through one admission path (`submit.rs`)
 //! that asks the ledger (`ledger.rs`, exactly-once accounting with tickets;
@@ -75,6 +80,8 @@ mod permit;
 mod places;
 mod pool;
 mod priority;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 mod queue;
 mod spin;
 mod stream;
@@ -97,10 +104,12 @@ pub use config::{
 pub use context::{current, enter_context, leave_context};
 pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::TaskHandle;
-pub use metrics::ComputeMetrics;
+pub use metrics::{ComputeMetrics, LaneMetrics};
 pub use permit::{Permit, Reserve};
 pub use pool::ComputePool;
 pub use priority::Priority;
+#[cfg(feature = "prometheus")]
+pub use prometheus::PoolCollector;
 pub use spin::{wake_cost, SpinPolicy};
 pub use stream::{ComputeMap, ComputeMapUnordered, ComputeStreamExt};
 pub use topology::physical_cores;

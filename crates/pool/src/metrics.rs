@@ -2,8 +2,14 @@
 //!
 //! How many jobs were admitted, started, finished or cancelled is the
 //! ledger's (see `ledger.rs`); this module keeps how long they took (queue
-//! wait, compute time, a histogram of compute times, slow jobs) and the
-//! contained panics, and a snapshot reads both.
+//! wait, compute time, histograms of both, slow jobs) and the contained
+//! panics, and a snapshot reads both.
+//!
+//! The histograms are log-linear: 16 sub-buckets per power of two of
+//! nanoseconds, so a bucket's upper edge is less than 1/16 (6.25%) above
+//! any value in it; values up to 32 ns have a bucket each, values above
+//! 2^42 ns (about 73 minutes) share the last bucket. Recording one value is
+//! a `leading_zeros`, a shift and one relaxed add.
 //!
 //! Every counter is a relaxed atomic: each is an independent tally, nothing
 //! is published through it, and a snapshot is allowed to be a few jobs out of
@@ -18,8 +24,17 @@ use std::time::Duration;
 use crate::ledger::Counts;
 use crate::priority::Priority;
 
-/// Number of log2 buckets for compute time in nanoseconds (covers ~584 years).
-const BUCKETS: usize = 64;
+/// Sub-buckets per power of two, as a power of two: 2^4 = 16.
+const SUB_BITS: u32 = 4;
+/// Sub-buckets per power of two.
+const SUB: usize = 1 << SUB_BITS;
+/// Values (nanoseconds minus one) below this have a bucket each.
+const LINEAR: usize = 2 * SUB;
+/// Values above 2^TOP_BITS ns (about 73 minutes) share the last bucket.
+const TOP_BITS: u32 = 42;
+/// Buckets of a duration histogram: the linear ones, then 16 per power of
+/// two from 2^5 to 2^42 ns.
+pub(crate) const BUCKETS: usize = LINEAR + (TOP_BITS - SUB_BITS - 1) as usize * SUB;
 
 /// Keeps its contents on a cache line of its own.
 #[repr(align(128))]
@@ -30,6 +45,7 @@ struct CacheLine<T>(T);
 #[derive(Default)]
 struct ComputeSide {
     queue_wait_ns: AtomicU64,
+    max_queue_wait_ns: AtomicU64,
     compute_ns: AtomicU64,
     max_compute_ns: AtomicU64,
     slow: AtomicU64,
@@ -42,8 +58,36 @@ struct LaneSide {
     started: AtomicU64,
     queue_wait_ns: AtomicU64,
     max_queue_wait_ns: AtomicU64,
-    /// Queue waits, in the buckets of [`bucket_of`].
-    waits: [AtomicU64; BUCKETS],
+    /// This lane's queue waits.
+    waits: AtomicHistogram,
+}
+
+/// A duration histogram being written: [`BUCKETS`] relaxed tallies, in the
+/// buckets of [`bucket_of`], on cache lines of their own.
+struct AtomicHistogram(Box<CacheLine<[AtomicU64; BUCKETS]>>);
+
+impl Default for AtomicHistogram {
+    fn default() -> Self {
+        AtomicHistogram(Box::new(CacheLine(std::array::from_fn(|_| {
+            AtomicU64::new(0)
+        }))))
+    }
+}
+
+impl AtomicHistogram {
+    /// Counts one value of `ns` nanoseconds.
+    fn record(&self, ns: u64) {
+        // ORDERING: Relaxed: an independent tally.
+        self.0 .0[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of the tallies.
+    fn load(&self) -> Histogram {
+        // ORDERING: Relaxed: a snapshot of independent tallies.
+        Histogram(Box::new(std::array::from_fn(|b| {
+            self.0 .0[b].load(Ordering::Relaxed)
+        })))
+    }
 }
 
 impl Default for LaneSide {
@@ -52,7 +96,7 @@ impl Default for LaneSide {
             started: AtomicU64::new(0),
             queue_wait_ns: AtomicU64::new(0),
             max_queue_wait_ns: AtomicU64::new(0),
-            waits: std::array::from_fn(|_| AtomicU64::new(0)),
+            waits: AtomicHistogram::default(),
         }
     }
 }
@@ -68,7 +112,10 @@ struct AdaptiveSide {
 /// The live counters of one pool.
 pub(crate) struct PoolMetrics {
     compute: CacheLine<ComputeSide>,
-    histogram: CacheLine<[AtomicU64; BUCKETS]>,
+    /// Compute times.
+    histogram: AtomicHistogram,
+    /// Queue waits of every started job, in a lane or not.
+    waits: AtomicHistogram,
     /// Per lane, High then Low.
     lanes: [CacheLine<LaneSide>; 2],
     adaptive: CacheLine<AdaptiveSide>,
@@ -79,17 +126,104 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The histogram bucket of a duration: 0 for 0 ns, else 1 + floor(log2(ns)),
-/// so bucket `b > 0` holds `[2^(b-1), 2^b)` ns.
-fn bucket_of(ns: u64) -> usize {
-    (u64::BITS - ns.leading_zeros()).min(BUCKETS as u32 - 1) as usize
+/// The histogram bucket of a duration of `ns` nanoseconds.
+///
+/// Buckets are closed above, as Prometheus' `le` bounds are: with `x = ns -
+/// 1`, bucket `b < 32` holds `ns = b + 1` (and 0 ns, in bucket 0); above,
+/// `x`'s top bit `e` picks a power of two and the 4 bits under it one of 16
+/// sub-buckets, so a bucket holds `(lo, hi]` with `hi - lo = 2^(e-4)` and
+/// `lo >= 2^e`: `hi < (1 + 1/16) * v` for any `v` in it. Values above
+/// 2^42 ns count in the last bucket.
+pub(crate) fn bucket_of(ns: u64) -> usize {
+    let x = ns.saturating_sub(1).min((1 << TOP_BITS) - 1);
+    if x < LINEAR as u64 {
+        return x as usize;
+    }
+    // The top bit's position, 5..=41.
+    let e = u64::BITS - 1 - x.leading_zeros();
+    let sub = (x >> (e - SUB_BITS)) as usize & (SUB - 1);
+    LINEAR + (e - SUB_BITS - 1) as usize * SUB + sub
+}
+
+/// The largest duration, in nanoseconds, that bucket `b` holds (its upper
+/// edge; the last bucket also holds everything above it).
+pub(crate) fn bucket_upper_ns(b: usize) -> u64 {
+    if b < LINEAR {
+        return b as u64 + 1;
+    }
+    let octave = ((b - LINEAR) / SUB) as u32;
+    let sub = ((b - LINEAR) % SUB) as u64;
+    (SUB as u64 + sub + 1) << (octave + 1)
+}
+
+/// A snapshot of a duration histogram: counts per bucket of [`bucket_of`].
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Histogram(Box<[u64; BUCKETS]>);
+
+impl Histogram {
+    /// Values counted.
+    pub(crate) fn count(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Values of at most `edge_ns` nanoseconds, exact when `edge_ns` is a
+    /// bucket's upper edge (every power of two from 1 ns to 2^42 ns is),
+    /// else counting the whole bucket `edge_ns` falls in.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn count_le(&self, edge_ns: u64) -> u64 {
+        self.0[..=bucket_of(edge_ns)].iter().sum()
+    }
+
+    /// The value under which `q` (0.0..=1.0) of the samples fall, in
+    /// microseconds: the upper edge of its bucket, at least the true value
+    /// and less than 6.25% above it, never more than `max_ns` (and `max_ns`
+    /// in the last bucket, whose values may exceed its edge). 0 when empty.
+    fn quantile_us(&self, max_ns: u64, q: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
+        // The rank of the wanted sample, 1-based, at least 1.
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (bucket, &count) in self.0.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                // The last bucket also holds everything above its edge.
+                let upper = if bucket == BUCKETS - 1 {
+                    max_ns
+                } else {
+                    bucket_upper_ns(bucket).min(max_ns)
+                };
+                return upper as f64 / 1000.0;
+            }
+        }
+        max_ns as f64 / 1000.0
+    }
+}
+
+impl fmt::Debug for Histogram {
+    /// The non-empty buckets only, as `upper edge in ns: count`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &count)| count > 0)
+                    .map(|(b, count)| (bucket_upper_ns(b), count)),
+            )
+            .finish()
+    }
 }
 
 impl PoolMetrics {
     pub(crate) fn new(slow_threshold: Duration) -> PoolMetrics {
         PoolMetrics {
             compute: CacheLine::default(),
-            histogram: CacheLine(std::array::from_fn(|_| AtomicU64::new(0))),
+            histogram: AtomicHistogram::default(),
+            waits: AtomicHistogram::default(),
             lanes: Default::default(),
             adaptive: CacheLine::default(),
             slow_threshold_ns: nanos(slow_threshold),
@@ -100,11 +234,16 @@ impl PoolMetrics {
     /// For a job taken from `lane`, that lane's figures too.
     pub(crate) fn record_queue_wait(&self, queue_wait: Duration, lane: Option<Priority>) {
         let ns = nanos(queue_wait);
+        let c = &self.compute.0;
         // ORDERING: Relaxed: an independent sum.
-        self.compute
-            .0
-            .queue_wait_ns
-            .fetch_add(ns, Ordering::Relaxed);
+        c.queue_wait_ns.fetch_add(ns, Ordering::Relaxed);
+        // ORDERING: Relaxed: a read-only check first, so the common case (not
+        // a new maximum) does no read-modify-write.
+        if ns > c.max_queue_wait_ns.load(Ordering::Relaxed) {
+            // ORDERING: Relaxed: fetch_max is atomic on its own.
+            c.max_queue_wait_ns.fetch_max(ns, Ordering::Relaxed);
+        }
+        self.waits.record(ns);
         let Some(lane) = lane else { return };
         let side = &self.lanes[lane_index(lane)].0;
         // ORDERING: Relaxed: independent tallies and sums.
@@ -113,8 +252,7 @@ impl PoolMetrics {
         side.queue_wait_ns.fetch_add(ns, Ordering::Relaxed);
         // ORDERING: Relaxed: fetch_max is atomic on its own.
         side.max_queue_wait_ns.fetch_max(ns, Ordering::Relaxed);
-        // ORDERING: Relaxed: an independent tally.
-        side.waits[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        side.waits.record(ns);
     }
 
     /// A started job ran for `compute` (returned or unwound).
@@ -129,8 +267,7 @@ impl PoolMetrics {
             // ORDERING: Relaxed: fetch_max is atomic on its own.
             c.max_compute_ns.fetch_max(ns, Ordering::Relaxed);
         }
-        // ORDERING: Relaxed: an independent tally.
-        self.histogram.0[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+        self.histogram.record(ns);
         if ns >= self.slow_threshold_ns {
             // ORDERING: Relaxed: an independent tally.
             c.slow.fetch_add(1, Ordering::Relaxed);
@@ -191,10 +328,9 @@ impl PoolMetrics {
         let max_compute_ns = load(&c.max_compute_ns);
         let slow = load(&c.slow);
         let queue_wait_ns = load(&c.queue_wait_ns);
-        let mut histogram = [0u64; BUCKETS];
-        for (out, bucket) in histogram.iter_mut().zip(self.histogram.0.iter()) {
-            *out = load(bucket);
-        }
+        let max_queue_wait_ns = load(&c.max_queue_wait_ns);
+        let histogram = self.histogram.load();
+        let waits = self.waits.load();
         let lanes = [0, 1].map(|index| {
             let side = &self.lanes[index].0;
             LaneMetrics {
@@ -202,7 +338,7 @@ impl PoolMetrics {
                 started: load(&side.started),
                 queue_wait_ns: load(&side.queue_wait_ns),
                 max_queue_wait_ns: load(&side.max_queue_wait_ns),
-                waits: std::array::from_fn(|b| load(&side.waits[b])),
+                waits: side.waits.load(),
             }
         });
         ComputeMetrics {
@@ -220,8 +356,10 @@ impl PoolMetrics {
             compute_ns,
             max_compute_ns,
             queue_wait_ns,
+            max_queue_wait_ns,
             slow,
             histogram,
+            waits,
             adaptive_inline: load(&a.inline),
             adaptive_offloaded: load(&a.offloaded),
             adaptive_mispredicted: load(&a.mispredicted),
@@ -259,8 +397,10 @@ pub struct ComputeMetrics {
     compute_ns: u64,
     max_compute_ns: u64,
     queue_wait_ns: u64,
+    max_queue_wait_ns: u64,
     slow: u64,
-    histogram: [u64; BUCKETS],
+    histogram: Histogram,
+    waits: Histogram,
     adaptive_inline: u64,
     adaptive_offloaded: u64,
     adaptive_mispredicted: u64,
@@ -465,17 +605,59 @@ impl ComputeMetrics {
     }
 
     /// The compute time under which `q` (0.0..=1.0) of finished jobs fall,
-    /// in microseconds, from a log2 histogram: an upper bound at most twice
-    /// the true value. 0 when no job finished.
+    /// in microseconds, from a log-linear histogram: at least the true
+    /// value and less than 6.25% above it (exact up to 32 ns; durations
+    /// over 2^42 ns, about 73 minutes, are reported as the longest seen).
+    /// 0 when no job finished.
     ///
     /// ```
     /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
     /// let _ = pool.execute_sync(|| std::thread::sleep(std::time::Duration::from_millis(1)));
     /// let m = pool.metrics();
-    /// assert!(m.quantile_us(0.5) >= 1000.0 && m.quantile_us(0.5) <= 2.0 * m.max_task_duration_us() as f64 + 1.0);
+    /// assert!(m.quantile_us(0.5) >= 1000.0);
+    /// assert!(m.quantile_us(0.5) <= m.max_task_duration_us() as f64 + 1.0);
     /// ```
     pub fn quantile_us(&self, q: f64) -> f64 {
-        quantile_us(&self.histogram, self.max_compute_ns, q)
+        self.histogram.quantile_us(self.max_compute_ns, q)
+    }
+
+    /// The queue wait (submission to start) under which `q` (0.0..=1.0) of
+    /// started jobs fall, in microseconds, with the error bound of
+    /// [`quantile_us`](Self::quantile_us). Every started job counts, in a
+    /// lane or not. 0 when none started.
+    ///
+    /// ```
+    /// # let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// futures::executor::block_on(pool.execute(|| ())).unwrap();
+    /// let m = pool.metrics();
+    /// assert!(m.queue_wait_quantile_us(0.99) >= m.queue_wait_quantile_us(0.5));
+    /// ```
+    pub fn queue_wait_quantile_us(&self, q: f64) -> f64 {
+        self.waits.quantile_us(self.max_queue_wait_ns, q)
+    }
+
+    /// Total compute time of finished jobs, in nanoseconds.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn compute_ns(&self) -> u64 {
+        self.compute_ns
+    }
+
+    /// Total queue wait of started jobs, in nanoseconds.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn queue_wait_ns(&self) -> u64 {
+        self.queue_wait_ns
+    }
+
+    /// The compute-time histogram.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn compute_histogram(&self) -> &Histogram {
+        &self.histogram
+    }
+
+    /// The queue-wait histogram of every started job.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn queue_wait_histogram(&self) -> &Histogram {
+        &self.waits
     }
 
     /// The median compute time in microseconds (see [`quantile_us`](Self::quantile_us)).
@@ -566,7 +748,7 @@ pub struct LaneMetrics {
     started: u64,
     queue_wait_ns: u64,
     max_queue_wait_ns: u64,
-    waits: [u64; BUCKETS],
+    waits: Histogram,
 }
 
 impl LaneMetrics {
@@ -607,8 +789,9 @@ impl LaneMetrics {
     }
 
     /// The queue wait under which `q` (0.0..=1.0) of this lane's started jobs
-    /// fall, in microseconds, from a log2 histogram: an upper bound at most
-    /// twice the true value. 0 when none started.
+    /// fall, in microseconds, from a log-linear histogram: at least the true
+    /// value and less than 6.25% above it (see
+    /// [`ComputeMetrics::quantile_us`]). 0 when none started.
     ///
     /// ```
     /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
@@ -617,7 +800,19 @@ impl LaneMetrics {
     /// assert!(high.queue_wait_quantile_us(0.99) >= high.queue_wait_quantile_us(0.5));
     /// ```
     pub fn queue_wait_quantile_us(&self, q: f64) -> f64 {
-        quantile_us(&self.waits, self.max_queue_wait_ns, q)
+        self.waits.quantile_us(self.max_queue_wait_ns, q)
+    }
+
+    /// Total queue wait of this lane's started jobs, in nanoseconds.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn queue_wait_ns(&self) -> u64 {
+        self.queue_wait_ns
+    }
+
+    /// This lane's queue-wait histogram.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))] // the exporter reads it
+    pub(crate) fn queue_wait_histogram(&self) -> &Histogram {
+        &self.waits
     }
 }
 
@@ -627,31 +822,6 @@ fn lane_index(lane: Priority) -> usize {
         Priority::High => 0,
         Priority::Low => 1,
     }
-}
-
-/// The value under which `q` (0.0..=1.0) of the samples of a log2
-/// `histogram` fall, in microseconds: the upper bound of its bucket, at
-/// most twice the true value, never more than `max_ns`. 0 when empty.
-fn quantile_us(histogram: &[u64; BUCKETS], max_ns: u64, q: f64) -> f64 {
-    let total: u64 = histogram.iter().sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
-    // The rank of the wanted sample, 1-based, at least 1.
-    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-    let mut seen = 0;
-    for (bucket, &count) in histogram.iter().enumerate() {
-        seen += count;
-        if seen >= rank {
-            // Bucket b > 0 holds [2^(b-1), 2^b) ns; report its upper bound,
-            // but never more than the observed maximum.
-            let upper_ns = if bucket == 0 { 0 } else { 1u128 << bucket };
-            let upper_ns = upper_ns.min(u128::from(max_ns.max(1)));
-            return upper_ns as f64 / 1000.0;
-        }
-    }
-    max_ns as f64 / 1000.0
 }
 
 impl fmt::Display for ComputeMetrics {
@@ -692,14 +862,144 @@ impl fmt::Display for ComputeMetrics {
 mod tests {
     use super::*;
 
+    /// Every value's bucket: its upper edge is at least the value and less
+    /// than 6.25% above it, and the bucket below ends under the value.
+    fn check_bucket(ns: u64) {
+        let b = bucket_of(ns);
+        assert!(b < BUCKETS, "{ns} ns: bucket {b}");
+        let upper = bucket_upper_ns(b);
+        if ns > 1 << TOP_BITS {
+            assert_eq!(b, BUCKETS - 1, "{ns} ns");
+            return;
+        }
+        assert!(upper >= ns.max(1), "{ns} ns: upper edge {upper}");
+        assert!(
+            (upper - ns.max(1)) * 16 < ns.max(1),
+            "{ns} ns: upper edge {upper} is 6.25% or more above"
+        );
+        if b > 0 {
+            assert!(bucket_upper_ns(b - 1) < ns, "{ns} ns: bucket {b} too high");
+        }
+    }
+
     #[test]
-    fn buckets_are_log2() {
+    fn buckets_are_within_a_sixteenth_over_a_sweep() {
+        for ns in 0..100_000 {
+            check_bucket(ns);
+        }
+        // Multiplicative steps to beyond the range, with each power of two
+        // and its neighbours.
+        let mut ns = 100_000u64;
+        while ns < u64::MAX / 2 {
+            check_bucket(ns);
+            ns += ns / 97 + 1;
+        }
+        for k in 0..63 {
+            let p = 1u64 << k;
+            for v in [p - 1, p, p + 1] {
+                check_bucket(v);
+            }
+        }
+        check_bucket(u64::MAX);
         assert_eq!(bucket_of(0), 0);
-        assert_eq!(bucket_of(1), 1);
-        assert_eq!(bucket_of(2), 2);
-        assert_eq!(bucket_of(3), 2);
-        assert_eq!(bucket_of(1024), 11);
-        assert_eq!(bucket_of(u64::MAX), 63);
+        assert_eq!(bucket_of(1), 0);
+        assert_eq!(bucket_of(32), 31);
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+        assert_eq!(bucket_upper_ns(BUCKETS - 1), 1 << TOP_BITS);
+    }
+
+    #[test]
+    fn every_bucket_edge_maps_back_and_edges_increase() {
+        for b in 0..BUCKETS {
+            assert_eq!(bucket_of(bucket_upper_ns(b)), b, "bucket {b}");
+            assert_eq!(bucket_of(bucket_upper_ns(b) + 1), (b + 1).min(BUCKETS - 1));
+            if b > 0 {
+                assert!(bucket_upper_ns(b) > bucket_upper_ns(b - 1));
+            }
+        }
+        // Every power of two up to the top is an edge, so counts at it are
+        // exact.
+        for k in 0..=TOP_BITS {
+            let p = 1u64 << k;
+            assert_eq!(bucket_upper_ns(bucket_of(p)), p, "2^{k}");
+        }
+    }
+
+    fn histogram_of(values_ns: impl IntoIterator<Item = u64>) -> (Histogram, u64) {
+        let h = AtomicHistogram::default();
+        let mut max = 0;
+        for v in values_ns {
+            h.record(v);
+            max = max.max(v);
+        }
+        (h.load(), max)
+    }
+
+    /// `estimate` (µs) is at least `truth` (ns) and less than 6.25% above.
+    fn assert_close(estimate_us: f64, truth_ns: u64, what: &str) {
+        let estimate_ns = estimate_us * 1000.0;
+        let truth = truth_ns as f64;
+        assert!(
+            estimate_ns >= truth - 1e-6 && estimate_ns < truth * 1.0625 + 1e-6,
+            "{what}: estimate {estimate_ns} ns, true {truth} ns"
+        );
+    }
+
+    #[test]
+    fn quantiles_of_a_uniform_distribution() {
+        // 1 µs, 2 µs, ..., 10 ms.
+        let n = 10_000u64;
+        let (h, max) = histogram_of((1..=n).map(|i| i * 1000));
+        assert_eq!(h.count(), n);
+        for q in [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0] {
+            let rank = ((q * n as f64).ceil() as u64).max(1);
+            assert_close(h.quantile_us(max, q), rank * 1000, &format!("q={q}"));
+        }
+        // Counts at power-of-two edges are exact.
+        for k in 10..=24 {
+            let edge = 1u64 << k;
+            assert_eq!(h.count_le(edge), (edge / 1000).min(n), "le 2^{k} ns");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_a_geometric_distribution() {
+        // Value 1.1^i µs, i = 0..200 (1 µs to about 190 s): every quantile
+        // is one of the values.
+        let values: Vec<u64> = (0..200).map(|i| (1000.0 * 1.1f64.powi(i)) as u64).collect();
+        let (h, max) = histogram_of(values.iter().copied());
+        for q in [0.05, 0.5, 0.9, 0.99, 1.0] {
+            let rank = ((q * values.len() as f64).ceil() as usize).max(1);
+            assert_close(h.quantile_us(max, q), values[rank - 1], &format!("q={q}"));
+        }
+        // A bimodal one: 90 at 3 µs, 10 at 7 s.
+        let (h, max) = histogram_of(
+            std::iter::repeat_n(3_000, 90).chain(std::iter::repeat_n(7_000_000_000, 10)),
+        );
+        assert_close(h.quantile_us(max, 0.5), 3_000, "bimodal p50");
+        assert_close(h.quantile_us(max, 0.9), 3_000, "bimodal p90");
+        assert_close(h.quantile_us(max, 0.91), 7_000_000_000, "bimodal p91");
+        assert_eq!(h.quantile_us(max, 1.0), 7_000_000.0);
+        // Beyond the range: reported as the longest seen.
+        let (h, max) = histogram_of([u64::MAX / 4]);
+        assert_eq!(h.quantile_us(max, 0.5), (u64::MAX / 4) as f64 / 1000.0);
+    }
+
+    #[test]
+    fn pool_and_lane_queue_waits_have_quantiles() {
+        let m = PoolMetrics::new(Duration::from_millis(100));
+        for i in 1..=100u64 {
+            m.record_queue_wait(Duration::from_micros(i * 10), Some(Priority::Low));
+        }
+        m.record_queue_wait(Duration::from_micros(5), None);
+        let s = m.snapshot(1, Counts::default(), [0, 0]);
+        assert_eq!(s.queue_wait_histogram().count(), 101);
+        assert_close(s.queue_wait_quantile_us(0.5), 500_000, "pool p50");
+        assert_close(s.queue_wait_quantile_us(0.0), 5_000, "pool p0");
+        let low = s.lane(Priority::Low);
+        assert_close(low.queue_wait_quantile_us(0.5), 500_000, "low p50");
+        assert_close(low.queue_wait_quantile_us(0.99), 990_000, "low p99");
+        assert_eq!(s.lane(Priority::High).queue_wait_quantile_us(0.5), 0.0);
     }
 
     #[test]
@@ -716,12 +1016,9 @@ mod tests {
             ..Counts::default()
         };
         let s = m.snapshot(1, counts, [0, 0]);
-        let p50 = s.p50_task_duration_us();
-        assert!((10.0..=20.0).contains(&p50), "p50 = {p50}");
-        let p99 = s.p99_task_duration_us();
-        assert!((10.0..=20.0).contains(&p99), "p99 = {p99}");
-        let p100 = s.quantile_us(1.0);
-        assert!((5000.0..=10000.0).contains(&p100), "p100 = {p100}");
+        assert_close(s.p50_task_duration_us(), 10_000, "p50");
+        assert_close(s.p99_task_duration_us(), 10_000, "p99");
+        assert_eq!(s.quantile_us(1.0), 5000.0);
         assert_eq!(s.max_task_duration_us(), 5000);
         assert_eq!(s.tasks_active(), 0);
         assert_eq!(s.tasks_completed(), 100);

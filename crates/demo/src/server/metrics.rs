@@ -1,26 +1,54 @@
-//! Counters: HTTP answers per endpoint, and `/metrics` in the Prometheus
-//! text format (those counters plus the pool's).
+//! Counters: HTTP answers and their durations per endpoint, and `/metrics`
+//! in the OpenMetrics text format (those, plus the pool's from
+//! `compute-pool`'s `prometheus` feature).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
 
 use super::AppState;
 
 /// The routes the demo serves, in the order of [`EndpointStats`].
 pub const ENDPOINTS: [&str; 5] = ["/tokenize", "/embed", "/infer", "/ping", "/metrics"];
 
-/// HTTP counters per endpoint (plus one slot for unknown routes).
-#[derive(Debug, Default)]
+/// The label of an answer's endpoint: one of [`ENDPOINTS`], or `other`.
+type EndpointLabel = [(&'static str, &'static str); 1];
+
+/// The request-duration histograms, one per endpoint.
+type Durations = Family<EndpointLabel, Histogram, fn() -> Histogram>;
+
+/// HTTP counters per endpoint (plus one slot for unknown routes), and the
+/// request-duration histograms.
+#[derive(Debug)]
 pub struct EndpointStats {
     // Index: position in ENDPOINTS, or ENDPOINTS.len() for "other".
     by_class: [[AtomicU64; 3]; ENDPOINTS.len() + 1],
-    busy_us: [AtomicU64; ENDPOINTS.len() + 1],
+    durations: Durations,
+}
+
+impl Default for EndpointStats {
+    fn default() -> Self {
+        EndpointStats {
+            by_class: Default::default(),
+            // 100 µs to about 6.5 s, doubling.
+            durations: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1e-4, 2.0, 17))
+            }),
+        }
+    }
 }
 
 impl EndpointStats {
@@ -40,9 +68,10 @@ impl EndpointStats {
         };
         // ORDERING: Relaxed: independent tallies, read only for reporting.
         self.by_class[slot][class].fetch_add(1, Ordering::Relaxed);
-        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        // ORDERING: Relaxed: an independent sum.
-        self.busy_us[slot].fetch_add(us, Ordering::Relaxed);
+        let endpoint = ENDPOINTS.get(slot).copied().unwrap_or("other");
+        self.durations
+            .get_or_create(&[("endpoint", endpoint)])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Requests answered on `endpoint` (one of [`ENDPOINTS`], or anything
@@ -54,7 +83,8 @@ impl EndpointStats {
     }
 }
 
-/// Middleware: records every answer in [`EndpointStats`].
+/// Middleware: records every answer in [`EndpointStats`], with how long it
+/// took from the request's arrival at this layer to its answer's head.
 pub(crate) async fn count_requests(
     State(state): State<AppState>,
     request: Request,
@@ -77,139 +107,69 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         prometheus_text(&state),
     )
 }
 
-/// The Prometheus text exposition of the pool's metrics and the HTTP
-/// counters.
+/// The demo's own figures, read at each scrape: the dispatch mode and the
+/// answers per endpoint and status class.
+#[derive(Debug)]
+struct DemoCollector {
+    mode: String,
+    stats: Arc<EndpointStats>,
+}
+
+impl Collector for DemoCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut mode = encoder.encode_descriptor(
+            "demo_dispatch_mode",
+            "Where request compute runs (1 for the active mode).",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1i64).encode(mode.encode_family(&[("mode", self.mode.as_str())])?)?;
+        let mut requests = encoder.encode_descriptor(
+            "demo_http_requests",
+            "HTTP requests answered, by endpoint and status class.",
+            None,
+            MetricType::Counter,
+        )?;
+        for endpoint in ENDPOINTS.iter().copied().chain(["other"]) {
+            let counts = self.stats.counts(endpoint);
+            for (class, count) in ["2xx", "4xx", "5xx"].into_iter().zip(counts) {
+                let labels = [("endpoint", endpoint), ("status", class)];
+                ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The OpenMetrics text exposition of the HTTP figures and the pool's
+/// metrics (labelled `pool="compute"`).
+///
+/// A registry is built for each scrape: everything in it is read at that
+/// moment (the demo's counters and the pool by collectors, the request
+/// durations from the histograms they share with the middleware).
 pub fn prometheus_text(state: &AppState) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(DemoCollector {
+        mode: state.dispatcher.mode().to_string(),
+        stats: Arc::clone(&state.stats),
+    }));
+    registry.register_with_unit(
+        "demo_http_request_duration",
+        "Time from a request's arrival to its answer, by endpoint.",
+        Unit::Seconds,
+        state.stats.durations.clone(),
+    );
+    if let Some(pool) = &state.pool {
+        pool.register_metrics(&mut registry, "compute");
+    }
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let mode = state.dispatcher.mode();
-    family(
-        "demo_dispatch_mode",
-        "gauge",
-        "Where request compute runs (1 for the active mode).",
-        &[(format!("{{mode=\"{mode}\"}}"), "1".into())],
-    );
-    let mut requests = Vec::new();
-    for endpoint in ENDPOINTS.iter().copied().chain(["other"]) {
-        let counts = state.stats.counts(endpoint);
-        for (class, count) in ["2xx", "4xx", "5xx"].iter().zip(counts) {
-            requests.push((
-                format!("{{endpoint=\"{endpoint}\",status=\"{class}\"}}"),
-                count.to_string(),
-            ));
-        }
-    }
-    family(
-        "demo_http_requests_total",
-        "counter",
-        "HTTP requests answered, by endpoint and status class.",
-        &requests,
-    );
-    let Some(pool) = &state.pool else {
-        return out;
-    };
-    let m = pool.metrics();
-    let plain = |v: String| vec![(String::new(), v)];
-    let rows: [(&str, &str, &str, String); 14] = [
-        (
-            "compute_pool_threads",
-            "gauge",
-            "Threads in the compute pool.",
-            m.num_threads().to_string(),
-        ),
-        (
-            "compute_pool_tasks_total",
-            "counter",
-            "Jobs accepted by the pool.",
-            m.tasks_total().to_string(),
-        ),
-        (
-            "compute_pool_tasks_active",
-            "gauge",
-            "Jobs queued or running.",
-            m.tasks_active().to_string(),
-        ),
-        (
-            "compute_pool_tasks_queued",
-            "gauge",
-            "Jobs accepted and not started.",
-            m.tasks_queued().to_string(),
-        ),
-        (
-            "compute_pool_tasks_running",
-            "gauge",
-            "Jobs running now.",
-            m.tasks_running().to_string(),
-        ),
-        (
-            "compute_pool_tasks_completed_total",
-            "counter",
-            "Jobs that returned normally.",
-            m.tasks_completed().to_string(),
-        ),
-        (
-            "compute_pool_tasks_panicked_total",
-            "counter",
-            "Jobs that panicked (the panic reached their awaiter).",
-            m.tasks_panicked().to_string(),
-        ),
-        (
-            "compute_pool_tasks_cancelled_total",
-            "counter",
-            "Jobs dropped before they ran.",
-            m.tasks_cancelled().to_string(),
-        ),
-        (
-            "compute_pool_tasks_rejected_total",
-            "counter",
-            "Submissions refused.",
-            m.tasks_rejected().to_string(),
-        ),
-        (
-            "compute_pool_slow_tasks_total",
-            "counter",
-            "Jobs slower than the slow-task threshold.",
-            m.slow_tasks().to_string(),
-        ),
-        (
-            "compute_pool_task_duration_avg_microseconds",
-            "gauge",
-            "Mean compute time per job.",
-            format!("{:.1}", m.avg_task_duration_us()),
-        ),
-        (
-            "compute_pool_task_duration_p99_microseconds",
-            "gauge",
-            "99th percentile of compute time per job (log2 buckets).",
-            format!("{:.1}", m.p99_task_duration_us()),
-        ),
-        (
-            "compute_pool_task_duration_max_microseconds",
-            "gauge",
-            "Longest compute time of a job.",
-            m.max_task_duration_us().to_string(),
-        ),
-        (
-            "compute_pool_queue_wait_avg_microseconds",
-            "gauge",
-            "Mean time a job waited before it started.",
-            format!("{:.1}", m.avg_queue_wait_us()),
-        ),
-    ];
-    for (name, kind, help, value) in rows {
-        family(name, kind, help, &plain(value));
-    }
+    // Writing to a String cannot fail, nor can the collectors.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
     out
 }

@@ -173,6 +173,8 @@ async fn the_config_is_applied() {
         low_priority_max_wait: Duration::from_millis(7),
         max_queued: Some(16),
         on_thread_start: None,
+        blocked_check_interval: Some(Duration::from_millis(20)),
+        blocked_threshold: Duration::from_millis(40),
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);

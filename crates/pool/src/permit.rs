@@ -20,7 +20,7 @@ use crate::pool::ComputePool;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), compute_pool::ComputeError> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use compute_pool::{ComputeConfig, ComputePool};
 ///
 /// let pool = ComputePool::new(ComputeConfig {

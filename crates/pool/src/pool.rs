@@ -227,7 +227,7 @@ impl ComputePool {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), compute_pool::ComputeError> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use compute_pool::{ComputeConfig, ComputeError, ComputePool};
     ///
     /// let pool = ComputePool::new(ComputeConfig {

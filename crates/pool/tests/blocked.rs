@@ -95,7 +95,7 @@ fn a_zero_interval_or_threshold_is_refused() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Arc, Mutex, OnceLock};
+    use std::sync::{mpsc, Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use compute_pool::{ComputeConfig, ComputePool};
@@ -259,8 +259,8 @@ mod linux {
                     .push(fields.0);
             }
         }
-        static EVENTS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-        static INSTALLED: OnceLock<()> = OnceLock::new();
+        static EVENTS: std::sync::OnceLock<Mutex<Vec<String>>> = std::sync::OnceLock::new();
+        static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
         INSTALLED.get_or_init(|| {
             let subscriber = tracing_subscriber::registry().with(Record);
             tracing::subscriber::set_global_default(subscriber).unwrap();

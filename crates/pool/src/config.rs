@@ -118,6 +118,15 @@ pub struct ComputeConfig {
     /// runtime's context. `None`: nothing. See [`ThreadHook`], including
     /// what happens when it panics.
     pub on_thread_start: Option<ThreadHook>,
+    /// How often the blocked-job detector looks at the running jobs (see
+    /// the guide's "Jobs that block"); `None` switches it off. Linux only:
+    /// elsewhere it is off whatever this says. Default 100 ms; more than
+    /// zero.
+    pub blocked_check_interval: Option<Duration>,
+    /// A job running this long using less than a tenth of a CPU (over a
+    /// window at least this long) is blocked. Default 50 ms; more than
+    /// zero.
+    pub blocked_threshold: Duration,
 }
 
 /// The largest [`ComputeConfig::low_priority_max_wait`] accepted: 1 hour.
@@ -147,6 +156,8 @@ impl Default for ComputeConfig {
             max_queued: None,
             spin_policy: SpinPolicy::Balanced,
             on_thread_start: None,
+            blocked_check_interval: Some(Duration::from_millis(100)),
+            blocked_threshold: Duration::from_millis(50),
         }
     }
 }
@@ -300,6 +311,20 @@ impl ComputeConfig {
                 "thread_name_prefix",
                 format!("{:?}", self.thread_name_prefix),
                 "must not contain a NUL character",
+            ));
+        }
+        if self.blocked_check_interval == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "blocked_check_interval",
+                "Some(0ns)",
+                "must be more than zero (None switches the detector off)",
+            ));
+        }
+        if self.blocked_threshold.is_zero() {
+            return Err(ConfigError::invalid(
+                "blocked_threshold",
+                "0ns",
+                "must be more than zero",
             ));
         }
         if self.await_spin_limit > MAX_AWAIT_SPIN {

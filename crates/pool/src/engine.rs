@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::ComputeConfig;
+use crate::detector::{Detector, SitePtr};
 use crate::erased::ErasedJob;
 use crate::ledger::Ledger;
 use crate::metrics::PoolMetrics;
@@ -30,6 +31,10 @@ pub(crate) struct Engine {
     pub(crate) queue: RunQueue<PoolJob>,
     pub(crate) config: ComputeConfig,
     pub(crate) num_threads: usize,
+    /// Blocked-job detection: the threads' slots and the call sites.
+    pub(crate) detector: Detector,
+    /// Unique among the engines of this process (call-site caches key on it).
+    pub(crate) id: u64,
     /// Jobs record their submission time relative to this.
     epoch: Instant,
     /// The owner, set once right after the rayon pool is built; read by
@@ -72,6 +77,16 @@ impl Engine {
                     max_wait: config.low_priority_max_wait,
                 },
             ),
+            detector: Detector::new(
+                num_threads,
+                config.blocked_check_interval,
+                config.blocked_threshold,
+            ),
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                // ORDERING: Relaxed: only uniqueness matters.
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             num_threads,
             epoch: Instant::now(),
             owner: OnceLock::new(),
@@ -130,6 +145,15 @@ impl Engine {
     pub(crate) fn runner_keep_alive(&self) -> Option<Duration> {
         let keep_alive = self.config.runner_keep_alive;
         (self.num_threads > 1 && !keep_alive.is_zero()).then_some(keep_alive)
+    }
+
+    /// The stats of the call site at `location`, as a job carries them:
+    /// cached per thread, so a submission from a known site takes no lock.
+    #[inline]
+    pub(crate) fn site(&self, location: &'static std::panic::Location<'static>) -> SitePtr {
+        SitePtr(crate::home::cached_site(self.id, location, || {
+            self.detector.sites.resolve(location)
+        }))
     }
 
     /// `at` as nanoseconds since the pool was built (saturating).

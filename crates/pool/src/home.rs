@@ -15,6 +15,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::{Arc, Weak};
 
+use crate::detector::{SiteStats, Slot};
 use crate::engine::Engine;
 
 /// The thread's relation to pools. See the module docs.
@@ -22,7 +23,17 @@ struct Home {
     serves: OnceCell<Arc<Engine>>,
     context: RefCell<Weak<Engine>>,
     in_job: Cell<bool>,
+    /// The index of this compute thread's detector slot; `usize::MAX` on
+    /// other threads.
+    slot: Cell<usize>,
+    /// Call sites this thread submitted from lately: (engine id, location
+    /// address, its stats), valid while that engine lives (ids are never
+    /// reused, so a dead engine's entries never match).
+    sites: RefCell<Vec<(u64, usize, *const SiteStats)>>,
 }
+
+/// Entries kept in a thread's call-site cache before it starts afresh.
+const SITE_CACHE: usize = 32;
 
 thread_local! {
     static HOME: Home = const {
@@ -30,15 +41,18 @@ thread_local! {
             serves: OnceCell::new(),
             context: RefCell::new(Weak::new()),
             in_job: Cell::new(false),
+            slot: Cell::new(usize::MAX),
+            sites: RefCell::new(Vec::new()),
         }
     };
 }
 
-/// Makes this (compute) thread serve `engine` for the rest of its life, and
-/// enters its context.
-pub(crate) fn serve(engine: Arc<Engine>) {
+/// Makes this (compute) thread, number `index`, serve `engine` for the rest
+/// of its life, and enters its context.
+pub(crate) fn serve(engine: Arc<Engine>, index: usize) {
     let _ = HOME.try_with(|home| {
         *home.context.borrow_mut() = Arc::downgrade(&engine);
+        home.slot.set(index);
         let _ = home.serves.set(engine);
     });
 }
@@ -80,4 +94,51 @@ impl Drop for InJob {
     fn drop(&mut self) {
         let _ = HOME.try_with(|home| home.in_job.set(false));
     }
+}
+
+/// This thread's detector slot in `engine`, if it is one of its compute
+/// threads.
+#[inline]
+pub(crate) fn slot(engine: &Engine) -> Option<&Slot> {
+    let index = HOME
+        .try_with(|home| {
+            let serves = home.serves.get()?;
+            std::ptr::eq(Arc::as_ptr(serves), engine).then(|| home.slot.get())
+        })
+        .ok()
+        .flatten()?;
+    engine.detector.slots.get(index)
+}
+
+/// The stats of `location` in the engine numbered `engine_id`, from this
+/// thread's cache, or from `resolve` (then cached).
+#[inline]
+pub(crate) fn cached_site(
+    engine_id: u64,
+    location: &'static std::panic::Location<'static>,
+    resolve: impl FnOnce() -> *const SiteStats,
+) -> *const SiteStats {
+    let key = location as *const std::panic::Location<'static> as usize;
+    let found = HOME
+        .try_with(|home| {
+            let sites = home.sites.borrow();
+            sites
+                .iter()
+                .find(|(id, at, _)| *id == engine_id && *at == key)
+                .map(|(_, _, stats)| *stats)
+        })
+        .ok()
+        .flatten();
+    if let Some(stats) = found {
+        return stats;
+    }
+    let stats = resolve();
+    let _ = HOME.try_with(|home| {
+        let mut sites = home.sites.borrow_mut();
+        if sites.len() >= SITE_CACHE {
+            sites.clear();
+        }
+        sites.push((engine_id, key, stats));
+    });
+    stats
 }

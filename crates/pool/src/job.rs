@@ -21,6 +21,7 @@ use std::time::Instant;
 use compute_bridge::Sender;
 
 use crate::cancel::CancelToken;
+use crate::detector::SitePtr;
 use crate::engine::Engine;
 use crate::erased::Runnable;
 use crate::error::ComputeError;
@@ -43,6 +44,8 @@ pub(crate) struct Job<W, R> {
     /// the size of an `Instant`).
     submitted_ns: u64,
     span: SubmitSpan,
+    /// Where it was submitted (see `detector.rs`).
+    site: SitePtr,
 }
 
 impl<W, R> Job<W, R>
@@ -50,8 +53,15 @@ where
     W: FnOnce(CancelToken<'_>) -> R + Send,
     R: Send,
 {
-    pub(crate) fn new(engine: &Engine, ticket: Ticket, tx: Sender<JobResult<R>>, work: W) -> Self {
+    pub(crate) fn new(
+        engine: &Engine,
+        ticket: Ticket,
+        tx: Sender<JobResult<R>>,
+        site: SitePtr,
+        work: W,
+    ) -> Self {
         Job {
+            site,
             submitted_ns: engine.nanos_since_epoch(Instant::now()),
             parts: Some((work, tx, ticket)),
             span: SubmitSpan::current(),
@@ -91,7 +101,16 @@ where
         let span = std::mem::take(&mut self.span);
         let submitted_at = engine.instant_since_epoch(self.submitted_ns);
         let token = CancelToken::new(&tx, &engine.ledger);
-        let result = run_counted(engine, ticket, submitted_at, lane, &span, work, token);
+        let result = run_counted(
+            engine,
+            ticket,
+            submitted_at,
+            lane,
+            &span,
+            self.site,
+            work,
+            token,
+        );
         before_send();
         // `send` only panics if the awaiter's waker panics in `wake`; the
         // value is delivered all the same, so count it and carry on.
@@ -143,17 +162,23 @@ pub(crate) fn drop_contained<T>(engine: &Engine, value: T) {
 
 /// Runs `work` as the counted job `ticket`: starts it, records its queue
 /// wait (for `lane` too, if it waited in one), runs it inside `span`
-/// catching its panic, records its compute time and finishes it.
+/// catching its panic, records its compute time (for its call `site` too)
+/// and finishes it. The outermost job on a compute thread is published in
+/// the thread's detector slot while it runs: two stores each way.
 ///
 /// Every job runs through here: queued jobs, `execute_sync` and inline runs
 /// (nested calls, `execute_here`), so every path counts and measures the
 /// same way.
+// Each argument is one fact about the job, from three routes that have them
+// in different places; a struct for them would only be taken apart here.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_counted<'t, W, R>(
     engine: &Engine,
     ticket: Ticket,
     submitted_at: Instant,
     lane: Option<Priority>,
     span: &SubmitSpan,
+    site: SitePtr,
     work: W,
     token: CancelToken<'t>,
 ) -> JobResult<R>
@@ -162,18 +187,31 @@ where
 {
     let started = Instant::now();
     let running = ticket.start(&engine.ledger);
-    engine
-        .metrics
-        .record_queue_wait(started.saturating_duration_since(submitted_at), lane);
+    let queue_wait = started.saturating_duration_since(submitted_at);
+    engine.metrics.record_queue_wait(queue_wait, lane);
+    let slot = if engine.detector.on {
+        crate::home::slot(engine)
+            .filter(|slot| slot.enter(engine.nanos_since_epoch(started), site.0))
+    } else {
+        None
+    };
     let outcome = {
         let _entered = span.enter();
         catch_unwind(AssertUnwindSafe(move || work(token)))
     };
     let compute = started.elapsed();
+    if let Some(slot) = slot {
+        slot.leave();
+    }
+    site.get().record(nanos(queue_wait), nanos(compute));
     engine.metrics.record_compute(compute);
     engine.await_spin.observe(compute);
     running.finish(&engine.ledger, outcome.is_err());
     outcome.map_err(ComputeError::panicked)
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The submitter's tracing span, carried to the compute thread and entered

@@ -63,6 +63,7 @@
 mod cancel;
 mod config;
 mod context;
+mod detector;
 mod engine;
 mod erased;
 mod error;
@@ -102,6 +103,7 @@ pub use config::{
     MIN_STACK_SIZE,
 };
 pub use context::{current, enter_context, leave_context};
+pub use detector::CallSiteStats;
 pub use error::{ArgumentError, ComputeError, PanicPayload};
 pub use handle::TaskHandle;
 pub use metrics::{ComputeMetrics, LaneMetrics};

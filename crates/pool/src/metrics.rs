@@ -18,7 +18,7 @@
 //! cancelled`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::ledger::Counts;
@@ -120,6 +120,16 @@ pub(crate) struct PoolMetrics {
     lanes: [CacheLine<LaneSide>; 2],
     adaptive: CacheLine<AdaptiveSide>,
     slow_threshold_ns: u64,
+    /// Written by the blocked-job detector's watchdog only.
+    detector: CacheLine<DetectorSide>,
+}
+
+/// Written by the blocked-job detector (`detector.rs`).
+#[derive(Default)]
+struct DetectorSide {
+    blocked: AtomicU64,
+    starved_events: AtomicU64,
+    starved: AtomicBool,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -227,6 +237,7 @@ impl PoolMetrics {
             lanes: Default::default(),
             adaptive: CacheLine::default(),
             slow_threshold_ns: nanos(slow_threshold),
+            detector: CacheLine::default(),
         }
     }
 
@@ -309,6 +320,33 @@ impl PoolMetrics {
         self.adaptive.0.mispredicted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The detector found a job blocked.
+    pub(crate) fn record_blocked(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.detector.0.blocked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The detector found the pool starved (it was not).
+    pub(crate) fn record_starved(&self) {
+        // ORDERING: Relaxed: an independent tally.
+        self.detector
+            .0
+            .starved_events
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the pool is starved, as the detector last saw it.
+    pub(crate) fn set_starved(&self, starved: bool) {
+        // ORDERING: Relaxed: a gauge; nothing is published through it.
+        self.detector.0.starved.store(starved, Ordering::Relaxed);
+    }
+
+    /// See [`set_starved`](Self::set_starved).
+    pub(crate) fn is_starved(&self) -> bool {
+        // ORDERING: Relaxed: a gauge.
+        self.detector.0.starved.load(Ordering::Relaxed)
+    }
+
     /// A consistent-enough copy of every counter, with the ledger's
     /// `counts` (read first, so the durations cover at least those jobs).
     ///
@@ -363,6 +401,8 @@ impl PoolMetrics {
             adaptive_inline: load(&a.inline),
             adaptive_offloaded: load(&a.offloaded),
             adaptive_mispredicted: load(&a.mispredicted),
+            blocked_tasks: load(&self.detector.0.blocked),
+            starved_events: load(&self.detector.0.starved_events),
         }
     }
 }
@@ -404,6 +444,8 @@ pub struct ComputeMetrics {
     adaptive_inline: u64,
     adaptive_offloaded: u64,
     adaptive_mispredicted: u64,
+    blocked_tasks: u64,
+    starved_events: u64,
 }
 
 impl ComputeMetrics {
@@ -720,6 +762,30 @@ impl ComputeMetrics {
     /// ```
     pub fn num_threads(&self) -> usize {
         self.num_threads
+    }
+
+    /// Jobs the blocked-job detector found holding a compute thread without
+    /// using CPU (each counted once; see the guide's "Jobs that block").
+    /// Always 0 where the detector is unavailable or switched off.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// pool.execute_sync(|| (0..100u64).sum::<u64>()).unwrap();
+    /// assert_eq!(pool.metrics().blocked_tasks(), 0);
+    /// ```
+    pub fn blocked_tasks(&self) -> u64 {
+        self.blocked_tasks
+    }
+
+    /// Times the detector found every compute thread in a blocked job while
+    /// other jobs waited (counted when it starts, not while it lasts).
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert_eq!(pool.metrics().starved_events(), 0);
+    /// ```
+    pub fn starved_events(&self) -> u64 {
+        self.starved_events
     }
 }
 

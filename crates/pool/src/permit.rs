@@ -46,6 +46,7 @@ impl Permit {
     /// handle behaves as one from [`ComputePool::execute`]. Never
     /// `Saturated`; `Shutdown` if the pool shut down since the place was
     /// reserved.
+    #[track_caller]
     pub fn execute<F, R>(mut self, f: F) -> TaskHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

@@ -105,8 +105,9 @@ impl ComputePool {
             })
             .start_handler({
                 let engine = engine.clone();
-                move |_index| {
-                    home::serve(engine.clone());
+                move |index| {
+                    home::serve(engine.clone(), index);
+                    engine.detector.register(index);
                     run_start_hook(&engine);
                 }
             });
@@ -117,6 +118,7 @@ impl ComputePool {
             what: "compute pool".to_owned(),
             message: err.to_string(),
         })?;
+        crate::detector::start_watchdog(&engine);
         let inner = Arc::new(PoolOwner { rayon, engine });
         inner.engine.set_owner(&inner);
         Ok(ComputePool {
@@ -170,6 +172,48 @@ impl ComputePool {
         engine
             .metrics
             .snapshot(self.num_threads(), engine.ledger.counts(), waiting)
+    }
+
+    /// Statistics per call site: for each place in the source that
+    /// submitted jobs to this pool, how many finished, their compute time and
+    /// queue wait, and how many were found blocked (see the guide's "Jobs
+    /// that block"). Sorted by file and line.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// let line = line!() + 1;
+    /// futures::executor::block_on(pool.execute(|| 1)).unwrap();
+    /// let sites = pool.call_sites();
+    /// assert_eq!((sites[0].line, sites[0].jobs), (line, 1));
+    /// ```
+    pub fn call_sites(&self) -> Vec<crate::CallSiteStats> {
+        self.inner.engine.detector.sites.snapshot()
+    }
+
+    /// Whether this platform can detect jobs that block (Linux: it reads
+    /// each compute thread's CPU clock); elsewhere the detector is off and
+    /// `blocked_tasks` stays 0. It never guesses.
+    ///
+    /// ```
+    /// assert_eq!(
+    ///     compute_pool::ComputePool::blocked_detector_available(),
+    ///     cfg!(target_os = "linux"),
+    /// );
+    /// ```
+    pub fn blocked_detector_available() -> bool {
+        crate::detector::AVAILABLE
+    }
+
+    /// Whether every compute thread is in a blocked job while jobs wait, as
+    /// of the detector's last look (see the guide's "Jobs that block");
+    /// false again once a thread frees up.
+    ///
+    /// ```
+    /// let pool = compute_pool::ComputePool::with_defaults().unwrap();
+    /// assert!(!pool.is_starved());
+    /// ```
+    pub fn is_starved(&self) -> bool {
+        self.inner.engine.metrics.is_starved()
     }
 
     /// Waits, first come first served, for a place in this pool, and gives a
@@ -272,6 +316,7 @@ impl ComputePool {
     /// assert_eq!(primes, 1229);
     /// # }
     /// ```
+    #[track_caller]
     pub fn execute<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -296,6 +341,7 @@ impl ComputePool {
     /// .unwrap();
     /// assert_eq!(lengths, vec![5, 5, 6]);
     /// ```
+    #[track_caller]
     pub fn install<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -327,6 +373,7 @@ impl ComputePool {
     /// assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap() > 0);
     /// # }
     /// ```
+    #[track_caller]
     pub fn execute_cancellable<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: FnOnce(CancelToken<'_>) -> R + Send + 'static,
@@ -366,6 +413,7 @@ impl ComputePool {
     /// assert_eq!(total.load(Ordering::Relaxed), (0..4000u64).sum());
     /// # }
     /// ```
+    #[track_caller]
     pub fn execute_scoped<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: for<'s> FnOnce(&rayon::Scope<'s>) -> R + Send + 'static,
@@ -395,6 +443,7 @@ impl ComputePool {
     /// .unwrap();
     /// assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
     /// ```
+    #[track_caller]
     pub fn execute_scoped_fifo<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: for<'s> FnOnce(&rayon::ScopeFifo<'s>) -> R + Send + 'static,
@@ -415,6 +464,7 @@ impl ComputePool {
     /// .unwrap();
     /// assert_eq!((evens, odds), (50, 50));
     /// ```
+    #[track_caller]
     pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> TaskHandle<(RA, RB)>
     where
         A: FnOnce() -> RA + Send + 'static,
@@ -433,6 +483,7 @@ impl ComputePool {
     /// let squares = futures::executor::block_on(pool.par_map((1..=5u32).collect(), |x| x * x)).unwrap();
     /// assert_eq!(squares, vec![1, 4, 9, 16, 25]);
     /// ```
+    #[track_caller]
     pub fn par_map<T, R, F>(&self, items: Vec<T>, f: F) -> TaskHandle<Vec<R>>
     where
         T: Send + 'static,
@@ -460,6 +511,7 @@ impl ComputePool {
     /// let err = futures::executor::block_on(pool.parallel_batch(vec![1], 0, |c: &[i32]| c.to_vec()));
     /// assert!(err.unwrap_err().to_string().contains("batch_size = 0"));
     /// ```
+    #[track_caller]
     pub fn parallel_batch<T, R, F>(
         &self,
         items: Vec<T>,
@@ -507,6 +559,7 @@ impl ComputePool {
     /// assert_eq!(max, Some(9));
     /// assert_eq!(data.len(), 8); // still ours: it was only borrowed
     /// ```
+    #[track_caller]
     pub fn execute_sync<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send,
@@ -534,6 +587,7 @@ impl ComputePool {
     /// pool.shutdown_blocking(std::time::Duration::from_secs(1));
     /// assert!(pool.execute_here(|| ()).unwrap_err().is_shutdown());
     /// ```
+    #[track_caller]
     pub fn execute_here<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R,
@@ -570,6 +624,7 @@ impl ComputePool {
     /// release.send(()).unwrap();
     /// futures::executor::block_on(busy).unwrap();
     /// ```
+    #[track_caller]
     pub fn try_execute<F, R>(&self, f: F) -> Result<TaskHandle<R>, ComputeError>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -644,6 +699,7 @@ impl ComputePool {
 
     /// The one submission of every async method: refused work resolves the
     /// handle to its error.
+    #[track_caller]
     fn submit_async<W, R>(&self, work: W) -> TaskHandle<R>
     where
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
@@ -784,7 +840,13 @@ mod tests {
         let (tx, _rx) = compute_bridge::channel();
         let captures = (Arc::new(1u64), 2u64);
         let work = move |_: CancelToken<'_>| *captures.0 + captures.1;
-        let job = crate::erased::ErasedJob::new(crate::job::Job::new(engine, ticket, tx, work));
+        let job = crate::erased::ErasedJob::new(crate::job::Job::new(
+            engine,
+            ticket,
+            tx,
+            engine.site(std::panic::Location::caller()),
+            work,
+        ));
         assert!(job.is_inline());
         job.discard(engine);
     }

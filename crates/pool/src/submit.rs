@@ -15,11 +15,13 @@
 //! - **a compute thread while the caller blocks** ([`PoolOwner::submit_and_wait`]):
 //!   `execute_sync`, whose job may borrow from the caller's stack.
 
+use std::panic::Location;
 use std::time::Instant;
 
 use compute_bridge::Spin;
 
 use crate::cancel::CancelToken;
+use crate::detector::SitePtr;
 use crate::engine::{Engine, PoolOwner};
 use crate::erased::ErasedJob;
 use crate::error::ComputeError;
@@ -54,6 +56,7 @@ impl PoolOwner {
     /// Submits async work. From one of the pool's own threads it runs
     /// here and now (nesting can never deadlock), needing no room;
     /// otherwise it goes to the run queue.
+    #[track_caller]
     pub(crate) fn submit<W, R>(
         &self,
         room: Room,
@@ -69,8 +72,9 @@ impl PoolOwner {
         }
         let (ticket, number, work) = self.admit(room, work)?;
         let engine = &self.engine;
+        let site = engine.site(Location::caller());
         let (tx, rx) = compute_bridge::channel();
-        let job = ErasedJob::new(Job::new(engine, ticket, tx, work));
+        let job = ErasedJob::new(Job::new(engine, ticket, tx, site, work));
         // A High job may start a runner that takes it along (no queue slot);
         // a Low one always queues, behind any High job waiting.
         if lane == Priority::High && engine.queue.claim_runner() {
@@ -82,15 +86,17 @@ impl PoolOwner {
     }
 
     /// Runs `work` on the calling thread as a counted job of this pool.
+    #[track_caller]
     pub(crate) fn submit_here<W, R>(&self, work: W) -> Result<R, ComputeError>
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
         let (ticket, _, work) = self.admit(Room::Any, work)?;
-        self.run_inline(ticket, work)
+        let site = self.engine.site(Location::caller());
+        self.run_inline(ticket, site, work)
     }
 
-    fn run_inline<W, R>(&self, ticket: Ticket, work: W) -> Result<R, ComputeError>
+    fn run_inline<W, R>(&self, ticket: Ticket, site: SitePtr, work: W) -> Result<R, ComputeError>
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
@@ -102,6 +108,7 @@ impl PoolOwner {
             Instant::now(),
             None,
             &SubmitSpan::current(),
+            site,
             work,
             token,
         )
@@ -109,14 +116,16 @@ impl PoolOwner {
 
     /// Runs `f` on the pool and blocks the calling thread until it is done;
     /// `f` may borrow from the caller. See `ComputePool::execute_sync`.
+    #[track_caller]
     pub(crate) fn submit_and_wait<F, R>(&self, f: F) -> Result<R, ComputeError>
     where
         F: FnOnce() -> R + Send,
         R: Send,
     {
         let (ticket, number, f) = self.admit(Room::Any, f)?;
+        let site = self.engine.site(Location::caller());
         if self.is_worker_thread() {
-            return self.run_inline(ticket, move |_| f());
+            return self.run_inline(ticket, site, move |_| f());
         }
         if rayon::current_thread_index().is_some() {
             // A thread of another rayon pool: rayon's `install` keeps it
@@ -125,14 +134,14 @@ impl PoolOwner {
             // wait for it forever.
             return self
                 .rayon
-                .install(move || self.run_inline(ticket, move |_| f()));
+                .install(move || self.run_inline(ticket, site, move |_| f()));
         }
         // The job goes to the pool's threads like any other, but lives on
         // this stack, borrowing what `f` borrows; this thread waits for its
         // channel, spinning first when the pool's jobs are short.
         let engine = &self.engine;
         let (tx, rx) = compute_bridge::channel();
-        let job = Job::new(engine, ticket, tx, move |_: CancelToken<'_>| f());
+        let job = Job::new(engine, ticket, tx, site, move |_: CancelToken<'_>| f());
         // SAFETY: this function returns only after `rx` resolves below, and
         // neither it nor the wait runs user code that could unwind before
         // that. `rx` resolves when the job sends, after `f` was consumed,

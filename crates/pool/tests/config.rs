@@ -174,6 +174,8 @@ async fn the_config_is_applied() {
         max_queued: Some(16),
         spin_policy: compute_pool::SpinPolicy::Latency,
         on_thread_start: None,
+        blocked_check_interval: Some(Duration::from_millis(20)),
+        blocked_threshold: Duration::from_millis(40),
     })
     .unwrap();
     assert_eq!(pool.num_threads(), 3);

@@ -10,7 +10,8 @@
 //!   index and registered by the start handler with the thread's CPU clock.
 //!   `run_counted` stores "job started at wall ns, from this site" when the
 //!   outermost job starts and clears it when it ends: two stores each way.
-//! - **The watchdog** (one thread per pool, holding only a `Weak`) wakes
+//! - **The watchdog** (`watchdog.rs`: one thread per pool, holding only a
+//!   `Weak`) wakes
 //!   every `blocked_check_interval`, reads each busy slot's thread CPU clock
 //!   and compares its advance with the wall time over its observation window.
 //!   A job older than `blocked_threshold` that used less than a tenth of a
@@ -29,12 +30,10 @@
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
-
-use crate::engine::Engine;
 
 /// Whether this platform can tell a blocked job from a computing one.
 pub(crate) const AVAILABLE: bool = cfg!(target_os = "linux");
@@ -43,7 +42,7 @@ pub(crate) const AVAILABLE: bool = cfg!(target_os = "linux");
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// A job using less than `1 / CPU_DIVISOR` of a CPU is blocked.
-const CPU_DIVISOR: u64 = 10;
+pub(crate) const CPU_DIVISOR: u64 = 10;
 
 /// What the pool knows of one call site's jobs.
 pub(crate) struct SiteStats {
@@ -51,10 +50,10 @@ pub(crate) struct SiteStats {
     jobs: AtomicU64,
     compute_ns: AtomicU64,
     queue_wait_ns: AtomicU64,
-    blocked: AtomicU64,
+    pub(crate) blocked: AtomicU64,
     /// When the site was last warned about, ns since the pool's epoch + 1;
     /// 0: never. Written by the watchdog only.
-    warned_ns: AtomicU64,
+    pub(crate) warned_ns: AtomicU64,
 }
 
 impl SiteStats {
@@ -156,14 +155,14 @@ impl Sites {
 pub(crate) struct Slot {
     /// When its outermost job started, ns since the pool's epoch + 1; 0:
     /// no job.
-    started_ns: AtomicU64,
+    pub(crate) started_ns: AtomicU64,
     /// That job's site.
-    site: AtomicPtr<SiteStats>,
+    pub(crate) site: AtomicPtr<SiteStats>,
     /// The thread's CPU clock (`clockid_t`), once registered.
-    clock: AtomicI64,
+    pub(crate) clock: AtomicI64,
     /// The thread's kernel id, for its scheduler statistics.
-    tid: AtomicI64,
-    registered: AtomicBool,
+    pub(crate) tid: AtomicI64,
+    pub(crate) registered: AtomicBool,
 }
 
 impl Slot {
@@ -208,7 +207,7 @@ pub(crate) struct Detector {
     pub(crate) sites: Sites,
     /// Whether the watchdog runs (configured on, and available).
     pub(crate) on: bool,
-    threshold_ns: u64,
+    pub(crate) threshold_ns: u64,
 }
 
 impl Detector {
@@ -243,192 +242,11 @@ impl Detector {
     }
 }
 
-/// The watchdog's memory of one slot's current job.
-#[derive(Clone, Copy, Default)]
-struct Seen {
-    /// The job (its `started_ns`); 0: none.
-    started_ns: u64,
-    /// Where its observation window began: wall ns, CPU ns.
-    wall_ns: u64,
-    cpu_ns: u64,
-    /// Time spent runnable but waiting for a CPU, ns (0 if unknown).
-    delay_ns: u64,
-    blocked: bool,
-}
-
-/// Starts the pool's watchdog thread, if the detector is on.
-pub(crate) fn start_watchdog(engine: &Arc<Engine>) {
-    let Some(interval) = engine.config.blocked_check_interval else {
-        return;
-    };
-    if !engine.detector.on {
-        return;
-    }
-    let weak: Weak<Engine> = Arc::downgrade(engine);
-    let name = format!("{}-watchdog", engine.config.thread_name_prefix);
-    // No thread: no detector; the pool works all the same.
-    let _ = std::thread::Builder::new()
-        .name(name)
-        .stack_size(256 << 10)
-        .spawn(move || watch(weak, interval));
-}
-
-/// The watchdog's loop: exits once the engine is gone.
-fn watch(engine: Weak<Engine>, interval: Duration) {
-    let mut seen: Vec<Seen> = Vec::new();
-    let mut starved = false;
-    loop {
-        std::thread::sleep(interval);
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        if seen.len() != engine.detector.slots.len() {
-            seen = vec![Seen::default(); engine.detector.slots.len()];
-        }
-        // A panic here (say from a tracing subscriber) must not end the
-        // process or the watchdog: contained, and the next tick goes on.
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            check(&engine, &mut seen, &mut starved)
-        }));
-        if checked.is_err() {
-            engine.metrics.record_escaped_panic();
-        }
-    }
-}
-
-/// One look at every slot. See the module docs.
-fn check(engine: &Engine, seen: &mut [Seen], starved: &mut bool) {
-    let detector = &engine.detector;
-    let now = engine.nanos_since_epoch(Instant::now());
-    let mut blocked_threads = 0;
-    for (slot, seen) in detector.slots.iter().zip(seen.iter_mut()) {
-        // ORDERING: Acquire: pairs with `register`'s Release store.
-        if !slot.registered.load(Ordering::Acquire) {
-            continue;
-        }
-        // ORDERING: Acquire: pairs with `Slot::enter`'s Release store, so
-        // `site` below is this job's.
-        let started = slot.started_ns.load(Ordering::Acquire);
-        if started == 0 {
-            *seen = Seen::default();
-            continue;
-        }
-        // ORDERING: Relaxed: ordered by the Acquire load above.
-        let site = slot.site.load(Ordering::Relaxed);
-        // ORDERING: Relaxed: ordered by the Acquire load of `registered`.
-        let Some(cpu) = clock::read(slot.clock.load(Ordering::Relaxed)) else {
-            continue;
-        };
-        // ORDERING: Relaxed: as above.
-        let delay = clock::run_delay(slot.tid.load(Ordering::Relaxed)).unwrap_or(0);
-        if seen.started_ns != started {
-            *seen = Seen {
-                started_ns: started,
-                wall_ns: now,
-                cpu_ns: cpu,
-                delay_ns: delay,
-                blocked: false,
-            };
-            continue;
-        }
-        if seen.blocked {
-            blocked_threads += 1;
-            continue;
-        }
-        let age = now.saturating_sub(started - 1);
-        let window = now.saturating_sub(seen.wall_ns);
-        if age < detector.threshold_ns || window < detector.threshold_ns {
-            continue;
-        }
-        let used = cpu.saturating_sub(seen.cpu_ns);
-        // A thread that waited for a CPU wanted one: on a loaded machine a
-        // computing job may get little CPU, but it is not blocked.
-        let wanted = used.saturating_add(delay.saturating_sub(seen.delay_ns));
-        // ORDERING: Relaxed: as above.
-        let tid = slot.tid.load(Ordering::Relaxed);
-        // A runnable thread's wait for a CPU is only accounted once it gets
-        // one: one runnable now is not blocked (a later look decides).
-        if wanted.saturating_mul(CPU_DIVISOR) < window
-            && !site.is_null()
-            && !clock::is_runnable(tid)
-        {
-            seen.blocked = true;
-            blocked_threads += 1;
-            engine.metrics.record_blocked();
-            // SAFETY: `site` was published with this job (Acquire above),
-            // and every `SiteStats` lives as long as the engine we hold.
-            let site = unsafe { &*site };
-            // ORDERING: Relaxed: an independent tally.
-            site.blocked.fetch_add(1, Ordering::Relaxed);
-            warn_blocked(
-                engine,
-                site,
-                now,
-                age,
-                cpu.saturating_sub(seen.cpu_ns),
-                window,
-            );
-        } else {
-            // It computes: watch a fresh window, in case it blocks later.
-            seen.wall_ns = now;
-            seen.cpu_ns = cpu;
-            seen.delay_ns = delay;
-        }
-    }
-    let waiting =
-        engine.queue.waiting(crate::Priority::High) + engine.queue.waiting(crate::Priority::Low);
-    let now_starved = blocked_threads == detector.slots.len() && waiting > 0;
-    if now_starved && !*starved {
-        engine.metrics.record_starved();
-        #[cfg(feature = "tracing")]
-        tracing::error!(
-            pool = %engine.config.thread_name_prefix,
-            threads = detector.slots.len(),
-            waiting,
-            "compute pool starved: every compute thread is in a blocked job while jobs wait"
-        );
-    }
-    if !now_starved && *starved {
-        #[cfg(feature = "tracing")]
-        tracing::info!(
-            pool = %engine.config.thread_name_prefix,
-            "compute pool no longer starved: a compute thread is free"
-        );
-    }
-    if now_starved != *starved {
-        engine.metrics.set_starved(now_starved);
-        *starved = now_starved;
-    }
-}
-
-/// The warning for a blocked job of `site`, unless one was given within
-/// [`WARN_EVERY`].
-#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-fn warn_blocked(engine: &Engine, site: &SiteStats, now: u64, age: u64, cpu: u64, window: u64) {
-    // ORDERING: Relaxed: written by this (the watchdog) thread only.
-    let last = site.warned_ns.load(Ordering::Relaxed);
-    let every = u64::try_from(WARN_EVERY.as_nanos()).unwrap_or(u64::MAX);
-    if last != 0 && now.saturating_sub(last - 1) < every {
-        return;
-    }
-    // ORDERING: Relaxed: as above.
-    site.warned_ns.store(now + 1, Ordering::Relaxed);
-    #[cfg(feature = "tracing")]
-    tracing::warn!(
-        pool = %engine.config.thread_name_prefix,
-        site = %format_args!("{}:{}", site.location.file(), site.location.line()),
-        wall_ms = age / 1_000_000,
-        window_ms = window / 1_000_000,
-        cpu_ms = cpu / 1_000_000,
-        "a compute job holds its thread without using CPU (blocked on a lock, channel, sleep or I/O?)"
-    );
-}
-
 /// Thread CPU clocks.
 #[cfg(target_os = "linux")]
-mod clock {
+pub(crate) mod clock {
     /// The calling thread's CPU clock.
-    pub(super) fn this_thread() -> Option<libc::clockid_t> {
+    pub(crate) fn this_thread() -> Option<libc::clockid_t> {
         let mut clock: libc::clockid_t = 0;
         // SAFETY: `pthread_self` is always valid for the calling thread, and
         // `clock` is a valid place for the result.
@@ -437,7 +255,7 @@ mod clock {
     }
 
     /// The calling thread's kernel id.
-    pub(super) fn this_tid() -> i64 {
+    pub(crate) fn this_tid() -> i64 {
         // SAFETY: `gettid` has no preconditions and cannot fail.
         i64::from(unsafe { libc::gettid() })
     }
@@ -445,14 +263,14 @@ mod clock {
     /// How long thread `tid` of this process has waited, runnable, for a
     /// CPU, in ns (the second field of its `schedstat`); `None` where the
     /// kernel keeps no such statistics.
-    pub(super) fn run_delay(tid: i64) -> Option<u64> {
+    pub(crate) fn run_delay(tid: i64) -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
         stat.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Whether thread `tid` of this process is running or waiting for a
     /// CPU (state `R` in its `stat`); false if that cannot be read.
-    pub(super) fn is_runnable(tid: i64) -> bool {
+    pub(crate) fn is_runnable(tid: i64) -> bool {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
             return false;
         };
@@ -465,7 +283,7 @@ mod clock {
 
     /// The CPU time of the thread whose clock is `clock`, in ns; `None` if it
     /// cannot be read (the thread has exited).
-    pub(super) fn read(clock: i64) -> Option<u64> {
+    pub(crate) fn read(clock: i64) -> Option<u64> {
         let clock = libc::clockid_t::try_from(clock).ok()?;
         let mut ts = libc::timespec {
             tv_sec: 0,
@@ -485,24 +303,24 @@ mod clock {
 
 /// No thread CPU clocks here: the detector is unavailable.
 #[cfg(not(target_os = "linux"))]
-mod clock {
-    pub(super) fn this_thread() -> Option<i32> {
+pub(crate) mod clock {
+    pub(crate) fn this_thread() -> Option<i32> {
         None
     }
 
-    pub(super) fn this_tid() -> i64 {
+    pub(crate) fn this_tid() -> i64 {
         0
     }
 
-    pub(super) fn run_delay(_tid: i64) -> Option<u64> {
+    pub(crate) fn run_delay(_tid: i64) -> Option<u64> {
         None
     }
 
-    pub(super) fn is_runnable(_tid: i64) -> bool {
+    pub(crate) fn is_runnable(_tid: i64) -> bool {
         false
     }
 
-    pub(super) fn read(_clock: i64) -> Option<u64> {
+    pub(crate) fn read(_clock: i64) -> Option<u64> {
         None
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::ComputeConfig;
-use crate::detector::{Detector, SitePtr};
+use crate::detector::Detector;
 use crate::erased::ErasedJob;
 use crate::ledger::Ledger;
 use crate::metrics::PoolMetrics;
@@ -145,15 +145,6 @@ impl Engine {
     pub(crate) fn runner_keep_alive(&self) -> Option<Duration> {
         let keep_alive = self.config.runner_keep_alive;
         (self.num_threads > 1 && !keep_alive.is_zero()).then_some(keep_alive)
-    }
-
-    /// The stats of the call site at `location`, as a job carries them:
-    /// cached per thread, so a submission from a known site takes no lock.
-    #[inline]
-    pub(crate) fn site(&self, location: &'static std::panic::Location<'static>) -> SitePtr {
-        SitePtr(crate::home::cached_site(self.id, location, || {
-            self.detector.sites.resolve(location)
-        }))
     }
 
     /// `at` as nanoseconds since the pool was built (saturating).

@@ -15,7 +15,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::{Arc, Weak};
 
-use crate::detector::{SiteStats, Slot};
+use crate::detector::{SitePtr, SiteStats, Slot};
 use crate::engine::Engine;
 
 /// The thread's relation to pools. See the module docs.
@@ -110,10 +110,20 @@ pub(crate) fn slot(engine: &Engine) -> Option<&Slot> {
     engine.detector.slots.get(index)
 }
 
+/// The stats of the call site at `location` in `engine`, as a job carries
+/// them: cached per thread, so a submission from a known site takes no
+/// lock.
+#[inline]
+pub(crate) fn site(engine: &Engine, location: &'static std::panic::Location<'static>) -> SitePtr {
+    SitePtr(cached_site(engine.id, location, || {
+        engine.detector.sites.resolve(location)
+    }))
+}
+
 /// The stats of `location` in the engine numbered `engine_id`, from this
 /// thread's cache, or from `resolve` (then cached).
 #[inline]
-pub(crate) fn cached_site(
+fn cached_site(
     engine_id: u64,
     location: &'static std::panic::Location<'static>,
     resolve: impl FnOnce() -> *const SiteStats,

@@ -89,6 +89,7 @@ mod stream;
 mod submit;
 mod sync;
 mod topology;
+mod watchdog;
 mod worker;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):

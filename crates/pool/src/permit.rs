@@ -64,6 +64,39 @@ impl Permit {
     }
 }
 
+impl ComputePool {
+    /// Waits, first come first served, for a place in this pool, and gives a
+    /// [`Permit`] to submit one job into it. A pool bounded
+    /// with `max_queued` holds at most `max_in_flight + max_queued` jobs
+    /// (reserved places included): a producer that awaits `reserve` before
+    /// each job keeps memory bounded however fast it produces, where
+    /// `execute` would answer `Saturated`. Without `max_queued` it resolves
+    /// at once. Cancel-safe; after [`shutdown`](Self::shutdown) it resolves
+    /// (and every waiting reserver is woken) to `Err(Shutdown)`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// use compute_pool::{ComputeConfig, ComputeError, ComputePool};
+    ///
+    /// let pool = ComputePool::new(ComputeConfig {
+    ///     num_threads: Some(1),
+    ///     max_in_flight: Some(1),
+    ///     max_queued: Some(0),
+    ///     ..Default::default()
+    /// })?;
+    /// let permit = pool.reserve().await?; // the one place
+    /// assert!(matches!(pool.execute(|| ()).await, Err(ComputeError::Saturated)));
+    /// drop(permit); // given back unused
+    /// assert_eq!(pool.reserve().await?.execute(|| 1).await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reserve(&self) -> Reserve {
+        Reserve::new(self.clone())
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.holds_place {
@@ -91,7 +124,7 @@ pub struct Reserve {
 }
 
 impl Reserve {
-    pub(crate) fn new(pool: ComputePool) -> Reserve {
+    fn new(pool: ComputePool) -> Reserve {
         Reserve {
             pool,
             waiting: None,

@@ -118,7 +118,7 @@ impl ComputePool {
             what: "compute pool".to_owned(),
             message: err.to_string(),
         })?;
-        crate::detector::start_watchdog(&engine);
+        crate::watchdog::start_watchdog(&engine);
         let inner = Arc::new(PoolOwner { rayon, engine });
         inner.engine.set_owner(&inner);
         Ok(ComputePool {
@@ -214,37 +214,6 @@ impl ComputePool {
     /// ```
     pub fn is_starved(&self) -> bool {
         self.inner.engine.metrics.is_starved()
-    }
-
-    /// Waits, first come first served, for a place in this pool, and gives a
-    /// [`Permit`](crate::Permit) to submit one job into it. A pool bounded
-    /// with `max_queued` holds at most `max_in_flight + max_queued` jobs
-    /// (reserved places included): a producer that awaits `reserve` before
-    /// each job keeps memory bounded however fast it produces, where
-    /// `execute` would answer `Saturated`. Without `max_queued` it resolves
-    /// at once. Cancel-safe; after [`shutdown`](Self::shutdown) it resolves
-    /// (and every waiting reserver is woken) to `Err(Shutdown)`.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// use compute_pool::{ComputeConfig, ComputeError, ComputePool};
-    ///
-    /// let pool = ComputePool::new(ComputeConfig {
-    ///     num_threads: Some(1),
-    ///     max_in_flight: Some(1),
-    ///     max_queued: Some(0),
-    ///     ..Default::default()
-    /// })?;
-    /// let permit = pool.reserve().await?; // the one place
-    /// assert!(matches!(pool.execute(|| ()).await, Err(ComputeError::Saturated)));
-    /// drop(permit); // given back unused
-    /// assert_eq!(pool.reserve().await?.execute(|| 1).await?, 1);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn reserve(&self) -> crate::Reserve {
-        crate::Reserve::new(self.clone())
     }
 
     /// A handle to this same pool whose jobs wait in the `lane` given
@@ -844,7 +813,7 @@ mod tests {
             engine,
             ticket,
             tx,
-            engine.site(std::panic::Location::caller()),
+            home::site(engine, std::panic::Location::caller()),
             work,
         ));
         assert!(job.is_inline());

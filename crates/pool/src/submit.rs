@@ -72,7 +72,7 @@ impl PoolOwner {
         }
         let (ticket, number, work) = self.admit(room, work)?;
         let engine = &self.engine;
-        let site = engine.site(Location::caller());
+        let site = home::site(engine, Location::caller());
         let (tx, rx) = compute_bridge::channel();
         let job = ErasedJob::new(Job::new(engine, ticket, tx, site, work));
         // A High job may start a runner that takes it along (no queue slot);
@@ -92,7 +92,7 @@ impl PoolOwner {
         W: FnOnce(CancelToken<'_>) -> R,
     {
         let (ticket, _, work) = self.admit(Room::Any, work)?;
-        let site = self.engine.site(Location::caller());
+        let site = home::site(&self.engine, Location::caller());
         self.run_inline(ticket, site, work)
     }
 
@@ -123,7 +123,7 @@ impl PoolOwner {
         R: Send,
     {
         let (ticket, number, f) = self.admit(Room::Any, f)?;
-        let site = self.engine.site(Location::caller());
+        let site = home::site(&self.engine, Location::caller());
         if self.is_worker_thread() {
             return self.run_inline(ticket, site, move |_| f());
         }

@@ -59,8 +59,12 @@ pub mod env {
     pub const MAX_QUEUED: &str = "COMPUTE_RUNTIME_MAX_QUEUED";
     /// Overrides `latency_mode` (`true` or `false`).
     pub const LATENCY_MODE: &str = "COMPUTE_RUNTIME_LATENCY_MODE";
+    /// Overrides `blocked_check_interval_ms` (`0` switches the detector off).
+    pub const BLOCKED_CHECK_INTERVAL_MS: &str = "COMPUTE_RUNTIME_BLOCKED_CHECK_INTERVAL_MS";
+    /// Overrides `blocked_threshold_ms`.
+    pub const BLOCKED_THRESHOLD_MS: &str = "COMPUTE_RUNTIME_BLOCKED_THRESHOLD_MS";
     /// All of the above, in the order they are applied.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         NUM_WORKER_THREADS,
         COMPUTE_THREADS,
         COMPUTE_STACK_SIZE,
@@ -73,6 +77,8 @@ pub mod env {
         LOW_PRIORITY_MAX_WAIT_MS,
         MAX_QUEUED,
         LATENCY_MODE,
+        BLOCKED_CHECK_INTERVAL_MS,
+        BLOCKED_THRESHOLD_MS,
     ];
 }
 
@@ -161,6 +167,15 @@ pub struct RuntimeConfig {
     /// [`SpinPolicy::Latency`](compute_pool::SpinPolicy::Latency). `None`
     /// or `false`: the balanced default.
     pub latency_mode: Option<bool>,
+    /// How often, in milliseconds, the pool looks for jobs that hold a
+    /// compute thread without using CPU (see
+    /// [`ComputeConfig::blocked_check_interval`]); `Some(0)` switches the
+    /// detector off. `None`: the pool's default (100 ms).
+    pub blocked_check_interval_ms: Option<u64>,
+    /// A job running this many milliseconds with under a tenth of a CPU is
+    /// blocked (see [`ComputeConfig::blocked_threshold`]). `None`: the
+    /// pool's default (50 ms).
+    pub blocked_threshold_ms: Option<u64>,
 }
 
 /// One `[runtime]` setting, declared once: its TOML key, its environment
@@ -223,7 +238,7 @@ macro_rules! setting {
 }
 
 /// Every `[runtime]` setting, in the order of [`env::ALL`].
-const SETTINGS: [Setting; 12] = [
+const SETTINGS: [Setting; 14] = [
     setting!(
         num_worker_threads,
         env::NUM_WORKER_THREADS,
@@ -300,6 +315,18 @@ const SETTINGS: [Setting; 12] = [
         } else {
             compute_pool::SpinPolicy::Balanced
         }
+    ),
+    setting!(
+        blocked_check_interval_ms,
+        env::BLOCKED_CHECK_INTERVAL_MS,
+        Raw::millis,
+        blocked_check_interval = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms))
+    ),
+    setting!(
+        blocked_threshold_ms,
+        env::BLOCKED_THRESHOLD_MS,
+        Raw::millis,
+        blocked_threshold = Duration::from_millis
     ),
 ];
 

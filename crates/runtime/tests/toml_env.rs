@@ -34,6 +34,8 @@ fn names_follow_the_keys() {
             "COMPUTE_RUNTIME_LOW_PRIORITY_MAX_WAIT_MS",
             "COMPUTE_RUNTIME_MAX_QUEUED",
             "COMPUTE_RUNTIME_LATENCY_MODE",
+            "COMPUTE_RUNTIME_BLOCKED_CHECK_INTERVAL_MS",
+            "COMPUTE_RUNTIME_BLOCKED_THRESHOLD_MS",
         ]
     );
 }

@@ -105,6 +105,8 @@ fn optional_keys_and_other_tables() {
         low_priority_max_wait_ms = 250
         max_queued = 64
         latency_mode = true
+        blocked_check_interval_ms = 0
+        blocked_threshold_ms = 80
     "#;
     let config = RuntimeConfig::from_toml_str(text).unwrap();
     assert_eq!(
@@ -122,9 +124,20 @@ fn optional_keys_and_other_tables() {
             low_priority_max_wait_ms: Some(250),
             max_queued: Some(64),
             latency_mode: Some(true),
+            blocked_check_interval_ms: Some(0),
+            blocked_threshold_ms: Some(80),
         }
     );
     assert_eq!(config.compute_config(3).low_priority_every, 4);
+    assert_eq!(
+        config.compute_config(3).blocked_check_interval,
+        None,
+        "0 switches it off"
+    );
+    assert_eq!(
+        config.compute_config(3).blocked_threshold,
+        std::time::Duration::from_millis(80)
+    );
     assert_eq!(
         config.compute_config(3).spin_policy,
         compute_runtime::SpinPolicy::Latency

@@ -106,7 +106,10 @@ pub struct ComputeConfig {
     /// `max_in_flight + max_queued` jobs. Past that, `execute` and the
     /// other async methods resolve to `Err(ComputeError::Saturated)`
     /// without running the job, and [`ComputePool::reserve`](crate::ComputePool::reserve)
-    /// waits for a place. `None`: unbounded.
+    /// waits for a place. Calls whose caller waits for the job in place
+    /// (nested calls from the pool's own threads, `execute_here`,
+    /// `execute_sync`) count but are never refused for room. `None`:
+    /// unbounded.
     pub max_queued: Option<usize>,
     /// How the pool's waits trade CPU for latency (see [`SpinPolicy`]):
     /// `Balanced` (the default) never spins in a poll and never longer

@@ -53,8 +53,14 @@ const PAST_DEADLINE: u8 = 2;
 /// How much room a submission needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Room {
-    /// Any: the job waits its turn if the pool is busy.
+    /// A place under the capacity (`max_in_flight + max_queued`), or the
+    /// job is refused with `Saturated`; without `max_queued` there is
+    /// always one. The async methods (`execute` and the rest).
     Any,
+    /// A place whatever the bounds: jobs whose caller waits for them in
+    /// place (nested calls from the pool's own threads, `execute_here`,
+    /// `execute_sync`), which must never be refused for room.
+    Unbounded,
     /// A free place under `max_in_flight`, or the job is refused with
     /// `Saturated` (`try_execute`).
     InFlight,
@@ -139,6 +145,7 @@ impl Ledger {
         if let Some(places) = &self.places {
             let took = match room {
                 Room::Any => places.take(Bound::Capacity),
+                Room::Unbounded => places.take(Bound::None),
                 Room::InFlight => places.take(Bound::InFlight),
                 Room::Reserved => true,
             };

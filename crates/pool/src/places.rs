@@ -57,6 +57,9 @@ pub(crate) enum Bound {
     InFlight,
     /// The capacity (`execute`).
     Capacity,
+    /// None: the place is counted, never refused (a caller that waits in
+    /// place for its job).
+    None,
 }
 
 impl Places {
@@ -81,6 +84,7 @@ impl Places {
         let limit = match bound {
             Bound::InFlight => self.in_flight,
             Bound::Capacity => self.capacity,
+            Bound::None => None,
         };
         // ORDERING: Relaxed: a count checked and bumped in one RMW, so two
         // racing submitters cannot both take the last place; the waiters'

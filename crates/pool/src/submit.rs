@@ -91,7 +91,7 @@ impl PoolOwner {
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
-        let (ticket, _, work) = self.admit(Room::Any, work)?;
+        let (ticket, _, work) = self.admit(Room::Unbounded, work)?;
         let site = home::site(&self.engine, Location::caller());
         self.run_inline(ticket, site, work)
     }
@@ -122,7 +122,7 @@ impl PoolOwner {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let (ticket, number, f) = self.admit(Room::Any, f)?;
+        let (ticket, number, f) = self.admit(Room::Unbounded, f)?;
         let site = home::site(&self.engine, Location::caller());
         if self.is_worker_thread() {
             return self.run_inline(ticket, site, move |_| f());

@@ -188,3 +188,43 @@ async fn a_fast_producer_that_reserves_stays_within_the_bound() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn calls_that_wait_in_place_are_never_refused_for_room() {
+    within(async {
+        let pool = bounded(0);
+        let _held = pool.reserve().await.unwrap(); // the pool is full
+        assert!(matches!(
+            pool.execute(|| ()).await,
+            Err(ComputeError::Saturated)
+        ));
+        assert_eq!(pool.execute_here(|| 1).unwrap(), 1);
+        let blocking = pool.clone();
+        let sync = tokio::task::spawn_blocking(move || blocking.execute_sync(|| 2))
+            .await
+            .unwrap();
+        assert_eq!(sync.unwrap(), 2);
+        assert_eq!(pool.metrics().tasks_active(), 0);
+    })
+    .await;
+}
+
+#[test]
+fn a_nested_call_from_a_job_is_never_refused_for_room() {
+    support::watchdog(|| {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(1),
+            max_in_flight: Some(1),
+            max_queued: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        let inner = pool.clone();
+        // The job holds the one place; its nested calls run inline.
+        let nested = pool.execute(move || {
+            let sum = futures::executor::block_on(inner.execute(|| 20)).unwrap();
+            sum + inner.execute_sync(|| 22).unwrap()
+        });
+        assert_eq!(futures::executor::block_on(nested).unwrap(), 42);
+    });
+}

@@ -47,7 +47,7 @@
 //! Feature `tracing` (on by default): the span active where a job was
 //! submitted is entered while it runs on the compute thread.
 //!
-//! Feature `prometheus`: [`ComputePool::register_metrics`] exports the
+//! Feature `prometheus`: `ComputePool::register_metrics` exports the
 //! pool's metrics (counters, gauges, and histograms of compute time and
 //! queue wait in seconds) to a `prometheus-client` registry, read at each
 //! scrape.

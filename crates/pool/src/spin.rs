@@ -57,7 +57,14 @@ pub(crate) struct AwaitSpin {
 /// the wake cost).
 pub(crate) const LINGER: Duration = Duration::from_micros(20);
 
-/// How a pool's waits trade CPU for latency; see the [module docs](self).
+/// How a pool's waits trade CPU for latency.
+///
+/// Waiting awake for a result that is about to come saves a sleeping
+/// hand-off, but only while the wait is shorter than the wake it avoids.
+/// `Balanced` never spins in a poll (the first poll of a short, running
+/// job wakes its own task and returns `Pending`, so the executor runs its
+/// other tasks first) and never waits awake longer than [`wake_cost`];
+/// `Latency` waits in the first poll itself, up to `await_spin_limit`.
 ///
 /// ```
 /// use compute_pool::{ComputeConfig, ComputePool, SpinPolicy};

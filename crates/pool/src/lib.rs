@@ -68,6 +68,7 @@ mod engine;
 mod erased;
 mod error;
 mod handle;
+mod histogram;
 mod home;
 mod job;
 #[cfg(not(loom))]

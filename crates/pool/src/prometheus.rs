@@ -40,7 +40,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::engine::PoolOwner;
-use crate::metrics::Histogram;
+use crate::histogram::Histogram;
 use crate::{ComputePool, Priority};
 
 /// The exported histogram bounds, as powers of two of nanoseconds: 2^10 ns

@@ -27,9 +27,9 @@ use crate::priority::Priority;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 
 /// Words of a job kept inline; a bigger (or over-aligned) job is boxed.
-/// Six: a pool job is its work, channel, submission time, span and call
-/// site, so work of two words stays inline.
-pub(crate) const JOB_WORDS: usize = 6;
+/// Five: a pool job is its work, channel, submission time and origin (call
+/// site and span in one word), so work of two words stays inline.
+pub(crate) const JOB_WORDS: usize = 5;
 
 type Space = [usize; JOB_WORDS];
 
@@ -292,9 +292,9 @@ mod tests {
 
     #[test]
     fn a_small_job_is_held_inline_and_a_big_one_boxed_each_run_and_dropped_once() {
-        // Two `Arc`s and a flag take three words: three words of ballast fit.
-        assert_eq!(run_counted::<3>(false), (true, 1, 1, 1));
-        assert_eq!(run_counted::<4>(false), (false, 1, 1, 1));
+        // Two `Arc`s and a flag take three words: two words of ballast fit.
+        assert_eq!(run_counted::<2>(false), (true, 1, 1, 1));
+        assert_eq!(run_counted::<3>(false), (false, 1, 1, 1));
         assert_eq!(run_counted::<64>(false), (false, 1, 1, 1));
     }
 

@@ -43,9 +43,8 @@ pub(crate) struct Job<W, R> {
     /// When it was submitted, in nanoseconds since the pool's epoch (half
     /// the size of an `Instant`).
     submitted_ns: u64,
-    span: SubmitSpan,
-    /// Where it was submitted (see `detector.rs`).
-    site: SitePtr,
+    /// Where it was submitted, and the submitter's tracing span.
+    origin: Origin,
 }
 
 impl<W, R> Job<W, R>
@@ -61,10 +60,9 @@ where
         work: W,
     ) -> Self {
         Job {
-            site,
             submitted_ns: engine.nanos_since_epoch(Instant::now()),
             parts: Some((work, tx, ticket)),
-            span: SubmitSpan::current(),
+            origin: Origin::current(site),
         }
     }
 }
@@ -98,7 +96,6 @@ where
             let _ = tx.send(Err(ComputeError::Shutdown));
             return;
         }
-        let span = std::mem::take(&mut self.span);
         let submitted_at = engine.instant_since_epoch(self.submitted_ns);
         let token = CancelToken::new(&tx, &engine.ledger);
         let result = run_counted(
@@ -106,8 +103,7 @@ where
             ticket,
             submitted_at,
             lane,
-            &span,
-            self.site,
+            &self.origin,
             work,
             token,
         );
@@ -177,8 +173,7 @@ pub(crate) fn run_counted<'t, W, R>(
     ticket: Ticket,
     submitted_at: Instant,
     lane: Option<Priority>,
-    span: &SubmitSpan,
-    site: SitePtr,
+    origin: &Origin,
     work: W,
     token: CancelToken<'t>,
 ) -> JobResult<R>
@@ -189,6 +184,7 @@ where
     let running = ticket.start(&engine.ledger);
     let queue_wait = started.saturating_duration_since(submitted_at);
     engine.metrics.record_queue_wait(queue_wait, lane);
+    let site = origin.site();
     let slot = if engine.detector.on {
         crate::home::slot(engine)
             .filter(|slot| slot.enter(engine.nanos_since_epoch(started), site.0))
@@ -196,7 +192,7 @@ where
         None
     };
     let outcome = {
-        let _entered = span.enter();
+        let _entered = origin.enter();
         catch_unwind(AssertUnwindSafe(move || work(token)))
     };
     let compute = started.elapsed();
@@ -214,35 +210,76 @@ fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The submitter's tracing span, carried to the compute thread and entered
-/// while the job runs. Boxed, and only when the span is live (a subscriber
-/// wants it), so it costs a job one pointer; without the `tracing` feature
-/// it is empty.
-#[derive(Default)]
-pub(crate) struct SubmitSpan {
-    #[cfg(feature = "tracing")]
-    span: Option<Box<tracing::Span>>,
-}
+/// Where a job came from, in one word: its call site and, when a tracing
+/// subscriber wants it, the submitter's span, entered while the job runs.
+/// Usually the site's own pointer; with a live span, a box holding both,
+/// told apart by the low bit (both are at least 8-byte aligned, so a real
+/// pointer never has it set). One word, so a job of two words of captures
+/// still fits in the run queue's slot.
+pub(crate) struct Origin(usize);
 
-impl SubmitSpan {
-    /// The span active on the calling thread.
-    pub(crate) fn current() -> SubmitSpan {
+/// What a traced origin's box holds.
+#[cfg(feature = "tracing")]
+type Traced = (SitePtr, tracing::Span);
+
+/// The low bit of a traced origin.
+#[cfg(feature = "tracing")]
+const TRACED: usize = 1;
+
+impl Origin {
+    /// The origin of a job submitted here, from `site`.
+    pub(crate) fn current(site: SitePtr) -> Origin {
         #[cfg(feature = "tracing")]
         {
             let span = tracing::Span::current();
-            SubmitSpan {
-                span: (!span.is_none()).then(|| Box::new(span)),
+            if !span.is_none() {
+                let boxed: *mut Traced = Box::into_raw(Box::new((site, span)));
+                return Origin(boxed as usize | TRACED);
             }
         }
-        #[cfg(not(feature = "tracing"))]
-        SubmitSpan {}
+        Origin(site.0 as usize)
     }
 
-    /// Enters the span until the guard drops.
+    /// The box of a traced origin.
+    #[cfg(feature = "tracing")]
+    fn traced(&self) -> Option<&Traced> {
+        (self.0 & TRACED != 0).then(|| {
+            // SAFETY: the bit is set only by `current`, on the pointer of a
+            // box it leaked; the box is freed only in `drop`, so it lives as
+            // long as `self` borrows it.
+            unsafe { &*((self.0 & !TRACED) as *const Traced) }
+        })
+    }
+
+    /// The job's call site.
+    pub(crate) fn site(&self) -> SitePtr {
+        #[cfg(feature = "tracing")]
+        if let Some((site, _)) = self.traced() {
+            return *site;
+        }
+        SitePtr(self.0 as *const _)
+    }
+
+    /// Enters the submitter's span, if any, until the guard drops.
     fn enter(&self) -> impl Sized + '_ {
         #[cfg(feature = "tracing")]
-        return self.span.as_deref().map(tracing::Span::enter);
+        return self.traced().map(|(_, span)| span.enter());
         #[cfg(not(feature = "tracing"))]
         ()
     }
 }
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        #[cfg(feature = "tracing")]
+        if self.0 & TRACED != 0 {
+            // SAFETY: as in `traced`: a box `current` leaked, freed once,
+            // here.
+            drop(unsafe { Box::from_raw((self.0 & !TRACED) as *mut Traced) });
+        }
+    }
+}
+
+// SAFETY: an `Origin` is a `SitePtr` (`Send`) or a box of one and a
+// `tracing::Span` (`Send`); the word is only a way to hold either.
+unsafe impl Send for Origin {}

@@ -27,7 +27,7 @@ use crate::erased::ErasedJob;
 use crate::error::ComputeError;
 use crate::handle::TaskHandle;
 use crate::home;
-use crate::job::{drop_contained, run_counted, Job, SubmitSpan};
+use crate::job::{drop_contained, run_counted, Job, Origin};
 use crate::ledger::{Room, Ticket};
 use crate::priority::Priority;
 use crate::spin::{linger_for, spin_until};
@@ -107,8 +107,7 @@ impl PoolOwner {
             ticket,
             Instant::now(),
             None,
-            &SubmitSpan::current(),
-            site,
+            &Origin::current(site),
             work,
             token,
         )

@@ -143,7 +143,7 @@ impl fmt::Debug for Histogram {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every value's bucket: its upper edge is at least the value and less
@@ -220,7 +220,7 @@ mod tests {
     }
 
     /// `estimate` (µs) is at least `truth` (ns) and less than 6.25% above.
-    fn assert_close(estimate_us: f64, truth_ns: u64, what: &str) {
+    pub(crate) fn assert_close(estimate_us: f64, truth_ns: u64, what: &str) {
         let estimate_ns = estimate_us * 1000.0;
         let truth = truth_ns as f64;
         assert!(

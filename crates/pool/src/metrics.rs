@@ -796,16 +796,7 @@ impl fmt::Display for ComputeMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `estimate` (µs) is at least `truth` (ns) and less than 6.25% above.
-    fn assert_close(estimate_us: f64, truth_ns: u64, what: &str) {
-        let estimate_ns = estimate_us * 1000.0;
-        let truth = truth_ns as f64;
-        assert!(
-            estimate_ns >= truth - 1e-6 && estimate_ns < truth * 1.0625 + 1e-6,
-            "{what}: estimate {estimate_ns} ns, true {truth} ns"
-        );
-    }
+    use crate::histogram::tests::assert_close;
 
     #[test]
     fn pool_and_lane_queue_waits_have_quantiles() {

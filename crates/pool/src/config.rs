@@ -70,17 +70,18 @@ pub struct ComputeConfig {
     /// rest wait in the pool's own queue, first come first served, and start
     /// as running jobs end. `None`: no limit (rayon's queue is unbounded).
     pub max_in_flight: Option<usize>,
-    /// The most a first `.await` of a job may spin, keeping its thread awake,
-    /// when the pool's jobs have lately been finishing within this time and
-    /// the job is running or next in line for a thread. Waking a sleeping thread costs tens of
-    /// microseconds; a short, bounded spin avoids it for short jobs. The
-    /// actual spin is learned from observed compute times (about twice the
-    /// typical job) and never spent on long jobs or on a job queued behind
-    /// others. The
-    /// same budget bounds the spin of an `execute_sync` caller before it
-    /// parks, and lets a compute thread linger briefly for the next short
-    /// job. `Duration::ZERO` switches all three off. At most
-    /// [`MAX_AWAIT_SPIN`].
+    /// The most a first `.await` of a job may wait awake for its result,
+    /// when the pool's jobs have lately been finishing within that time and
+    /// the job is running or next in line for a thread. Waking a sleeping
+    /// thread costs tens of microseconds; a short, bounded wait avoids it
+    /// for short jobs. The actual wait is learned from observed compute
+    /// times (about twice the typical job), never spent when the typical
+    /// job is longer than the wait may last or on a job queued behind
+    /// others, and with [`SpinPolicy::Balanced`] never longer than a wake
+    /// costs ([`wake_cost`](crate::wake_cost)). The same budget bounds the
+    /// spin of an `execute_sync` caller before it parks, and lets a compute
+    /// thread linger briefly for the next short job. `Duration::ZERO`
+    /// switches all three off. At most [`MAX_AWAIT_SPIN`].
     pub await_spin_limit: Duration,
     /// How long the thread that ran the last `execute` job waits, asleep,
     /// for the next one before it goes back to rayon, when the pool's jobs

@@ -109,10 +109,11 @@ impl Engine {
     /// all: only while the job is running or about to (next in line with a
     /// thread free), as long as the learned budget says, and with
     /// [`SpinPolicy::Balanced`] no longer than a wake costs (see
-    /// `spin.rs`). An awaiter whose job waits for a thread parks at once:
-    /// it could not be served sooner.
+    /// `spin.rs`), and not at all when the typical job outlasts that. An
+    /// awaiter whose job waits for a thread parks at once: it could not be
+    /// served sooner.
     pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
-        let budget = self.bounded(self.await_spin.budget()?);
+        let budget = self.await_spin.budget(self.spin_cap())?;
         self.ledger
             .may_run_now(number, self.num_threads as u64)
             .then_some(budget)
@@ -122,15 +123,15 @@ impl Engine {
     /// while the await spin is on and jobs are short (see `spin.rs`).
     pub(crate) fn linger_budget(&self) -> Option<Duration> {
         self.await_spin
-            .budget()
-            .map(|budget| self.bounded(budget.min(LINGER)))
+            .budget(self.spin_cap())
+            .map(|budget| budget.min(LINGER))
     }
 
-    /// `budget`, within what the spin policy allows.
-    fn bounded(&self, budget: Duration) -> Duration {
+    /// The longest any wait awake may last under the spin policy.
+    fn spin_cap(&self) -> Duration {
         match self.config.spin_policy {
-            SpinPolicy::Balanced => budget.min(wake_cost()),
-            SpinPolicy::Latency => budget,
+            SpinPolicy::Balanced => wake_cost(),
+            SpinPolicy::Latency => self.config.await_spin_limit,
         }
     }
 

@@ -13,8 +13,9 @@ use compute_bridge::{Closed, Receiver};
 
 use crate::engine::Engine;
 use crate::error::ComputeError;
+use crate::home;
 use crate::job::JobResult;
-use crate::spin::spin_until;
+use crate::spin::{spin_until, wake_cost};
 
 /// A job submitted to a [`ComputePool`](crate::ComputePool): a future of its
 /// result.
@@ -221,6 +222,16 @@ impl<R> Future for TaskHandle<R> {
                         *awake = Awake::Over;
                     }
                 }
+                // A loop that awaits handle after handle, each ready at
+                // once, would never give its thread back to the executor
+                // (no I/O task there would run): after a wake's worth of
+                // such handles, yield once, the result staying in the
+                // channel for the next poll.
+                if !*parked && rx.is_finished() && home::ready_run_over(wake_cost()) {
+                    cx.waker().wake_by_ref();
+                    await_result(engine, parked);
+                    return Poll::Pending;
+                }
                 let Poll::Ready(received) = Pin::new(rx).poll(cx) else {
                     await_result(engine, parked);
                     return Poll::Pending;
@@ -242,8 +253,10 @@ impl<R> Future for TaskHandle<R> {
     }
 }
 
-/// Counts the handle as awaited (once) when a poll returns `Pending`.
+/// Counts the handle as awaited (once) when a poll returns `Pending`, and
+/// notes that the thread goes back to its executor.
 fn await_result(engine: &Engine, parked: &mut bool) {
+    home::yielded();
     if !*parked {
         *parked = true;
         engine.ledger.awaiting();

@@ -14,6 +14,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use crate::detector::{SitePtr, SiteStats, Slot};
 use crate::engine::Engine;
@@ -30,6 +31,9 @@ struct Home {
     /// address, its stats), valid while that engine lives (ids are never
     /// reused, so a dead engine's entries never match).
     sites: RefCell<Vec<(u64, usize, *const SiteStats)>>,
+    /// When this thread's current run of handles that were ready at once
+    /// (never `Pending`) began; `None` once a handle returned `Pending`.
+    ready_since: Cell<Option<Instant>>,
 }
 
 /// Entries kept in a thread's call-site cache before it starts afresh.
@@ -43,6 +47,7 @@ thread_local! {
             in_job: Cell::new(false),
             slot: Cell::new(usize::MAX),
             sites: RefCell::new(Vec::new()),
+            ready_since: Cell::new(None),
         }
     };
 }
@@ -63,6 +68,34 @@ pub(crate) fn with_engine<T>(f: impl FnOnce(&Engine) -> T) -> Option<T> {
     HOME.try_with(|home| home.serves.get().map(|engine| f(engine)))
         .ok()
         .flatten()
+}
+
+/// Notes that a handle's poll returned `Pending` on this thread: its
+/// executor got the thread back, which ends any run of ready handles.
+pub(crate) fn yielded() {
+    let _ = HOME.try_with(|home| home.ready_since.set(None));
+}
+
+/// Whether a handle whose result is there at its first poll should yield
+/// once instead of returning it: `true` when such handles have kept this
+/// thread from its executor for longer than `limit` (see `handle.rs`).
+/// The run ends with a `true`: the caller yields.
+pub(crate) fn ready_run_over(limit: Duration) -> bool {
+    HOME.try_with(|home| {
+        let now = Instant::now();
+        match home.ready_since.get() {
+            Some(since) if now.saturating_duration_since(since) > limit => {
+                home.ready_since.set(None);
+                true
+            }
+            Some(_) => false,
+            None => {
+                home.ready_since.set(Some(now));
+                false
+            }
+        }
+    })
+    .unwrap_or(false)
 }
 
 /// Makes `engine` this thread's context (a weak reference).

@@ -20,15 +20,24 @@
 //!   ([`wake_cost`]: two threads waking each other through a condition
 //!   variable), and never more than about twice the pool's typical job (a
 //!   moving average of compute times, kept here), nor
-//!   `ComputeConfig::await_spin_limit`. No spin at all for a job longer
-//!   than that limit, nor while as many jobs as the pool has threads wait
-//!   ahead of this one (it could not be served sooner).
+//!   `ComputeConfig::await_spin_limit`. No wait awake at all when the
+//!   typical job is longer than the budget (the wait would end before the
+//!   job does, and the awaiter park after all: all cost, no saving), nor
+//!   while as many jobs as the pool has threads wait ahead of this one (it
+//!   could not be served sooner).
 //! - **The same bound on the compute side**: a compute thread that just
 //!   finished a short job lingers for the next one (running whatever rayon
 //!   work turns up) for at most the wake cost, and `execute_sync`'s caller,
 //!   a plain thread that would otherwise park, spins at most as long.
 //!   (The runner keep-alive is a sleep, not a spin: it costs no CPU while
 //!   it waits.)
+//!
+//! - **A run of ready handles yields.** A task that awaits handle after
+//!   handle, each with its result already there at the first poll (the
+//!   latency mode's waits make that common), would never give its thread
+//!   back to the executor, and an I/O task queued behind it would wait.
+//!   Once such handles have kept a thread for longer than a wake costs,
+//!   the next one wakes its own task and returns `Pending` once.
 //!
 //! [`SpinPolicy::Latency`] is for services that choose to trade CPU for
 //! latency: the first poll itself waits awake, up to `await_spin_limit`,
@@ -182,18 +191,24 @@ impl AwaitSpin {
         self.typical_ns.store(new.max(1), Ordering::Relaxed);
     }
 
-    /// How long a first poll may spin (before the policy's own bound), or
-    /// `None` to park at once.
-    pub(crate) fn budget(&self) -> Option<Duration> {
-        if self.limit_ns == 0 {
+    /// How long a first poll may wait awake when the wait may last at most
+    /// `cap`: about twice the typical job, within `cap`; `None` (park at
+    /// once) when the typical job is longer than `cap` or than the limit,
+    /// since a wait that ends before the job does saves nothing and the
+    /// awaiter parks after all.
+    pub(crate) fn budget(&self, cap: Duration) -> Option<Duration> {
+        let cap = u64::try_from(cap.as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(self.limit_ns);
+        if cap == 0 {
             return None;
         }
         // ORDERING: Relaxed: a statistic, see `observe`.
         let typical = self.typical_ns.load(Ordering::Relaxed);
-        if typical > self.limit_ns {
+        if typical > cap {
             return None;
         }
-        let spin = typical.saturating_mul(2).max(FLOOR_NS).min(self.limit_ns);
+        let spin = typical.saturating_mul(2).max(FLOOR_NS).min(cap);
         Some(Duration::from_nanos(spin))
     }
 }
@@ -351,20 +366,36 @@ mod tests {
     #[test]
     fn budget_follows_the_typical_job_and_stays_bounded() {
         let spin = AwaitSpin::new(Duration::from_micros(200));
-        assert_eq!(spin.budget(), Some(Duration::from_nanos(FLOOR_NS)));
+        let cap = Duration::from_micros(200);
+        assert_eq!(spin.budget(cap), Some(Duration::from_nanos(FLOOR_NS)));
         for _ in 0..64 {
             spin.observe(Duration::from_micros(30));
         }
-        let budget = spin.budget().unwrap();
+        let budget = spin.budget(cap).unwrap();
         assert!(budget >= Duration::from_micros(55) && budget <= Duration::from_micros(65));
         for _ in 0..64 {
             spin.observe(Duration::from_micros(150));
         }
-        assert_eq!(spin.budget(), Some(Duration::from_micros(200)), "capped");
+        assert_eq!(spin.budget(cap), Some(Duration::from_micros(200)), "capped");
         for _ in 0..64 {
             spin.observe(Duration::from_millis(1));
         }
-        assert_eq!(spin.budget(), None, "long jobs are not spun for");
+        assert_eq!(spin.budget(cap), None, "long jobs are not spun for");
+    }
+
+    #[test]
+    fn no_wait_for_a_job_longer_than_the_cap() {
+        let spin = AwaitSpin::new(Duration::from_micros(200));
+        for _ in 0..64 {
+            spin.observe(Duration::from_micros(100));
+        }
+        // A 25 µs wait (a wake's cost) would end long before a 100 µs job.
+        assert_eq!(spin.budget(Duration::from_micros(25)), None);
+        for _ in 0..64 {
+            spin.observe(Duration::from_micros(10));
+        }
+        let budget = spin.budget(Duration::from_micros(25)).unwrap();
+        assert!(budget >= Duration::from_micros(19) && budget <= Duration::from_micros(25));
     }
 
     #[test]
@@ -411,7 +442,7 @@ mod tests {
     fn zero_limit_switches_spinning_off() {
         let spin = AwaitSpin::new(Duration::ZERO);
         spin.observe(Duration::from_nanos(10));
-        assert_eq!(spin.budget(), None);
+        assert_eq!(spin.budget(Duration::from_micros(100)), None);
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use compute_pool::{ComputeConfig, ComputePool, SpinPolicy, TaskHandle};
+use compute_pool::{wake_cost, ComputeConfig, ComputePool, SpinPolicy, TaskHandle, MAX_AWAIT_SPIN};
 use support::watchdog;
 
 /// A waker that counts its wakes.
@@ -40,14 +40,24 @@ fn wakes(counter: &Arc<Counting>) -> usize {
 /// A one-thread pool of `policy` that has learned its jobs are short, and a
 /// job running on it until `release` is sent.
 fn running_job(policy: SpinPolicy) -> (ComputePool, TaskHandle<()>, mpsc::Sender<()>) {
+    running_job_after(policy, Duration::ZERO)
+}
+
+/// As [`running_job`], the pool having learned that its jobs take `typical`
+/// (its spin limit is the largest allowed, so only the policy bounds it).
+fn running_job_after(
+    policy: SpinPolicy,
+    typical: Duration,
+) -> (ComputePool, TaskHandle<()>, mpsc::Sender<()>) {
     let pool = ComputePool::new(ComputeConfig {
         num_threads: Some(1),
         spin_policy: policy,
+        await_spin_limit: MAX_AWAIT_SPIN,
         ..Default::default()
     })
     .unwrap();
     for _ in 0..16 {
-        futures::executor::block_on(pool.execute(|| ())).unwrap();
+        futures::executor::block_on(pool.execute(move || busy_for(typical))).unwrap();
     }
     let (release, wait) = mpsc::channel::<()>();
     let (started, running) = mpsc::channel::<()>();
@@ -86,6 +96,68 @@ fn a_balanced_poll_yields_to_other_tasks_then_parks() {
             Pin::new(&mut handle).poll(&mut cx),
             Poll::Ready(Ok(()))
         ));
+    });
+}
+
+/// Computes (holding the CPU) for `duration`.
+fn busy_for(duration: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn no_wait_awake_for_jobs_longer_than_a_wake() {
+    watchdog(|| {
+        // Jobs three wakes long: a wait of one wake would end long before
+        // the job does, and the awaiter park after all.
+        let (_pool, mut handle, release) = running_job_after(SpinPolicy::Balanced, 3 * wake_cost());
+        let counter = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+        assert_eq!(wakes(&counter), 0, "parked at once: no self-wake");
+        release.send(()).unwrap();
+        support::wait_until("the job's result wakes the task", || wakes(&counter) == 1);
+        assert!(matches!(
+            Pin::new(&mut handle).poll(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+    });
+}
+
+#[test]
+fn a_loop_of_handles_ready_at_once_gives_its_thread_back() {
+    watchdog(|| {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let counter = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Every handle's result is there before its first poll: without a
+        // yield now and then, a task awaiting them in a loop would keep its
+        // executor's thread for good. A wake costs at most 200 µs, so a
+        // yield comes within a few hundred round trips.
+        for round in 0..5_000 {
+            let mut handle = pool.execute(move || round);
+            support::wait_until("the job finishes", || handle.is_finished());
+            match Pin::new(&mut handle).poll(&mut cx) {
+                Poll::Ready(result) => assert_eq!(result.unwrap(), round),
+                Poll::Pending => {
+                    assert_eq!(wakes(&counter), 1, "it woke its own task");
+                    assert!(matches!(
+                        Pin::new(&mut handle).poll(&mut cx),
+                        Poll::Ready(Ok(r)) if r == round
+                    ));
+                    return;
+                }
+            }
+        }
+        panic!("5,000 handles ready at once and the thread never yielded");
     });
 }
 

@@ -35,6 +35,7 @@ use compute_benches::cpu::{cpu_by_thread_group, current_cpu, settled_process_cpu
 use compute_benches::job;
 use compute_benches::oneshots::{Feed, Futures, Oneshot, Ours, Tokio, Worker};
 use compute_benches::peers::naive_spawn;
+use compute_benches::service;
 use compute_benches::setup::{Bridge, Setup, Threads};
 use compute_test_support::alloc::{Counting, Snapshot};
 use compute_test_support::median;
@@ -55,7 +56,13 @@ struct Options {
     layout: Option<String>,
     /// Whether to split each row's CPU by thread group.
     threads: bool,
+    /// The parts of the report to run (see [`PARTS`]).
+    parts: Vec<String>,
 }
+
+/// The report's parts, in the order they run: the oneshot channels, the
+/// machine's floor, the pool cases, the service shapes.
+const PARTS: [&str; 4] = ["channels", "floor", "pool", "services"];
 
 impl Options {
     fn parse() -> Result<Options, String> {
@@ -64,6 +71,7 @@ impl Options {
         let mut cases = None;
         let mut layout = None;
         let mut threads = std::env::var_os("COST_THREADS").is_some_and(|v| v != "0");
+        let mut parts: Vec<String> = PARTS.iter().map(|p| p.to_string()).collect();
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -89,6 +97,18 @@ impl Options {
                     }
                     layout = Some(label);
                 }
+                "--parts" => {
+                    let list = args
+                        .next()
+                        .ok_or_else(|| "--parts needs a list, got nothing".to_string())?;
+                    parts = list.split(',').map(str::to_owned).collect();
+                    if let Some(bad) = parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
+                        return Err(format!(
+                            "--parts: no part is called {bad:?} (parts: {})",
+                            PARTS.join(",")
+                        ));
+                    }
+                }
                 "--json" => {
                     let path = args
                         .next()
@@ -109,7 +129,12 @@ impl Options {
             cases,
             layout,
             threads,
+            parts,
         })
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
     }
 }
 
@@ -193,6 +218,7 @@ struct Report {
     bridge_round_trip: Vec<ChannelRoundTrip>,
     floor: Vec<FloorRow>,
     pool: Vec<PoolCost>,
+    services: Vec<service::Row>,
 }
 
 /// The floor's cases: every job size of the pool cases, both ways of
@@ -795,6 +821,43 @@ fn print_pool(rows: &[PoolCost]) {
     }
 }
 
+/// The service shapes (see `compute_benches::service`): every task count
+/// and job size in full, a corner of them in one short run when quick.
+fn service_costs(options: &Options) -> Vec<service::Row> {
+    let layouts: Vec<Threads> = Threads::BOTH
+        .into_iter()
+        .filter(|t| options.layout.as_ref().is_none_or(|l| *l == t.label()))
+        .collect();
+    let jobs: Vec<(&'static str, Duration)> = service::JOBS
+        .into_iter()
+        .filter(|(label, _)| {
+            options
+                .cases
+                .as_ref()
+                .is_none_or(|cases| cases.iter().any(|c| c == label))
+        })
+        .collect();
+    let rows = if options.quick {
+        service::report(
+            &layouts,
+            &[4, 256],
+            &jobs[..jobs.len().min(1)],
+            1,
+            Duration::from_millis(20),
+        )
+    } else {
+        service::report(
+            &layouts,
+            &service::TASKS,
+            &jobs,
+            5,
+            Duration::from_millis(150),
+        )
+    };
+    service::print(&rows, if options.quick { 1 } else { 5 });
+    rows
+}
+
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
@@ -814,39 +877,54 @@ fn main() {
     };
     let rounds = if options.quick { 1_000 } else { 100_000 };
 
-    let bridge = bridge_costs(rounds);
-    println!("== one oneshot channel (u64): create, send, receive; {rounds} rounds");
-    println!(
-        "{:<18} {:>12} {:>12} {:>8} {:>10}",
-        "channel", "allocs/chan", "bytes/chan", "tx size", "rx size"
-    );
-    for c in &bridge {
+    let mut bridge = Vec::new();
+    let mut bridge_round_trip = Vec::new();
+    if options.runs("channels") {
+        bridge = bridge_costs(rounds);
+        println!("== one oneshot channel (u64): create, send, receive; {rounds} rounds");
         println!(
-            "{:<18} {:>12.2} {:>12.1} {:>8} {:>10}",
-            c.channel,
-            c.allocations_per_channel,
-            c.bytes_per_channel,
-            c.sender_size,
-            c.receiver_size
+            "{:<18} {:>12} {:>12} {:>8} {:>10}",
+            "channel", "allocs/chan", "bytes/chan", "tx size", "rx size"
         );
-    }
+        for c in &bridge {
+            println!(
+                "{:<18} {:>12.2} {:>12.1} {:>8} {:>10}",
+                c.channel,
+                c.allocations_per_channel,
+                c.bytes_per_channel,
+                c.sender_size,
+                c.receiver_size
+            );
+        }
 
-    let (batches, per_batch) = if options.quick { (20, 50) } else { (200, 200) };
-    let bridge_round_trip = bridge_round_trips(batches, per_batch);
-    println!(
-        "\n== round trip through a persistent sending thread (parking), channels in turns; \
-         median of {batches} batches of {per_batch}"
-    );
-    for r in &bridge_round_trip {
-        println!("{:<18} {:>10.0} ns", r.channel, r.median_ns);
+        let (batches, per_batch) = if options.quick { (20, 50) } else { (200, 200) };
+        bridge_round_trip = bridge_round_trips(batches, per_batch);
+        println!(
+            "\n== round trip through a persistent sending thread (parking), channels in turns; \
+             median of {batches} batches of {per_batch}"
+        );
+        for r in &bridge_round_trip {
+            println!("{:<18} {:>10.0} ns", r.channel, r.median_ns);
+        }
     }
 
     // Before the pool cases, so no pool's threads are alive yet.
-    let floor = floor_costs(&options);
-    print_floor(&floor);
+    let mut floor = Vec::new();
+    if options.runs("floor") {
+        floor = floor_costs(&options);
+        print_floor(&floor);
+    }
 
-    let pool = pool_costs(&options);
-    print_pool(&pool);
+    let mut pool = Vec::new();
+    if options.runs("pool") {
+        pool = pool_costs(&options);
+        print_pool(&pool);
+    }
+
+    let mut services = Vec::new();
+    if options.runs("services") {
+        services = service_costs(&options);
+    }
 
     let report = Report {
         quick: options.quick,
@@ -855,6 +933,7 @@ fn main() {
         bridge_round_trip,
         floor,
         pool,
+        services,
     };
     let text = serde_json::to_string_pretty(&report).expect("the report serialises");
     if let Some(dir) = options.json.parent() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use compute_pool::{ComputeConfig, ComputePool, TaskHandle};
+use compute_pool::{ComputeConfig, ComputePool, SpinPolicy, TaskHandle};
 
 use crate::peers::{double_hop, naive_spawn, PeerHandle};
 
@@ -23,6 +23,9 @@ pub enum Bridge {
     /// Our pool with its await spin switched off (`await_spin_limit: 0`),
     /// so the effect of the spin shows in the same run.
     OursNoSpin,
+    /// Our pool in its latency mode (`SpinPolicy::Latency`): the first poll
+    /// of a short job's handle waits awake for the result.
+    OursLatency,
     /// `tokio::task::spawn_blocking(f).await`, on a blocking pool capped at
     /// the configuration's compute thread count.
     SpawnBlocking,
@@ -35,10 +38,11 @@ pub enum Bridge {
 
 impl Bridge {
     /// Every bridge, the floor first.
-    pub const ALL: [Bridge; 6] = [
+    pub const ALL: [Bridge; 7] = [
         Bridge::Inline,
         Bridge::Ours,
         Bridge::OursNoSpin,
+        Bridge::OursLatency,
         Bridge::SpawnBlocking,
         Bridge::Naive,
         Bridge::DoubleHop,
@@ -50,6 +54,7 @@ impl Bridge {
             Bridge::Inline => "inline",
             Bridge::Ours => "ours",
             Bridge::OursNoSpin => "ours_nospin",
+            Bridge::OursLatency => "ours_latency",
             Bridge::SpawnBlocking => "spawn_blocking",
             Bridge::Naive => "naive_bridge",
             Bridge::DoubleHop => "double_hop",
@@ -98,6 +103,8 @@ pub struct Pools {
     pub ours: ComputePool,
     /// Our pool with the await spin switched off.
     pub ours_nospin: ComputePool,
+    /// Our pool in its latency mode.
+    pub ours_latency: ComputePool,
     /// The custom rayon pool the naive bridge and the double hop use.
     pub rayon: Arc<rayon::ThreadPool>,
     /// The runtime's handle, for `spawn_blocking`.
@@ -124,6 +131,7 @@ impl Pools {
             Bridge::Inline => Handle::Ready(Some(f())),
             Bridge::Ours => Handle::Ours(self.ours.execute(f)),
             Bridge::OursNoSpin => Handle::Ours(self.ours_nospin.execute(f)),
+            Bridge::OursLatency => Handle::Ours(self.ours_latency.execute(f)),
             Bridge::SpawnBlocking => Handle::Blocking(self.tokio.spawn_blocking(f)),
             Bridge::Naive => Handle::Peer(naive_spawn(&self.rayon, f)),
             Bridge::DoubleHop => Handle::Peer(double_hop(&self.rayon, f)),
@@ -175,6 +183,13 @@ impl Setup {
             ..ComputeConfig::default()
         })
         .expect("build our pool without the await spin");
+        let ours_latency = ComputePool::new(ComputeConfig {
+            num_threads: Some(threads.compute),
+            thread_name_prefix: "bench-latency".to_owned(),
+            spin_policy: SpinPolicy::Latency,
+            ..ComputeConfig::default()
+        })
+        .expect("build our pool in its latency mode");
         let rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.compute)
             .thread_name(|i| format!("bench-rayon-{i}"))
@@ -183,6 +198,7 @@ impl Setup {
         let pools = Pools {
             ours,
             ours_nospin,
+            ours_latency,
             rayon: Arc::new(rayon),
             tokio: runtime.handle().clone(),
         };

@@ -1,0 +1,510 @@
+//! The shapes a service puts a pool in: many independent tasks, each
+//! looping submit-then-await on its own jobs, while an I/O task on the same
+//! runtime answers messages from outside.
+//!
+//! One batch awaited by one task (what most bridge benches measure) hides
+//! what a bridge costs the rest of the service: a poll that waits awake
+//! for its job holds a worker that other tasks, and the I/O task, need. So
+//! each measurement here runs `tasks` tasks on the runtime, each submitting
+//! one job and awaiting it, again and again, and reports:
+//!
+//! - jobs finished per second, all tasks together;
+//! - process CPU per job (every thread but the outside feeder's);
+//! - the delay of an I/O task on the same runtime: an outside thread sends
+//!   it a timestamp every [`PROBE_EVERY`], and the task notes how late each
+//!   one arrives (p50 and p99);
+//! - the longest single poll of a job's handle (a poll that holds its
+//!   thread keeps every other task on that worker waiting);
+//! - the share of jobs that ran on the CPU their task submitted from (the
+//!   kernel's placement, which moves some ratios on a small machine);
+//! - the CPU the process uses in an idle window [`IDLE_AFTER`] after the
+//!   last job, as a share of one core.
+//!
+//! [`compare`] measures every bridge of a list in turns, run after run, in
+//! alternating order, so a change in the machine's load hits all alike, and
+//! gives each figure's median over the runs and its median ratio to a
+//! reference bridge taken run by run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use compute_test_support::alloc::Snapshot;
+use compute_test_support::median;
+
+use crate::cpu::{cpu_by_thread_group, current_cpu, settled_process_cpu_time};
+use crate::job::spin_for;
+use crate::setup::{Bridge, Setup, Threads};
+
+/// The task counts measured: one task, a few, many, very many.
+pub const TASKS: [usize; 4] = [1, 4, 16, 256];
+
+/// The job sizes measured (zero is the trivial job), with their labels.
+pub const JOBS: [(&str, Duration); 4] = [
+    ("trivial", Duration::ZERO),
+    ("10us", Duration::from_micros(10)),
+    ("100us", Duration::from_micros(100)),
+    ("1ms", Duration::from_millis(1)),
+];
+
+/// How often the outside thread sends the I/O task a message.
+pub const PROBE_EVERY: Duration = Duration::from_micros(250);
+
+/// How long after the last job the idle window starts.
+pub const IDLE_AFTER: Duration = Duration::from_millis(10);
+
+/// How long the idle window lasts.
+const IDLE_WINDOW: Duration = Duration::from_millis(40);
+
+/// The name of the outside thread that feeds the I/O task; its CPU is the
+/// harness's, not the service's, and is left out of CPU per job.
+const PROBE_THREAD: &str = "bench-probe";
+
+/// One service shape: how many tasks, and how long each job computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Independent tasks, each looping submit then await.
+    pub tasks: usize,
+    /// The job's compute time (zero: the trivial job).
+    pub job: Duration,
+}
+
+/// What one run of one bridge in one shape measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Jobs finished per second.
+    pub jobs_per_s: f64,
+    /// Process CPU per job, in µs (the outside feeder's CPU left out).
+    pub cpu_us_per_job: f64,
+    /// Median delay of the I/O task's messages, in µs.
+    pub io_p50_us: f64,
+    /// 99th percentile delay of the I/O task's messages, in µs.
+    pub io_p99_us: f64,
+    /// The longest single poll of a job's handle, in µs.
+    pub longest_poll_us: f64,
+    /// Percent of jobs that ran on the CPU their task submitted from.
+    pub same_cpu_pct: f64,
+    /// Process CPU in the idle window after the last job, percent of a core.
+    pub idle_pct: f64,
+    /// Allocations per job, every thread of the process (zero unless the
+    /// binary counts them with `compute_test_support::alloc::Counting`).
+    pub allocs_per_job: f64,
+}
+
+/// A future that notes the longest time any one of its polls took.
+struct TimedPolls<'a, F> {
+    inner: F,
+    longest_ns: &'a mut u64,
+}
+
+impl<F: Future + Unpin> Future for TimedPolls<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let started = Instant::now();
+        let polled = Pin::new(&mut self.inner).poll(cx);
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        *self.longest_ns = (*self.longest_ns).max(took);
+        polled
+    }
+}
+
+/// What the submitting tasks share.
+#[derive(Default)]
+struct Tally {
+    stop: AtomicBool,
+    jobs: AtomicU64,
+    same_cpu: AtomicU64,
+    longest_poll_ns: AtomicU64,
+}
+
+/// Runs `shape` through `bridge` on `setup` for about `window` (after a
+/// short warm-up) and measures it.
+pub fn measure(setup: &Setup, bridge: Bridge, shape: Shape, window: Duration) -> Sample {
+    let tally = Arc::new(Tally::default());
+
+    // The I/O task, and the outside thread that feeds it.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let io_task = setup.runtime.spawn(async move {
+        let mut delays = Vec::with_capacity(16_384);
+        while let Some(sent) = rx.recv().await {
+            delays.push((sent, sent.elapsed()));
+        }
+        delays
+    });
+    let feeder = {
+        let tally = Arc::clone(&tally);
+        std::thread::Builder::new()
+            .name(PROBE_THREAD.to_owned())
+            .spawn(move || {
+                // ORDERING: Relaxed: a stop flag; nothing is published with it.
+                while !tally.stop.load(Ordering::Relaxed) {
+                    if tx.send(Instant::now()).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(PROBE_EVERY);
+                }
+            })
+            .expect("start the probe thread")
+    };
+
+    let tasks: Vec<_> = (0..shape.tasks)
+        .map(|_| {
+            let pools = Arc::clone(&setup.pools);
+            let tally = Arc::clone(&tally);
+            let job = shape.job;
+            setup.runtime.spawn(async move {
+                let mut longest_ns = 0;
+                let (mut jobs, mut same) = (0u64, 0u64);
+                // ORDERING: Relaxed: a stop flag; the counts are summed
+                // after the task is joined.
+                while !tally.stop.load(Ordering::Relaxed) {
+                    let from = current_cpu();
+                    let handle = pools.submit(bridge, move || {
+                        let ran_on = current_cpu();
+                        if !job.is_zero() {
+                            spin_for(job);
+                        }
+                        ran_on
+                    });
+                    let ran_on = TimedPolls {
+                        inner: handle,
+                        longest_ns: &mut longest_ns,
+                    }
+                    .await;
+                    jobs += 1;
+                    same += u64::from(from.is_some() && from == ran_on);
+                    // ORDERING: Relaxed: a tally read at the window's edges.
+                    tally.jobs.fetch_add(1, Ordering::Relaxed);
+                }
+                // ORDERING: Relaxed: tallies read after every task is joined.
+                tally.same_cpu.fetch_add(same, Ordering::Relaxed);
+                tally
+                    .longest_poll_ns
+                    .fetch_max(longest_ns, Ordering::Relaxed);
+                jobs
+            })
+        })
+        .collect();
+
+    // Warm up, then the measured window.
+    std::thread::sleep((window / 4).max(Duration::from_millis(5)));
+    let probe_cpu = || {
+        cpu_by_thread_group()
+            .get(PROBE_THREAD)
+            .copied()
+            .unwrap_or_default()
+    };
+    let (cpu0, probe0) = (settled_process_cpu_time(), probe_cpu());
+    // ORDERING: Relaxed: a tally; the window's edges are approximate anyway.
+    let jobs0 = tally.jobs.load(Ordering::Relaxed);
+    let allocs0 = Snapshot::now().allocations;
+    let started = Instant::now();
+    std::thread::sleep(window);
+    let jobs1 = tally.jobs.load(Ordering::Relaxed);
+    let allocs1 = Snapshot::now().allocations;
+    let (cpu1, probe1) = (settled_process_cpu_time(), probe_cpu());
+    let ended = Instant::now();
+    let wall = ended - started;
+
+    tally.stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for task in tasks {
+        total += setup.runtime.block_on(task).expect("a bench task panicked");
+    }
+    feeder.join().expect("the probe thread panicked");
+    let mut delays: Vec<f64> = setup
+        .runtime
+        .block_on(io_task)
+        .expect("the I/O task panicked")
+        .into_iter()
+        .filter(|(sent, _)| *sent >= started && *sent < ended)
+        .map(|(_, delay)| delay.as_secs_f64() * 1e6)
+        .collect();
+
+    // The idle window: nothing submitted, nothing running.
+    std::thread::sleep(IDLE_AFTER);
+    let idle0 = settled_process_cpu_time();
+    let idle_started = Instant::now();
+    std::thread::sleep(IDLE_WINDOW);
+    let idle_cpu = settled_process_cpu_time().saturating_sub(idle0);
+    let idle_wall = idle_started.elapsed();
+
+    let jobs = jobs1.saturating_sub(jobs0).max(1) as f64;
+    let cpu = cpu1
+        .saturating_sub(cpu0)
+        .saturating_sub(probe1.saturating_sub(probe0));
+    Sample {
+        jobs_per_s: jobs / wall.as_secs_f64(),
+        cpu_us_per_job: cpu.as_secs_f64() * 1e6 / jobs,
+        io_p50_us: percentile(&mut delays, 0.50),
+        io_p99_us: percentile(&mut delays, 0.99),
+        longest_poll_us: tally.longest_poll_ns.load(Ordering::Relaxed) as f64 / 1e3,
+        same_cpu_pct: 100.0 * tally.same_cpu.load(Ordering::Relaxed) as f64 / total.max(1) as f64,
+        idle_pct: 100.0 * idle_cpu.as_secs_f64() / idle_wall.as_secs_f64(),
+        allocs_per_job: allocs1.saturating_sub(allocs0) as f64 / jobs,
+    }
+}
+
+/// Runs `jobs` jobs in `shape` through `bridge`: the shape's tasks share
+/// them, each taking the next until none is left. Returns the wall time
+/// from the first submission to the last result (what criterion's
+/// `iter_custom` wants: time per job is the figure).
+pub fn run_jobs(setup: &Setup, bridge: Bridge, shape: Shape, jobs: u64) -> Duration {
+    let left = Arc::new(AtomicU64::new(jobs));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..shape.tasks)
+        .map(|_| {
+            let pools = Arc::clone(&setup.pools);
+            let left = Arc::clone(&left);
+            let job = shape.job;
+            setup.runtime.spawn(async move {
+                // ORDERING: Relaxed: a counter of jobs to take; each task
+                // only needs its own decrement to be unique.
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    pools
+                        .run(bridge, move || {
+                            if !job.is_zero() {
+                                spin_for(job);
+                            }
+                        })
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        setup.runtime.block_on(task).expect("a bench task panicked");
+    }
+    started.elapsed()
+}
+
+/// The `q` quantile of `samples` (nearest rank); 0 when empty.
+fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+/// One bridge's figures in one shape over several runs: the median of each
+/// figure, and the median of its run-by-run ratio to the reference bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compared {
+    /// The bridge.
+    pub bridge: Bridge,
+    /// Every run's sample, in run order.
+    pub runs: Vec<Sample>,
+    /// Median of each figure over the runs.
+    pub median: Sample,
+    /// Median over the runs of each figure divided by the reference
+    /// bridge's figure of the same run (1.0 for the reference itself).
+    pub ratio: Sample,
+}
+
+/// Measures `shape` through every bridge of `bridges`, `runs` times, in
+/// turns: run `r` takes the bridges in order when `r` is even and in
+/// reverse when odd, so no bridge always runs first. Ratios are to
+/// `bridges[0]`.
+pub fn compare(
+    setup: &Setup,
+    bridges: &[Bridge],
+    shape: Shape,
+    runs: usize,
+    window: Duration,
+) -> Vec<Compared> {
+    assert!(!bridges.is_empty() && runs > 0, "nothing to compare");
+    let mut samples = vec![Vec::with_capacity(runs); bridges.len()];
+    for run in 0..runs {
+        let order: Vec<usize> = if run % 2 == 0 {
+            (0..bridges.len()).collect()
+        } else {
+            (0..bridges.len()).rev().collect()
+        };
+        for i in order {
+            samples[i].push(measure(setup, bridges[i], shape, window));
+        }
+    }
+    let reference = samples[0].clone();
+    bridges
+        .iter()
+        .zip(samples)
+        .map(|(&bridge, runs)| {
+            let median_of = |figure: fn(&Sample) -> f64, divide: bool| {
+                let mut values: Vec<f64> = runs
+                    .iter()
+                    .zip(&reference)
+                    .map(|(s, r)| {
+                        if divide {
+                            ratio(figure(s), figure(r))
+                        } else {
+                            figure(s)
+                        }
+                    })
+                    .collect();
+                median(&mut values).unwrap_or(0.0)
+            };
+            let summary = |divide| Sample {
+                jobs_per_s: median_of(|s| s.jobs_per_s, divide),
+                cpu_us_per_job: median_of(|s| s.cpu_us_per_job, divide),
+                io_p50_us: median_of(|s| s.io_p50_us, divide),
+                io_p99_us: median_of(|s| s.io_p99_us, divide),
+                longest_poll_us: median_of(|s| s.longest_poll_us, divide),
+                same_cpu_pct: median_of(|s| s.same_cpu_pct, divide),
+                idle_pct: median_of(|s| s.idle_pct, divide),
+                allocs_per_job: median_of(|s| s.allocs_per_job, divide),
+            };
+            Compared {
+                bridge,
+                median: summary(false),
+                ratio: summary(true),
+                runs,
+            }
+        })
+        .collect()
+}
+
+/// The bridges of the report: the naive bridge (the reference), ours, and
+/// ours in its latency mode.
+pub const REPORTED: [Bridge; 3] = [Bridge::Naive, Bridge::Ours, Bridge::OursLatency];
+
+/// One row of the report: a bridge in one shape of one layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The thread layout, e.g. `1w1c`.
+    pub layout: String,
+    /// Independent tasks.
+    pub tasks: usize,
+    /// The job size's label.
+    pub job: &'static str,
+    /// The bridge's name.
+    pub bridge: &'static str,
+    /// Median of each figure over the runs.
+    pub median: Sample,
+    /// Median run-by-run ratio of each figure to the naive bridge's.
+    pub ratio: Sample,
+    /// Every run's figures, in run order.
+    pub runs: Vec<Sample>,
+}
+
+/// Measures every shape (`tasks` × `jobs`) in every layout through the
+/// [`REPORTED`] bridges, `runs` runs of `window` each.
+pub fn report(
+    layouts: &[Threads],
+    tasks: &[usize],
+    jobs: &[(&'static str, Duration)],
+    runs: usize,
+    window: Duration,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &threads in layouts {
+        let setup = Setup::new(threads);
+        for &n in tasks {
+            for &(label, job) in jobs {
+                let shape = Shape { tasks: n, job };
+                for compared in compare(&setup, &REPORTED, shape, runs, window) {
+                    rows.push(Row {
+                        layout: threads.label(),
+                        tasks: n,
+                        job: label,
+                        bridge: compared.bridge.name(),
+                        median: compared.median,
+                        ratio: compared.ratio,
+                        runs: compared.runs,
+                    });
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// Prints the report's rows as one table per layout.
+pub fn print(rows: &[Row], runs: usize) {
+    let mut layout = "";
+    for row in rows {
+        if row.layout != layout {
+            layout = &row.layout;
+            println!(
+                "\n== service shapes, {layout}: N tasks, each looping submit then await, and an \
+                 I/O task fed every {} us from outside; medians of {runs} runs in alternating \
+                 order, (x) = median ratio to naive_bridge in the same run",
+                PROBE_EVERY.as_micros()
+            );
+            println!(
+                "{:>5} {:<7} {:<13} {:>9} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6} {:>6} {:>7}",
+                "tasks",
+                "job",
+                "bridge",
+                "jobs/s",
+                "(x)",
+                "cpu us/j",
+                "(x)",
+                "io p50",
+                "io p99",
+                "(x)",
+                "max poll",
+                "same%",
+                "idle%",
+                "allocs"
+            );
+        }
+        let (m, r) = (&row.median, &row.ratio);
+        println!(
+            "{:>5} {:<7} {:<13} {:>9.0} {:>7.2} {:>9.1} {:>7.2} {:>7.1} {:>7.1} {:>7.2} {:>9.1} {:>6.0} {:>6.2} {:>7.2}",
+            row.tasks,
+            row.job,
+            row.bridge,
+            m.jobs_per_s,
+            r.jobs_per_s,
+            m.cpu_us_per_job,
+            r.cpu_us_per_job,
+            m.io_p50_us,
+            m.io_p99_us,
+            r.io_p99_us,
+            m.longest_poll_us,
+            m.same_cpu_pct,
+            m.idle_pct,
+            m.allocs_per_job
+        );
+    }
+}
+
+/// `a / b`, or 1 when both are zero and infinity when only `b` is.
+fn ratio(a: f64, b: f64) -> f64 {
+    match (a == 0.0, b == 0.0) {
+        (true, true) => 1.0,
+        (false, true) => f64::INFINITY,
+        _ => a / b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 0.5), 50.0);
+        assert_eq!(percentile(&mut v, 0.99), 99.0);
+        assert_eq!(percentile(&mut [], 0.5), 0.0);
+    }
+
+    #[test]
+    fn ratios_of_zero_are_defined() {
+        assert_eq!(ratio(0.0, 0.0), 1.0);
+        assert_eq!(ratio(1.0, 0.0), f64::INFINITY);
+        assert_eq!(ratio(3.0, 2.0), 1.5);
+    }
+}

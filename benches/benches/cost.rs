@@ -6,6 +6,7 @@
 //! cargo bench -p compute-benches --bench cost -- --quick   # seconds, for CI
 //! cargo bench -p compute-benches --bench cost -- --json out.json
 //! cargo bench -p compute-benches --bench cost -- --cases 100us,1ms --layout 1w1c
+//! cargo bench -p compute-benches --bench cost -- --parts services
 //! ```
 //!
 //! `COST_QUICK=1` and `COST_JSON=path` do the same as the flags. The JSON goes
@@ -22,6 +23,10 @@
 //! `--threads` (or `COST_THREADS=1`) adds, per row, the CPU per job of each
 //! group of threads (tokio's, each pool's, the harness's), and each group's
 //! CPU in the idle window, from `/proc/self/task/*/schedstat`.
+//! `--parts channels,floor,pool,services` runs only the named parts of the
+//! report (all by default); `services` is the service shapes of
+//! `compute_benches::service` (their job sizes follow `--cases`, their
+//! layouts `--layout`), also written as Markdown beside the JSON.
 //!
 //! This binary installs a counting global allocator, so allocations and bytes
 //! are counted for every thread of the process.
@@ -854,7 +859,13 @@ fn service_costs(options: &Options) -> Vec<service::Row> {
             Duration::from_millis(150),
         )
     };
-    service::print(&rows, if options.quick { 1 } else { 5 });
+    let runs = if options.quick { 1 } else { 5 };
+    service::print(&rows, runs);
+    let markdown = options.json.with_extension("services.md");
+    match std::fs::write(&markdown, service::markdown(&rows, runs)) {
+        Ok(()) => println!("wrote {}", markdown.display()),
+        Err(e) => eprintln!("cost: cannot write {}: {e}", markdown.display()),
+    }
     rows
 }
 

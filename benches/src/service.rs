@@ -480,6 +480,47 @@ pub fn print(rows: &[Row], runs: usize) {
     }
 }
 
+/// The report as Markdown, one table per layout: each shape's figures for
+/// every bridge, ours with its ratios to the naive bridge.
+pub fn markdown(rows: &[Row], runs: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut layout = "";
+    for row in rows {
+        if row.layout != layout {
+            layout = &row.layout;
+            let _ = write!(
+                out,
+                "\n#### `{layout}` (medians of {runs} runs; (x): median ratio to \
+                 `naive_bridge` in the same run)\n\n\
+                 | tasks | job | bridge | jobs/s (x) | CPU µs/job (x) | I/O p50 µs | \
+                 I/O p99 µs (x) | longest poll µs | same% | idle% | allocs/job |\n\
+                 |---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            );
+        }
+        let (m, r) = (&row.median, &row.ratio);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.1} | {:.1} ({:.2}) | {:.1} | {:.0} | {:.2} | {:.2} |",
+            row.tasks,
+            row.job,
+            row.bridge,
+            m.jobs_per_s,
+            r.jobs_per_s,
+            m.cpu_us_per_job,
+            r.cpu_us_per_job,
+            m.io_p50_us,
+            m.io_p99_us,
+            r.io_p99_us,
+            m.longest_poll_us,
+            m.same_cpu_pct,
+            m.idle_pct,
+            m.allocs_per_job
+        );
+    }
+    out
+}
+
 /// `a / b`, or 1 when both are zero and infinity when only `b` is.
 fn ratio(a: f64, b: f64) -> f64 {
     match (a == 0.0, b == 0.0) {

@@ -145,9 +145,7 @@ pub trait ComputeStreamExt: Stream {
         F: Fn(Self::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        ComputeMap {
-            core: Core::new(self, pool, limit.into(), f, FuturesOrdered::new()),
-        }
+        Mapped::new(self, pool, limit.into(), f)
     }
 
     /// Runs `f` on the pool for every item, at most `limit` jobs at once,
@@ -188,9 +186,7 @@ pub trait ComputeStreamExt: Stream {
         F: Fn(Self::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        ComputeMapUnordered {
-            core: Core::new(self, pool, limit.into(), f, FuturesUnordered::new()),
-        }
+        Mapped::new(self, pool, limit.into(), f)
     }
 }
 
@@ -198,35 +194,17 @@ impl<S: Stream + ?Sized> ComputeStreamExt for S {}
 
 /// The stream returned by [`ComputeStreamExt::compute_map`]: results in
 /// input order.
-#[must_use = "streams do nothing unless polled"]
-pub struct ComputeMap<S: Stream, F, R> {
-    core: Core<S, F, R, FuturesOrdered<Job<R>>>,
-}
+pub type ComputeMap<S, F, R> = Mapped<S, F, R, Ordered>;
 
 /// The stream returned by [`ComputeStreamExt::compute_map_unordered`]:
 /// results as they finish.
+pub type ComputeMapUnordered<S, F, R> = Mapped<S, F, R, Unordered>;
+
+/// The one stream behind [`ComputeMap`] and [`ComputeMapUnordered`]; `O`
+/// says which order its results come in. Only those two names are
+/// exported: this type and its order are reached through them.
 #[must_use = "streams do nothing unless polled"]
-pub struct ComputeMapUnordered<S: Stream, F, R> {
-    core: Core<S, F, R, FuturesUnordered<Job<R>>>,
-}
-
-// Nothing of the adaptors is ever pinned but upstream, which sits in its own
-// `Box`; items and results are only moved. So they are `Unpin` whatever `S`,
-// its items or `R` are.
-impl<S: Stream, F, R> Unpin for ComputeMap<S, F, R> {}
-impl<S: Stream, F, R> Unpin for ComputeMapUnordered<S, F, R> {}
-
-/// Items share a job while their estimated compute time together stays
-/// under this: many times a hand-off's cost, yet short enough that a shared
-/// job holds its items back little.
-const BATCH_NANOS: u64 = 20_000;
-
-/// The most items one job takes; with `limit` jobs, upstream is pulled at
-/// most `limit × MAX_BATCH` items ahead of the consumer.
-const MAX_BATCH: usize = 64;
-
-/// What both adaptors share; `Q` is the set of jobs in flight.
-struct Core<S: Stream, F, R, Q> {
+pub struct Mapped<S: Stream, F, R, O: Order> {
     /// `None` once upstream has ended (and then dropped).
     upstream: Option<Pin<Box<S>>>,
     pool: ComputePool,
@@ -234,7 +212,7 @@ struct Core<S: Stream, F, R, Q> {
     f: Arc<F>,
     /// At most this many jobs in flight; at least 1.
     limit: usize,
-    in_flight: Q,
+    in_flight: O::Set<R>,
     /// Items in the jobs in flight.
     items_in_flight: usize,
     /// Results of a shared job not yet yielded, in item order.
@@ -247,15 +225,69 @@ struct Core<S: Stream, F, R, Q> {
     gathering: Vec<S::Item>,
 }
 
+// Nothing of the adaptor is ever pinned but upstream, which sits in its own
+// `Box`; items and results are only moved. So it is `Unpin` whatever `S`,
+// its items or `R` are.
+impl<S: Stream, F, R, O: Order> Unpin for Mapped<S, F, R, O> {}
+
+/// Which order a [`Mapped`] yields its results in: the one difference
+/// between the two adaptors. Sealed: [`Ordered`] and [`Unordered`] only.
+pub trait Order: sealed::Sealed {
+    /// The set of jobs in flight.
+    #[doc(hidden)]
+    type Set<R>: InFlight<R>;
+    /// The adaptor's public name, for `Debug`.
+    #[doc(hidden)]
+    const NAME: &'static str;
+}
+
+/// Results in input order ([`ComputeMap`]).
+#[derive(Debug)]
+pub enum Ordered {}
+
+/// Results as they finish ([`ComputeMapUnordered`]).
+#[derive(Debug)]
+pub enum Unordered {}
+
+impl Order for Ordered {
+    type Set<R> = FuturesOrdered<Job<R>>;
+    const NAME: &'static str = "ComputeMap";
+}
+
+impl Order for Unordered {
+    type Set<R> = FuturesUnordered<Job<R>>;
+    const NAME: &'static str = "ComputeMapUnordered";
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Ordered {}
+    impl Sealed for super::Unordered {}
+}
+
+/// Items share a job while their estimated compute time together stays
+/// under this: many times a hand-off's cost, yet short enough that a shared
+/// job holds its items back little.
+const BATCH_NANOS: u64 = 20_000;
+
+/// The most items one job takes; with `limit` jobs, upstream is pulled at
+/// most `limit × MAX_BATCH` items ahead of the consumer.
+const MAX_BATCH: usize = 64;
+
+// `Job`, `Ran` and `InFlight` are `pub` in name only, because `Order::Set`
+// names them; the module is private, so nothing outside reaches them.
+
 /// A job of one item or of several, with what it gives back.
-struct Job<R> {
+#[doc(hidden)]
+pub struct Job<R> {
     handle: TaskHandle<Ran<R>>,
     /// How many items it holds.
     items: usize,
 }
 
 /// What a job gives back: its items' results and their compute time.
-struct Ran<R> {
+#[doc(hidden)]
+pub struct Ran<R> {
     results: Results<R>,
     took: Duration,
 }
@@ -280,8 +312,13 @@ impl<R> Future for Job<R> {
 }
 
 /// The set of jobs in flight: ordered or not.
-trait InFlight<R>: Stream<Item = (Result<Ran<R>, ComputeError>, usize)> + Unpin {
+#[doc(hidden)]
+pub trait InFlight<R>:
+    Stream<Item = (Result<Ran<R>, ComputeError>, usize)> + Unpin + Default
+{
+    /// Adds a job, last.
     fn push(&mut self, job: Job<R>);
+    /// How many jobs it holds.
     fn len(&self) -> usize;
 }
 
@@ -305,19 +342,19 @@ impl<R> InFlight<R> for FuturesUnordered<Job<R>> {
     }
 }
 
-impl<S: Stream, F, R, Q> Core<S, F, R, Q> {
-    fn new(upstream: S, pool: &ComputePool, limit: Option<usize>, f: F, in_flight: Q) -> Self {
+impl<S: Stream, F, R, O: Order> Mapped<S, F, R, O> {
+    fn new(upstream: S, pool: &ComputePool, limit: Option<usize>, f: F) -> Self {
         let limit = match limit {
             None => pool.num_threads().saturating_mul(2),
             Some(0) => panic!("compute_map: a limit of Some(0) jobs in flight could never run one"),
             Some(n) => n,
         };
-        Core {
+        Mapped {
             upstream: Some(Box::pin(upstream)),
             pool: pool.clone(),
             f: Arc::new(f),
             limit,
-            in_flight,
+            in_flight: O::Set::default(),
             items_in_flight: 0,
             ready: VecDeque::new(),
             item_nanos: None,
@@ -325,11 +362,11 @@ impl<S: Stream, F, R, Q> Core<S, F, R, Q> {
         }
     }
 
-    fn is_terminated(&self) -> bool {
+    fn ended(&self) -> bool {
         self.upstream.is_none() && self.items_in_flight == 0 && self.ready.is_empty()
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    fn items_left(&self) -> (usize, Option<usize>) {
         let here = self.items_in_flight + self.ready.len();
         let (lower, upper) = match &self.upstream {
             Some(upstream) => upstream.size_hint(),
@@ -364,13 +401,13 @@ impl<S: Stream, F, R, Q> Core<S, F, R, Q> {
     }
 }
 
-impl<S, F, R, Q> Core<S, F, R, Q>
+impl<S, F, R, O> Mapped<S, F, R, O>
 where
     S: Stream,
     S::Item: Send + 'static,
     F: Fn(S::Item) -> R + Send + Sync + 'static,
     R: Send + 'static,
-    Q: InFlight<R>,
+    O: Order,
 {
     /// Hands the gathered items to the pool as one job.
     fn submit(&mut self) {
@@ -444,7 +481,7 @@ where
         }
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, ComputeError>>> {
+    fn poll_results(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, ComputeError>>> {
         // Pull while there is room; stop at the first `Pending` (upstream's
         // waker is then registered) or at the end. Items ready together
         // share a job, up to `batch_size`. The results of a shared job still
@@ -507,84 +544,44 @@ fn same_error(error: &ComputeError) -> ComputeError {
     }
 }
 
-impl<S, F, R> Stream for ComputeMap<S, F, R>
+impl<S, F, R, O> Stream for Mapped<S, F, R, O>
 where
     S: Stream,
     S::Item: Send + 'static,
     F: Fn(S::Item) -> R + Send + Sync + 'static,
     R: Send + 'static,
+    O: Order,
 {
     type Item = Result<R, ComputeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().core.poll_next(cx)
+        self.get_mut().poll_results(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.core.size_hint()
+        self.items_left()
     }
 }
 
-impl<S, F, R> FusedStream for ComputeMap<S, F, R>
+impl<S, F, R, O> FusedStream for Mapped<S, F, R, O>
 where
     S: Stream,
     S::Item: Send + 'static,
     F: Fn(S::Item) -> R + Send + Sync + 'static,
     R: Send + 'static,
+    O: Order,
 {
     fn is_terminated(&self) -> bool {
-        self.core.is_terminated()
+        self.ended()
     }
 }
 
-impl<S, F, R> Stream for ComputeMapUnordered<S, F, R>
-where
-    S: Stream,
-    S::Item: Send + 'static,
-    F: Fn(S::Item) -> R + Send + Sync + 'static,
-    R: Send + 'static,
-{
-    type Item = Result<R, ComputeError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().core.poll_next(cx)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.core.size_hint()
-    }
-}
-
-impl<S, F, R> FusedStream for ComputeMapUnordered<S, F, R>
-where
-    S: Stream,
-    S::Item: Send + 'static,
-    F: Fn(S::Item) -> R + Send + Sync + 'static,
-    R: Send + 'static,
-{
-    fn is_terminated(&self) -> bool {
-        self.core.is_terminated()
-    }
-}
-
-impl<S: Stream, F, R, Q> Core<S, F, R, Q> {
-    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(name)
+impl<S: Stream, F, R, O: Order> fmt::Debug for Mapped<S, F, R, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(O::NAME)
             .field("items_in_flight", &self.items_in_flight)
             .field("limit", &self.limit)
             .field("upstream_ended", &self.upstream.is_none())
             .finish_non_exhaustive()
-    }
-}
-
-impl<S: Stream, F, R> fmt::Debug for ComputeMap<S, F, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.debug("ComputeMap", f)
-    }
-}
-
-impl<S: Stream, F, R> fmt::Debug for ComputeMapUnordered<S, F, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.debug("ComputeMapUnordered", f)
     }
 }

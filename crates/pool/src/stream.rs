@@ -145,7 +145,7 @@ pub trait ComputeStreamExt: Stream {
         F: Fn(Self::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        Mapped::new(self, pool, limit.into(), f)
+        ComputeMap(Mapped::new(self, pool, limit.into(), f))
     }
 
     /// Runs `f` on the pool for every item, at most `limit` jobs at once,
@@ -186,25 +186,77 @@ pub trait ComputeStreamExt: Stream {
         F: Fn(Self::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        Mapped::new(self, pool, limit.into(), f)
+        ComputeMapUnordered(Mapped::new(self, pool, limit.into(), f))
     }
 }
 
 impl<S: Stream + ?Sized> ComputeStreamExt for S {}
 
-/// The stream returned by [`ComputeStreamExt::compute_map`]: results in
-/// input order.
-pub type ComputeMap<S, F, R> = Mapped<S, F, R, Ordered>;
+/// The two public adaptors: each a thin wrapper of one [`Mapped`], its
+/// `Stream`, `FusedStream` and `Debug` passed straight through. (Wrappers
+/// rather than type aliases, so that their documentation lists what they
+/// implement.)
+macro_rules! adaptor {
+    ($(#[$doc:meta])* $name:ident, $order:ty) => {
+        $(#[$doc])*
+        #[must_use = "streams do nothing unless polled"]
+        pub struct $name<S: Stream, F, R>(Mapped<S, F, R, $order>);
 
-/// The stream returned by [`ComputeStreamExt::compute_map_unordered`]:
-/// results as they finish.
-pub type ComputeMapUnordered<S, F, R> = Mapped<S, F, R, Unordered>;
+        impl<S, F, R> Stream for $name<S, F, R>
+        where
+            S: Stream,
+            S::Item: Send + 'static,
+            F: Fn(S::Item) -> R + Send + Sync + 'static,
+            R: Send + 'static,
+        {
+            type Item = Result<R, ComputeError>;
 
-/// The one stream behind [`ComputeMap`] and [`ComputeMapUnordered`]; `O`
-/// says which order its results come in. Only those two names are
-/// exported: this type and its order are reached through them.
-#[must_use = "streams do nothing unless polled"]
-pub struct Mapped<S: Stream, F, R, O: Order> {
+            fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+                Pin::new(&mut self.get_mut().0).poll_next(cx)
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.0.size_hint()
+            }
+        }
+
+        impl<S, F, R> FusedStream for $name<S, F, R>
+        where
+            S: Stream,
+            S::Item: Send + 'static,
+            F: Fn(S::Item) -> R + Send + Sync + 'static,
+            R: Send + 'static,
+        {
+            fn is_terminated(&self) -> bool {
+                self.0.is_terminated()
+            }
+        }
+
+        impl<S: Stream, F, R> fmt::Debug for $name<S, F, R> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+adaptor!(
+    /// The stream returned by [`ComputeStreamExt::compute_map`]: results in
+    /// input order.
+    ComputeMap,
+    Ordered
+);
+
+adaptor!(
+    /// The stream returned by [`ComputeStreamExt::compute_map_unordered`]:
+    /// results as they finish.
+    ComputeMapUnordered,
+    Unordered
+);
+
+/// The one stream behind both adaptors; `O` says which order its results
+/// come in.
+struct Mapped<S: Stream, F, R, O: Order> {
     /// `None` once upstream has ended (and then dropped).
     upstream: Option<Pin<Box<S>>>,
     pool: ComputePool,
@@ -231,23 +283,19 @@ pub struct Mapped<S: Stream, F, R, O: Order> {
 impl<S: Stream, F, R, O: Order> Unpin for Mapped<S, F, R, O> {}
 
 /// Which order a [`Mapped`] yields its results in: the one difference
-/// between the two adaptors. Sealed: [`Ordered`] and [`Unordered`] only.
-pub trait Order: sealed::Sealed {
+/// between the two adaptors.
+trait Order {
     /// The set of jobs in flight.
-    #[doc(hidden)]
     type Set<R>: InFlight<R>;
     /// The adaptor's public name, for `Debug`.
-    #[doc(hidden)]
     const NAME: &'static str;
 }
 
 /// Results in input order ([`ComputeMap`]).
-#[derive(Debug)]
-pub enum Ordered {}
+enum Ordered {}
 
 /// Results as they finish ([`ComputeMapUnordered`]).
-#[derive(Debug)]
-pub enum Unordered {}
+enum Unordered {}
 
 impl Order for Ordered {
     type Set<R> = FuturesOrdered<Job<R>>;
@@ -259,12 +307,6 @@ impl Order for Unordered {
     const NAME: &'static str = "ComputeMapUnordered";
 }
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Ordered {}
-    impl Sealed for super::Unordered {}
-}
-
 /// Items share a job while their estimated compute time together stays
 /// under this: many times a hand-off's cost, yet short enough that a shared
 /// job holds its items back little.
@@ -274,20 +316,15 @@ const BATCH_NANOS: u64 = 20_000;
 /// most `limit × MAX_BATCH` items ahead of the consumer.
 const MAX_BATCH: usize = 64;
 
-// `Job`, `Ran` and `InFlight` are `pub` in name only, because `Order::Set`
-// names them; the module is private, so nothing outside reaches them.
-
 /// A job of one item or of several, with what it gives back.
-#[doc(hidden)]
-pub struct Job<R> {
+struct Job<R> {
     handle: TaskHandle<Ran<R>>,
     /// How many items it holds.
     items: usize,
 }
 
 /// What a job gives back: its items' results and their compute time.
-#[doc(hidden)]
-pub struct Ran<R> {
+struct Ran<R> {
     results: Results<R>,
     took: Duration,
 }
@@ -312,10 +349,7 @@ impl<R> Future for Job<R> {
 }
 
 /// The set of jobs in flight: ordered or not.
-#[doc(hidden)]
-pub trait InFlight<R>:
-    Stream<Item = (Result<Ran<R>, ComputeError>, usize)> + Unpin + Default
-{
+trait InFlight<R>: Stream<Item = (Result<Ran<R>, ComputeError>, usize)> + Unpin + Default {
     /// Adds a job, last.
     fn push(&mut self, job: Job<R>);
     /// How many jobs it holds.

@@ -1,0 +1,159 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cancel::CancelToken;
+use crate::config::ComputeConfig;
+use crate::home;
+use crate::ledger::Room;
+use crate::pool::ComputePool;
+
+#[test]
+fn an_await_spins_only_for_a_job_that_is_running_or_about_to() {
+    let pool = ComputePool::new(ComputeConfig {
+        num_threads: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let engine = &pool.inner.engine;
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let blocker = pool.execute(move || wait.recv().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.ledger.counts().started < 1 {
+        assert!(Instant::now() < deadline, "the blocking job never started");
+        std::thread::yield_now();
+    }
+    // Jobs 1, 2 and 3 queue behind the running job 0.
+    let queued: Vec<_> = (0..3).map(|_| pool.execute(|| ())).collect();
+    assert!(engine.spin_budget(0).is_some(), "running");
+    assert!(
+        engine.spin_budget(1).is_none(),
+        "next in line, but no thread is free"
+    );
+    assert!(engine.spin_budget(2).is_none(), "one job ahead, one thread");
+    assert!(engine.spin_budget(3).is_none(), "two jobs ahead");
+    // With a thread free, the next job in line will start at once.
+    let two = ComputePool::new(ComputeConfig {
+        num_threads: Some(2),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(
+        two.inner.engine.spin_budget(0).is_some(),
+        "first in line, threads free"
+    );
+    release.send(()).unwrap();
+    futures::executor::block_on(blocker).unwrap();
+    for handle in queued {
+        futures::executor::block_on(handle).unwrap();
+    }
+}
+
+fn one_thread_pool() -> ComputePool {
+    ComputePool::new(ComputeConfig {
+        num_threads: Some(1),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn thousands_of_jobs_queued_behind_a_busy_thread_all_run() {
+    let pool = one_thread_pool();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let blocker = pool.execute(move || wait.recv().unwrap());
+    let jobs = 5000;
+    let handles: Vec<_> = (0..jobs).map(|i| pool.execute(move || i)).collect();
+    release.send(()).unwrap();
+    futures::executor::block_on(blocker).unwrap();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(futures::executor::block_on(handle).unwrap(), i);
+    }
+}
+
+#[test]
+fn runners_retire_once_the_pool_is_idle() {
+    let pool = one_thread_pool();
+    let handles: Vec<_> = (0..100u64).map(|i| pool.execute(move || i * 2)).collect();
+    for (i, handle) in (0..100u64).zip(handles) {
+        assert_eq!(futures::executor::block_on(handle).unwrap(), i * 2);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.inner.engine.queue.runners.alive() > 0 {
+        assert!(Instant::now() < deadline, "a runner never retired");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn an_execute_job_with_two_words_of_captures_is_queued_inline() {
+    let pool = one_thread_pool();
+    let engine = &pool.inner.engine;
+    let (ticket, _) = engine.ledger.admit(Room::Any).unwrap();
+    let (tx, _rx) = compute_bridge::channel();
+    let captures = (Arc::new(1u64), 2u64);
+    let work = move |_: CancelToken<'_>| *captures.0 + captures.1;
+    let job = crate::erased::ErasedJob::new(crate::job::Job::new(
+        engine,
+        ticket,
+        tx,
+        home::site(engine, std::panic::Location::caller()),
+        work,
+    ));
+    assert!(job.is_inline());
+    job.discard(engine);
+}
+
+#[test]
+fn only_a_pool_of_two_threads_or_more_keeps_a_runner_alive() {
+    let keep_alive = Duration::from_millis(40);
+    let keep_alive_of = |num_threads, runner_keep_alive| {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(num_threads),
+            runner_keep_alive,
+            ..Default::default()
+        })
+        .unwrap();
+        pool.inner.engine.runner_keep_alive()
+    };
+    assert_eq!(keep_alive_of(2, keep_alive), Some(keep_alive));
+    assert_eq!(
+        keep_alive_of(1, keep_alive),
+        None,
+        "rayon keeps its one thread"
+    );
+    assert_eq!(keep_alive_of(2, Duration::ZERO), None, "switched off");
+}
+
+#[test]
+fn a_kept_alive_runner_serves_the_next_jobs_then_retires() {
+    let pool = ComputePool::new(ComputeConfig {
+        num_threads: Some(2),
+        runner_keep_alive: Duration::from_millis(100),
+        await_spin_limit: Duration::ZERO,
+        ..Default::default()
+    })
+    .unwrap();
+    let runners = &pool.inner.engine.queue.runners;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A stall longer than the keep-alive lets the runner retire early;
+    // try again rather than fail on a busy machine.
+    let dozed = (0..20).any(|i| {
+        assert_eq!(
+            futures::executor::block_on(pool.execute(move || i)).unwrap(),
+            i
+        );
+        let until = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < until {
+            if runners.dozing() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        false
+    });
+    assert!(dozed, "the runner never dozed");
+    while runners.alive() > 0 {
+        assert!(Instant::now() < deadline, "a dozing runner never retired");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

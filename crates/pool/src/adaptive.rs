@@ -38,7 +38,9 @@
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -201,6 +203,10 @@ impl ComputePool {
     /// down, every call resolves to [`ComputeError::Shutdown`], inline sites
     /// included.
     ///
+    /// Nothing runs until the future is polled. Its jobs, inline or not,
+    /// count in [`call_sites`](ComputePool::call_sites) under the line that
+    /// called `execute_adaptive`.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -215,35 +221,42 @@ impl ComputePool {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn execute_adaptive<F, R>(&self, f: F) -> Result<R, ComputeError>
+    #[track_caller]
+    pub fn execute_adaptive<F, R>(&self, f: F) -> impl Future<Output = Result<R, ComputeError>> + '_
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let stats = site(TypeId::of::<F>());
-        if self.is_shutdown() {
-            // Refused like any other job: `execute` resolves to `Shutdown`.
-            return self.execute(f).await;
-        }
-        if stats.should_inline() {
-            self.inner.engine.metrics.record_adaptive_inline();
-            let start = Instant::now();
-            let result = self.execute_here(f);
-            let elapsed = start.elapsed();
-            stats.record(elapsed);
-            if elapsed > MISPREDICT_THRESHOLD {
-                self.inner.engine.metrics.record_adaptive_mispredicted();
+        // An `async fn` would record its own line as the job's call site:
+        // the caller's is taken here, before the future exists, and the
+        // future (as lazy as an `async fn`'s) submits from it.
+        let caller = Location::caller();
+        async move {
+            let stats = site(TypeId::of::<F>());
+            if self.is_shutdown() {
+                // Refused like any other job: `execute` resolves to `Shutdown`.
+                return self.execute_from(caller, f).await;
             }
-            result
-        } else {
-            self.inner.engine.metrics.record_adaptive_offloaded();
-            self.execute(move || {
+            if stats.should_inline() {
+                self.inner.engine.metrics.record_adaptive_inline();
                 let start = Instant::now();
-                let value = f();
-                stats.record(start.elapsed());
-                value
-            })
-            .await
+                let result = self.execute_here_from(caller, f);
+                let elapsed = start.elapsed();
+                stats.record(elapsed);
+                if elapsed > MISPREDICT_THRESHOLD {
+                    self.inner.engine.metrics.record_adaptive_mispredicted();
+                }
+                result
+            } else {
+                self.inner.engine.metrics.record_adaptive_offloaded();
+                self.execute_from(caller, move || {
+                    let start = Instant::now();
+                    let value = f();
+                    stats.record(start.elapsed());
+                    value
+                })
+                .await
+            }
         }
     }
 }

@@ -12,9 +12,11 @@
 //!
 //! The adaptor is a plain [`Stream`] (no task is spawned): each
 //! `poll_next` first pulls items from upstream while fewer than `limit` jobs
-//! are in flight, handing them to [`ComputePool::execute`], then polls the
-//! set of in-flight `TaskHandle`s (a `FuturesOrdered` or a
-//! `FuturesUnordered`) for the next result. Every way it can return
+//! are in flight, handing them to the pool as [`ComputePool::execute`]
+//! does, then polls the set of in-flight `TaskHandle`s (a `FuturesOrdered`
+//! or a `FuturesUnordered`) for the next result. Each job's call site (in
+//! [`ComputePool::call_sites`]) is the line that called `compute_map`,
+//! taken when the stream was made. Every way it can return
 //! `Pending` has a waker registered: with jobs in flight, by the in-flight
 //! set; with none, by upstream, which was polled last and was `Pending`.
 //! Small items may share a job: see the trait's "Shared jobs". This file
@@ -24,6 +26,7 @@
 mod mapped;
 
 use std::fmt;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -57,7 +60,9 @@ use mapped::{Mapped, Ordered, Unordered};
 ///   allocation per adaptor, none per item).
 ///
 /// The pool's metrics count jobs: a shared job counts once, as completed
-/// even when one of its items panicked. After the pool's
+/// even when one of its items panicked; in
+/// [`call_sites`](ComputePool::call_sites) they count under the line that
+/// called `compute_map` (or `compute_map_unordered`). After the pool's
 /// [`shutdown`](ComputePool::shutdown), jobs are refused: each of their
 /// items is `Err(ComputeError::Shutdown)`.
 ///
@@ -131,6 +136,7 @@ pub trait ComputeStreamExt: Stream {
     /// assert!(results[3].as_ref().unwrap_err().is_panic());
     /// # }
     /// ```
+    #[track_caller]
     fn compute_map<F, R>(
         self,
         pool: &ComputePool,
@@ -143,7 +149,7 @@ pub trait ComputeStreamExt: Stream {
         F: Fn(Self::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        ComputeMap(Mapped::new(self, pool, limit.into(), f))
+        ComputeMap(Mapped::new(self, pool, limit.into(), f, Location::caller()))
     }
 
     /// Runs `f` on the pool for every item, at most `limit` jobs at once,
@@ -172,6 +178,7 @@ pub trait ComputeStreamExt: Stream {
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// # }
     /// ```
+    #[track_caller]
     fn compute_map_unordered<F, R>(
         self,
         pool: &ComputePool,
@@ -184,7 +191,7 @@ pub trait ComputeStreamExt: Stream {
         F: Fn(Self::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        ComputeMapUnordered(Mapped::new(self, pool, limit.into(), f))
+        ComputeMapUnordered(Mapped::new(self, pool, limit.into(), f, Location::caller()))
     }
 }
 

@@ -67,12 +67,29 @@ impl PoolOwner {
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.submit_from(Location::caller(), room, lane, work)
+    }
+
+    /// [`submit`](Self::submit), for a job whose call site is `location`:
+    /// for adaptors that submit later on their caller's behalf, when
+    /// `#[track_caller]` no longer reaches the caller.
+    pub(crate) fn submit_from<W, R>(
+        &self,
+        location: &'static Location<'static>,
+        room: Room,
+        lane: Priority,
+        work: W,
+    ) -> Result<TaskHandle<R>, ComputeError>
+    where
+        W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
         if self.is_worker_thread() {
-            return Ok(TaskHandle::ready(self.submit_here(work)));
+            return Ok(TaskHandle::ready(self.submit_here_from(location, work)));
         }
         let (ticket, number, work) = self.admit(room, work)?;
         let engine = &self.engine;
-        let site = home::site(engine, Location::caller());
+        let site = home::site(engine, location);
         let (tx, rx) = compute_bridge::channel();
         let job = ErasedJob::new(Job::new(engine, ticket, tx, site, work));
         // A High job may start a runner that takes it along (no queue slot);
@@ -91,8 +108,21 @@ impl PoolOwner {
     where
         W: FnOnce(CancelToken<'_>) -> R,
     {
+        self.submit_here_from(Location::caller(), work)
+    }
+
+    /// [`submit_here`](Self::submit_here), for a job whose call site is
+    /// `location` (see [`submit_from`](Self::submit_from)).
+    pub(crate) fn submit_here_from<W, R>(
+        &self,
+        location: &'static Location<'static>,
+        work: W,
+    ) -> Result<R, ComputeError>
+    where
+        W: FnOnce(CancelToken<'_>) -> R,
+    {
         let (ticket, _, work) = self.admit(Room::Unbounded, work)?;
-        let site = home::site(&self.engine, Location::caller());
+        let site = home::site(&self.engine, location);
         self.run_inline(ticket, site, work)
     }
 

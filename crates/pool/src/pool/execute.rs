@@ -4,6 +4,8 @@
 //! `execute_here`). Each is `#[track_caller]`, so the job carries its
 //! submitter's call site.
 
+use std::panic::Location;
+
 use crate::cancel::CancelToken;
 use crate::error::ComputeError;
 use crate::handle::TaskHandle;
@@ -174,6 +176,34 @@ impl ComputePool {
             .submit(Room::InFlight, self.lane, move |_: CancelToken<'_>| f())
     }
 
+    /// [`execute`](Self::execute) on behalf of a caller at `location`, the
+    /// job's call site: for the adaptors that submit later (the stream
+    /// adaptors, adaptive dispatch), where `#[track_caller]` cannot reach.
+    pub(crate) fn execute_from<F, R>(
+        &self,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> TaskHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit_async_from(location, move |_: CancelToken<'_>| f())
+    }
+
+    /// [`execute_here`](Self::execute_here) on behalf of a caller at
+    /// `location` (see [`execute_from`](Self::execute_from)).
+    pub(crate) fn execute_here_from<F, R>(
+        &self,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> Result<R, ComputeError>
+    where
+        F: FnOnce() -> R,
+    {
+        self.inner.submit_here_from(location, move |_| f())
+    }
+
     /// The one submission of every async method: refused work resolves the
     /// handle to its error.
     #[track_caller]
@@ -182,8 +212,20 @@ impl ComputePool {
         W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.submit_async_from(Location::caller(), work)
+    }
+
+    fn submit_async_from<W, R>(
+        &self,
+        location: &'static Location<'static>,
+        work: W,
+    ) -> TaskHandle<R>
+    where
+        W: FnOnce(CancelToken<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
         self.inner
-            .submit(Room::Any, self.lane, work)
+            .submit_from(location, Room::Any, self.lane, work)
             .unwrap_or_else(|error| TaskHandle::ready(Err(error)))
     }
 }

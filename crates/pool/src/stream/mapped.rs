@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::mem;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,6 +26,8 @@ pub(super) struct Mapped<S: Stream, F, R, O: Order> {
     pool: ComputePool,
     /// Shared by every job of this stream.
     f: Arc<F>,
+    /// Where the stream was made: every job's call site.
+    caller: &'static Location<'static>,
     /// At most this many jobs in flight; at least 1.
     limit: usize,
     in_flight: O::Set<R>,
@@ -143,7 +145,13 @@ impl<R> InFlight<R> for FuturesUnordered<Job<R>> {
 }
 
 impl<S: Stream, F, R, O: Order> Mapped<S, F, R, O> {
-    pub(super) fn new(upstream: S, pool: &ComputePool, limit: Option<usize>, f: F) -> Self {
+    pub(super) fn new(
+        upstream: S,
+        pool: &ComputePool,
+        limit: Option<usize>,
+        f: F,
+        caller: &'static Location<'static>,
+    ) -> Self {
         let limit = match limit {
             None => pool.num_threads().saturating_mul(2),
             Some(0) => panic!("compute_map: a limit of Some(0) jobs in flight could never run one"),
@@ -153,6 +161,7 @@ impl<S: Stream, F, R, O: Order> Mapped<S, F, R, O> {
             upstream: Some(Box::pin(upstream)),
             pool: pool.clone(),
             f: Arc::new(f),
+            caller,
             limit,
             in_flight: O::Set::default(),
             items_in_flight: 0,
@@ -215,7 +224,7 @@ where
         let items = self.gathering.len();
         let handle = if items == 1 {
             let item = self.gathering.pop().expect("one item gathered");
-            self.pool.execute(move || {
+            self.pool.execute_from(self.caller, move || {
                 let started = Instant::now();
                 let value = f(item);
                 Ran {
@@ -225,7 +234,7 @@ where
             })
         } else {
             let batch = mem::take(&mut self.gathering);
-            self.pool.execute(move || {
+            self.pool.execute_from(self.caller, move || {
                 let started = Instant::now();
                 let results = batch
                     .into_iter()

@@ -117,6 +117,7 @@ pub fn run_comparison(
                 runtime: row.runtime(&runtime, cpus),
                 listen: options.listen,
                 limits: limits.clone(),
+                lanes: true,
             },
             models.clone(),
         )

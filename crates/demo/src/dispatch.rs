@@ -21,6 +21,26 @@
 //!
 //! Whatever the mode, a panic in the closure becomes
 //! [`DispatchError::Panicked`] for that request; the server lives on.
+//!
+//! # Lanes
+//!
+//! In `pool` mode each job waits in one of the pool's two lanes
+//! ([`Priority`]): [`Dispatcher::in_lane`] gives a dispatcher whose jobs
+//! go to the lane asked for. The service puts the work a user waits for in
+//! the High lane and batch work in the Low lane:
+//!
+//! | endpoint | lane | why |
+//! |---|---|---|
+//! | `/tokenize` | High | interactive: a caller waits for a short answer |
+//! | `/infer` | High | interactive: a prediction for a caller who waits |
+//! | `/embed` | Low | batch work: embeddings computed in bulk |
+//!
+//! A waiting High job starts before a waiting Low job; Low still gets at
+//! least one start in `low_priority_every`, and a Low job that has waited
+//! `low_priority_max_wait` starts next. A running job is never pre-empted.
+//! [`Dispatcher::with_lanes`]`(false)` turns lanes off: every job then goes
+//! to the High lane, first come first served (the demo measures both). The
+//! other modes have no lanes: [`Dispatcher::in_lane`] changes nothing there.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -28,6 +48,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use compute_runtime::Priority;
 use serde::{Deserialize, Serialize};
 
 /// Where request handlers run their compute.
@@ -165,12 +186,16 @@ enum Strategy {
 pub struct Dispatcher {
     mode: Mode,
     strategy: Strategy,
+    /// Whether [`Dispatcher::in_lane`] may pick the Low lane.
+    lanes: bool,
 }
 
 impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatcher")
             .field("mode", &self.mode)
+            .field("lanes", &self.lanes)
+            .field("lane", &self.lane())
             .finish_non_exhaustive()
     }
 }
@@ -212,12 +237,53 @@ impl Dispatcher {
                 Strategy::Naive(Arc::new(pool))
             }
         };
-        Ok(Dispatcher { mode, strategy })
+        Ok(Dispatcher {
+            mode,
+            strategy,
+            lanes: true,
+        })
     }
 
     /// The mode this dispatcher implements.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// This dispatcher with lanes on (the default) or off. Off, every job
+    /// goes to the High lane whatever [`in_lane`](Self::in_lane) asks for.
+    pub fn with_lanes(mut self, on: bool) -> Dispatcher {
+        self.lanes = on;
+        if !on {
+            self = self.in_lane(Priority::High);
+        }
+        self
+    }
+
+    /// Whether lanes are on: `pool` mode with [`with_lanes`](Self::with_lanes)
+    /// not turned off. The other modes have no lanes.
+    pub fn lanes(&self) -> bool {
+        self.lanes && matches!(self.strategy, Strategy::Pool(_))
+    }
+
+    /// A dispatcher (a cheap clone) whose `pool`-mode jobs wait in `lane`,
+    /// or in the High lane when lanes are off. In the other modes it is the
+    /// same dispatcher.
+    pub fn in_lane(&self, lane: Priority) -> Dispatcher {
+        let mut dispatcher = self.clone();
+        if let Strategy::Pool(pool) = &self.strategy {
+            let lane = if self.lanes { lane } else { Priority::High };
+            dispatcher.strategy = Strategy::Pool(pool.with_priority(lane));
+        }
+        dispatcher
+    }
+
+    /// The lane this dispatcher's jobs wait in: the pool handle's in `pool`
+    /// mode, `None` in the modes without lanes.
+    pub fn lane(&self) -> Option<Priority> {
+        match &self.strategy {
+            Strategy::Pool(pool) => Some(pool.priority()),
+            _ => None,
+        }
     }
 
     /// Whether new compute would be refused now: in `pool` mode, when the

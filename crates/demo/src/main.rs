@@ -209,6 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 runtime: mode.runtime(&runtime, cpus),
                 listen,
                 limits: Limits::default(),
+                lanes: true,
             },
             models,
         )?;

@@ -54,6 +54,10 @@ pub struct ServerOptions {
     pub listen: SocketAddr,
     /// Request and connection limits.
     pub limits: Limits,
+    /// In `pool` mode, whether `/embed` jobs wait in the Low lane (on, the
+    /// default) or every job in the High lane (off). No effect in the other
+    /// modes, which have no lanes.
+    pub lanes: bool,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +67,7 @@ impl Default for ServerOptions {
             runtime: RuntimeConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits: Limits::default(),
+            lanes: true,
         }
     }
 }
@@ -125,7 +130,8 @@ impl DemoServer {
             (None, Some(n)) => n,
             (None, None) => 1,
         };
-        let dispatcher = Dispatcher::new(options.mode, pool.clone(), compute_threads)?;
+        let dispatcher =
+            Dispatcher::new(options.mode, pool.clone(), compute_threads)?.with_lanes(options.lanes);
         let state = AppState {
             dispatcher,
             models,

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::load::{run_canary, run_load, Corpus, LoadConfig, LoadError};
 use crate::report::{format_ms, format_rate, ModeReport, RunReport, RunSettings};
 use crate::rows::Row;
-use crate::server::{DemoServer, Limits, ServerError, ServerOptions, DEFAULT_MAX_IN_FLIGHT};
+use crate::server::{DemoServer, Limits, ServerError, ServerOptions, DEFAULT_MAX_QUEUED};
 use crate::workloads::Models;
 
 /// What to compare.
@@ -99,13 +99,13 @@ pub fn run_comparison(
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     // The comparison measures where compute runs, not load shedding: each
     // closed-loop client has one request in flight (plus the canary's
-    // connection), so the server gets room for all of them unless the
-    // configuration sets `max_in_flight` itself.
+    // connection), so the pool gets a queue with room for all of them
+    // unless the configuration sets `max_queued` itself.
     let clients = options.load.clients;
     let mut runtime = options.runtime.clone();
     runtime
-        .max_in_flight
-        .get_or_insert(DEFAULT_MAX_IN_FLIGHT.max(clients));
+        .max_queued
+        .get_or_insert(DEFAULT_MAX_QUEUED.max(clients));
     let limits = Limits {
         max_connections: options.limits.max_connections.max(clients + 8),
         ..options.limits.clone()

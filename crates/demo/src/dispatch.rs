@@ -7,7 +7,7 @@
 //!
 //! | mode | where the closure runs | how the handler waits |
 //! |---|---|---|
-//! | `pool` | our `ComputePool` (`try_execute`, so work past `max_in_flight` is refused) | `.await` on the pool's `TaskHandle` |
+//! | `pool` | our `ComputePool` (`execute`; with the pool full, `max_in_flight` jobs running and `max_queued` waiting, the job is refused) | `.await` on the pool's `TaskHandle` |
 //! | `inline` | the Tokio worker that runs the handler | it does not: the worker is busy |
 //! | `spawn-blocking` | a thread of Tokio's blocking pool | `.await` on the `JoinHandle` |
 //! | `naive` | a plain `rayon::ThreadPool` via `spawn` | `.await` on a `tokio::sync::oneshot`, panics caught with `catch_unwind` (what the `tokio-rayon` crate does) |
@@ -109,8 +109,8 @@ pub enum DispatchError {
     /// shutting down).
     #[error("the computation was cancelled: {0}")]
     Cancelled(String),
-    /// The pool already holds `max_in_flight` jobs (queued or running):
-    /// the work was refused at once, without queueing.
+    /// The pool already holds `max_in_flight + max_queued` jobs (running
+    /// or waiting): the work was refused at once, without queueing.
     #[error("the service is saturated: {0}")]
     Saturated(String),
     /// The pool refused the work or failed in another way.
@@ -287,30 +287,36 @@ impl Dispatcher {
     }
 
     /// Whether new compute would be refused now: in `pool` mode, when the
-    /// pool already holds `max_in_flight` jobs. The other modes have no
-    /// admission limit and are never saturated.
+    /// pool already holds `max_in_flight + max_queued` jobs (the thread
+    /// count stands in for an unset `max_in_flight`). Without `max_queued`
+    /// the pool's queue is unbounded and it is never saturated; nor are the
+    /// other modes, which have no admission limit.
     pub fn is_saturated(&self) -> bool {
         match &self.strategy {
-            Strategy::Pool(pool) => pool
-                .config()
-                .max_in_flight
-                .is_some_and(|limit| pool.metrics().tasks_active() >= limit as u64),
+            Strategy::Pool(pool) => {
+                let config = pool.config();
+                config.max_queued.is_some_and(|queued| {
+                    let running = config.max_in_flight.unwrap_or(pool.num_threads());
+                    pool.metrics().tasks_active() >= (running + queued) as u64
+                })
+            }
             _ => false,
         }
     }
 
     /// Runs `f` where this mode puts compute; rayon parallel iterators inside
     /// `f` use the same threads. In `pool` mode it is submitted with
-    /// `try_execute`: when the pool already holds `max_in_flight` jobs the
-    /// answer is [`DispatchError::Saturated`] at once. Resolves to `f`'s result, or an error if it
-    /// panicked or was dropped.
+    /// `execute`, in this dispatcher's lane: when the pool is full
+    /// ([`is_saturated`](Self::is_saturated)) the answer is
+    /// [`DispatchError::Saturated`] at once, without running `f`. Resolves
+    /// to `f`'s result, or an error if it panicked or was dropped.
     pub async fn install<F, R>(&self, f: F) -> Result<R, DispatchError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
         match &self.strategy {
-            Strategy::Pool(pool) => admit(pool, f)?.await.map_err(from_compute_error),
+            Strategy::Pool(pool) => pool.execute(f).await.map_err(from_compute_error),
             Strategy::Inline => run_here(f),
             Strategy::SpawnBlocking => tokio::task::spawn_blocking(move || run_here(f))
                 .await
@@ -330,7 +336,8 @@ impl Dispatcher {
         match &self.strategy {
             // The job runs on a compute thread, so `rayon::scope` there is
             // the pool's scope, as with `execute_scoped`.
-            Strategy::Pool(pool) => admit(pool, move || rayon::scope(f))?
+            Strategy::Pool(pool) => pool
+                .execute(move || rayon::scope(f))
                 .await
                 .map_err(from_compute_error),
             Strategy::Inline => run_here(|| rayon::scope(f)),
@@ -342,19 +349,6 @@ impl Dispatcher {
             Strategy::Naive(pool) => naive_spawn(pool, move || rayon::scope(f)).await,
         }
     }
-}
-
-/// Submits `f` to the pool with its admission control: refused at once
-/// (not queued) when `max_in_flight` jobs are queued or running.
-fn admit<F, R>(
-    pool: &compute_runtime::ComputePool,
-    f: F,
-) -> Result<compute_runtime::TaskHandle<R>, DispatchError>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    pool.try_execute(f).map_err(from_compute_error)
 }
 
 /// The naive bridge: `rayon::ThreadPool::spawn`, a `tokio::sync::oneshot`

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::limits::{too_many_connections, HYPER_MAX_HEADERS, HYPER_MAX_HEAD_BYTES};
-use super::{router, AppState, EndpointStats, Limits, DEFAULT_MAX_IN_FLIGHT};
+use super::{admission, router, AppState, EndpointStats, Limits};
 use crate::dispatch::{DispatchError, Dispatcher, Mode};
 use crate::workloads::Models;
 
@@ -47,8 +47,9 @@ pub enum ServerError {
 pub struct ServerOptions {
     /// Where compute runs.
     pub mode: Mode,
-    /// The runtime's threads and pool settings. When `max_in_flight` is
-    /// unset the server uses [`DEFAULT_MAX_IN_FLIGHT`].
+    /// The runtime's threads and pool settings. Unset, `max_in_flight` is
+    /// the compute thread count and `max_queued` is
+    /// [`DEFAULT_MAX_QUEUED`](super::DEFAULT_MAX_QUEUED) (see [`admission`]).
     pub runtime: RuntimeConfig,
     /// Address to bind (port 0: the OS picks one).
     pub listen: SocketAddr,
@@ -119,10 +120,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 impl DemoServer {
     /// Builds the runtime, binds the address and starts serving.
     pub fn start(options: ServerOptions, models: Arc<Models>) -> Result<DemoServer, ServerError> {
-        let mut runtime_config = options.runtime.clone();
-        runtime_config
-            .max_in_flight
-            .get_or_insert(DEFAULT_MAX_IN_FLIGHT);
+        let runtime_config = admission(&options.runtime);
         let runtime = Runtime::new(runtime_config.clone())?;
         let pool = runtime.compute_pool();
         let compute_threads = match (&pool, runtime_config.compute_threads) {

@@ -22,9 +22,11 @@ use compute_demo::workloads::Models;
 /// through a naive rayon bridge.
 ///
 /// With no flags: measures /ping on an idle server, runs each mode in turn
-/// with the same load (about 75 s) and prints one table of requests/s and
-/// p50/p99 latency per endpoint, plus the /ping p99 that shows whether I/O
-/// stalled.
+/// with the same load and prints one table of requests/s and p50/p99
+/// latency per endpoint, plus the /ping p99 that shows whether I/O stalled;
+/// then (with the pool mode) floods /embed beside a few /tokenize clients,
+/// lanes on and off, and prints the /tokenize latency of both (about 100 s
+/// in all).
 #[derive(Debug, Parser)]
 #[command(name = "compute-demo", version, about, long_about)]
 struct Cli {
@@ -42,7 +44,7 @@ struct Cli {
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 
-    /// A short run with small requests (about 10 s in all), for CI and
+    /// A short run with small requests (about 15 s in all), for CI and
     /// smoke tests.
     #[arg(long)]
     quick: bool,
@@ -256,6 +258,8 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         );
     }
     let load_before = docs_table::load_average();
+    // The lanes measurement runs a pool server: it comes with the pool row.
+    let lanes = modes.contains(&Row::Pool);
     let mut report = run_comparison(
         &CompareOptions {
             modes,
@@ -265,6 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             limits: Limits::default(),
             listen,
             progress: !cli.quiet,
+            lanes,
         },
         models,
     )?;
@@ -281,6 +286,19 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     };
     println!("{}", report.table());
     println!("{}", report.settings_line());
+    if let (Some(line), Some(lanes)) = (report.lanes_line(), &report.lanes) {
+        println!("\n{}", lanes.table());
+        println!("{line}");
+        for run in &lanes.runs {
+            if let Some(e) = &run.stats.first_error {
+                let on = if run.lanes { "on" } else { "off" };
+                println!(
+                    "lanes {on}: {} failed request(s), first: {e}",
+                    run.stats.total_errors()
+                );
+            }
+        }
+    }
     if let (Some(before), Some(after)) = (&provenance.load_before, &provenance.load_after) {
         println!(
             "commit {}; load average {before} before, {after} after",
@@ -311,7 +329,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             }
         }
     }
-    let empty: Vec<String> = report
+    let mut empty: Vec<String> = report
         .modes
         .iter()
         .flat_map(|m| {
@@ -321,6 +339,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             })
         })
         .collect();
+    empty.extend(report.lanes.iter().flat_map(|l| l.unserved()));
     if !empty.is_empty() {
         eprintln!(
             "error: no successful request measured for: {}",

@@ -88,8 +88,11 @@ async fn send_one(
 /// time limit (at 100 000 requests/s it would take 100 s to reach).
 pub const MAX_REQUESTS_PER_CLIENT: usize = 10_000_000;
 
+/// A closed-loop client that cycles through `endpoints` (compute endpoints,
+/// at least one), starting at the `index`-th.
 pub(super) async fn compute_client(
     index: usize,
+    endpoints: Arc<[Endpoint]>,
     addr: SocketAddr,
     corpus: Arc<Corpus>,
     config: LoadConfig,
@@ -98,16 +101,19 @@ pub(super) async fn compute_client(
 ) -> Recorder {
     let mut recorder = Recorder::default();
     let mut client = None;
+    let kinds = endpoints.len().max(1);
     // However short the window, each client measures at least one request
-    // of each compute endpoint (it may run past the end for them).
-    let mut measured = [false; Endpoint::COMPUTE.len()];
+    // of each of its endpoints (it may run past the end for them).
+    let mut measured = vec![false; endpoints.len()];
     for n in (index..).take(MAX_REQUESTS_PER_CLIENT) {
         if Instant::now() >= window.end && measured.iter().all(|m| *m) {
             break;
         }
-        let slot = n % Endpoint::COMPUTE.len();
-        let endpoint = Endpoint::COMPUTE[slot];
-        let body = corpus.body(endpoint, n / Endpoint::COMPUTE.len());
+        let slot = n % kinds;
+        let Some(&endpoint) = endpoints.get(slot) else {
+            break;
+        };
+        let body = corpus.body(endpoint, n / kinds);
         measured[slot] |= send_one(
             &mut client,
             addr,

@@ -147,22 +147,84 @@ impl LoadConfig {
     }
 }
 
-/// Sends the configured load to `addr` (loopback only) and summarises it.
-///
-/// Runs on the caller's Tokio runtime, which should not be the server's (so
-/// the clients measure the server, not their own scheduling). `progress`
-/// shows elapsed time and live requests per second; pass
-/// `ProgressBar::hidden()` for none. However short the duration, each client
-/// measures at least one request per endpoint. Every task ends by `warmup +
-/// duration + 3 × request_timeout` plus a second of grace; stragglers are
-/// aborted.
+/// Clients that send the same endpoints: part of a load's shape (see
+/// [`run_mix`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientGroup {
+    /// How many closed-loop clients (each its own connection).
+    pub clients: usize,
+    /// The compute endpoints each client cycles through (client `i` starts
+    /// at the `i`-th, so the mix is even).
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl ClientGroup {
+    /// The default shape: `clients` clients cycling through every compute
+    /// endpoint.
+    pub fn mixed(clients: usize) -> ClientGroup {
+        ClientGroup {
+            clients,
+            endpoints: Endpoint::COMPUTE.to_vec(),
+        }
+    }
+}
+
+/// Sends the configured load to `addr` (loopback only) and summarises it:
+/// [`LoadConfig::clients`] clients cycling through every compute endpoint
+/// ([`ClientGroup::mixed`]) and the `/ping` canary. See [`run_mix`].
 pub async fn run_load(
     addr: SocketAddr,
     config: &LoadConfig,
     corpus: Arc<Corpus>,
     progress: &ProgressBar,
 ) -> Result<LoadStats, LoadError> {
-    config.validate()?;
+    run_mix(
+        addr,
+        config,
+        &[ClientGroup::mixed(config.clients)],
+        corpus,
+        progress,
+    )
+    .await
+}
+
+/// Sends a load of the given shape to `addr` (loopback only) and summarises
+/// it: each group's clients, plus the `/ping` canary, for the configured
+/// warm-up and duration ([`LoadConfig::clients`] is not used here; the
+/// groups say how many clients there are, 1 to 1024 in all, and each group
+/// names at least one compute endpoint).
+///
+/// Runs on the caller's Tokio runtime, which should not be the server's (so
+/// the clients measure the server, not their own scheduling). `progress`
+/// shows elapsed time and live requests per second; pass
+/// `ProgressBar::hidden()` for none. However short the duration, each client
+/// measures at least one request per endpoint of its group. Every task ends
+/// by `warmup + duration + n × request_timeout` plus a second of grace,
+/// where `n` is the most endpoints a group has (3 for the mixed load);
+/// stragglers are aborted.
+pub async fn run_mix(
+    addr: SocketAddr,
+    config: &LoadConfig,
+    groups: &[ClientGroup],
+    corpus: Arc<Corpus>,
+    progress: &ProgressBar,
+) -> Result<LoadStats, LoadError> {
+    let clients: usize = groups.iter().map(|g| g.clients).sum();
+    LoadConfig {
+        clients,
+        ..config.clone()
+    }
+    .validate()?;
+    if let Some(group) = groups
+        .iter()
+        .find(|g| g.endpoints.is_empty() || g.endpoints.contains(&Endpoint::Ping))
+    {
+        return Err(LoadError::Invalid {
+            field: "endpoints",
+            value: format!("{:?}", group.endpoints),
+            reason: "each group names at least one compute endpoint, not /ping",
+        });
+    }
     if !addr.ip().is_loopback() {
         return Err(ClientError::NotLoopback(addr).into());
     }
@@ -173,15 +235,19 @@ pub async fn run_load(
     };
     let completed = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..config.clients {
-        tasks.spawn(compute_client(
-            index,
-            addr,
-            corpus.clone(),
-            config.clone(),
-            window,
-            completed.clone(),
-        ));
+    for group in groups {
+        let endpoints: Arc<[Endpoint]> = group.endpoints.clone().into();
+        for index in 0..group.clients {
+            tasks.spawn(compute_client(
+                index,
+                endpoints.clone(),
+                addr,
+                corpus.clone(),
+                config.clone(),
+                window,
+                completed.clone(),
+            ));
+        }
     }
     tasks.spawn(canary(addr, config.clone(), window, completed.clone()));
     let cpu_probe = tokio::spawn(async move {
@@ -226,9 +292,11 @@ pub async fn run_load(
         })
     };
 
-    // A client may send one request of each compute endpoint after the end
+    // A client may send one request of each of its endpoints after the end
     // (see `compute_client`), each bounded by the request timeout.
-    let overtime = config.request_timeout * Endpoint::COMPUTE.len() as u32 + Duration::from_secs(1);
+    let kinds = groups.iter().map(|g| g.endpoints.len()).max().unwrap_or(1);
+    let overtime =
+        config.request_timeout * u32::try_from(kinds).unwrap_or(u32::MAX) + Duration::from_secs(1);
     let deadline = window.end + overtime;
     let mut merged = Recorder::default();
     let mut failure = None;

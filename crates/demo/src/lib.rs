@@ -10,7 +10,8 @@
 //! ([`compare`]; a row is a mode and its threads, see [`rows`]), then
 //! measures what the pool's [`lanes`] do for `/tokenize` beside an `/embed`
 //! flood, [`report`] prints the tables, and [`docs_table`] writes them into
-//! the docs.
+//! the docs. [`flood`] is the overload measurement (`--flood`): many
+//! clients at once, each with one large request.
 //!
 //! ```
 //! use compute_demo::server::{DemoServer, ServerOptions};
@@ -37,6 +38,7 @@ pub mod client;
 pub mod compare;
 pub mod dispatch;
 pub mod docs_table;
+pub mod flood;
 pub mod lanes;
 pub mod load;
 pub mod report;

@@ -11,6 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use compute_demo::compare::{run_comparison, CompareOptions};
 use compute_demo::docs_table::{self, Provenance};
+use compute_demo::flood::{run_flood, FloodOptions};
 use compute_demo::load::{Endpoint, LoadConfig};
 use compute_demo::rows::Row;
 use compute_demo::server::{DemoServer, Limits, ServerOptions};
@@ -64,6 +65,20 @@ struct Cli {
     /// Ctrl-C, then shut down gracefully.
     #[arg(long, conflicts_with_all = ["clients", "duration", "quick", "out", "update_docs"])]
     serve: bool,
+
+    /// The overload flood instead of the comparison: a pool server in this
+    /// process, --clients clients (default 500) opening a connection each
+    /// at once and sending one POST /tokenize of --flood-body-kib KiB;
+    /// prints the 200 and 503 counts, the time to the 503s and the
+    /// process's resident memory idle, at its peak and after.
+    #[arg(long, conflicts_with_all = ["serve", "duration", "quick", "out", "update_docs", "mode"])]
+    flood: bool,
+
+    /// The size of each flood request's body in KiB, 1 to 1024 (the
+    /// server's body limit) [default: 1024].
+    #[arg(long, value_name = "KIB", requires = "flood",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    flood_body_kib: Option<u16>,
 
     /// Address to listen on, HOST:PORT with an IP address or a host name
     /// (localhost:8080) [default: 127.0.0.1:0, a free port]. Load runs need
@@ -201,6 +216,26 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let (runtime, runtime_toml) = compute_demo::runtime_config(cli.config.as_deref())?;
     let listen = listen_addr(&cli);
     let models = Models::load()?;
+
+    if cli.flood {
+        let options = FloodOptions {
+            clients: cli.clients.map_or(500, usize::from),
+            body_bytes: cli.flood_body_kib.map_or(1024, usize::from) * 1024,
+            runtime,
+            listen,
+            ..FloodOptions::default()
+        };
+        if !cli.quiet {
+            eprintln!(
+                "compute-demo: flood of {} clients x {} KiB",
+                options.clients,
+                options.body_bytes / 1024
+            );
+        }
+        let report = run_flood(&options, models)?;
+        println!("{}", report.summary());
+        return Ok(ExitCode::SUCCESS);
+    }
 
     if cli.serve {
         let mode = serve_mode(&cli).ok_or("--serve takes a single --mode")?;
@@ -447,6 +482,26 @@ mod tests {
         );
         assert!(parse_listen("localhost").is_err());
         assert!(parse_listen("not-an-address").is_err());
+    }
+
+    #[test]
+    fn flood_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "compute-demo",
+            "--flood",
+            "--clients",
+            "20",
+            "--flood-body-kib",
+            "64",
+        ])
+        .unwrap();
+        assert!(cli.flood);
+        assert_eq!((cli.clients, cli.flood_body_kib), (Some(20), Some(64)));
+        assert!(Cli::try_parse_from(["compute-demo", "--flood", "--serve"]).is_err());
+        assert!(Cli::try_parse_from(["compute-demo", "--flood-body-kib", "64"]).is_err());
+        assert!(
+            Cli::try_parse_from(["compute-demo", "--flood", "--flood-body-kib", "2048"]).is_err()
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub struct FloodReport {
     pub clients: usize,
     /// Bytes of each request body.
     pub body_bytes: usize,
-    /// The server's compute threads, `max_in_flight` and `max_queued`.
+    /// The server's compute threads.
     pub compute_threads: usize,
     /// Jobs that may run at once.
     pub max_in_flight: Option<usize>,

@@ -1,6 +1,7 @@
 //! The default run: `/ping` alone on an idle server, then the same load
-//! against a fresh server for each [`Row`], one after the other, collected
-//! into a [`RunReport`].
+//! against a fresh server for each [`Row`], one after the other, and, when
+//! the `pool` row is among them, the [lanes measurement](crate::lanes),
+//! collected into a [`RunReport`].
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -9,10 +10,11 @@ use std::sync::Arc;
 use compute_runtime::RuntimeConfig;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::load::{run_canary, run_load, Corpus, LoadConfig, LoadError};
+use crate::lanes::{LaneRun, LanesReport};
+use crate::load::{run_canary, run_load, run_mix, Corpus, LoadConfig, LoadError};
 use crate::report::{format_ms, format_rate, ModeReport, RunReport, RunSettings};
 use crate::rows::Row;
-use crate::server::{DemoServer, Limits, ServerError, ServerOptions, DEFAULT_MAX_IN_FLIGHT};
+use crate::server::{DemoServer, Limits, ServerError, ServerOptions, DEFAULT_MAX_QUEUED};
 use crate::workloads::Models;
 
 /// What to compare.
@@ -32,6 +34,10 @@ pub struct CompareOptions {
     pub listen: SocketAddr,
     /// Show a progress bar per mode (only drawn when stdout is a terminal).
     pub progress: bool,
+    /// Also run the [lanes measurement](crate::lanes) (on a `pool` server
+    /// with the `pool` row's threads, lanes on then off), with
+    /// [`LoadConfig::clients`] clients flooding `/embed`.
+    pub lanes: bool,
 }
 
 /// Why a comparison run stopped.
@@ -61,7 +67,7 @@ pub enum CompareError {
 /// The longest the idle `/ping` baseline is measured.
 pub const IDLE_MEASURE_MAX: std::time::Duration = std::time::Duration::from_secs(4);
 
-fn progress_bar(enabled: bool, mode: Row) -> ProgressBar {
+fn progress_bar(enabled: bool, name: &str) -> ProgressBar {
     if !enabled || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -70,7 +76,7 @@ fn progress_bar(enabled: bool, mode: Row) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(mode.name());
+    bar.set_prefix(name.to_string());
     bar
 }
 
@@ -99,29 +105,32 @@ pub fn run_comparison(
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     // The comparison measures where compute runs, not load shedding: each
     // closed-loop client has one request in flight (plus the canary's
-    // connection), so the server gets room for all of them unless the
-    // configuration sets `max_in_flight` itself.
-    let clients = options.load.clients;
+    // connection), so the pool gets a queue with room for all of them
+    // unless the configuration sets `max_queued` itself.
+    // (The lanes measurement has TOKENIZE_CLIENTS more.)
+    let clients = options.load.clients + crate::lanes::TOKENIZE_CLIENTS;
     let mut runtime = options.runtime.clone();
     runtime
-        .max_in_flight
-        .get_or_insert(DEFAULT_MAX_IN_FLIGHT.max(clients));
+        .max_queued
+        .get_or_insert(DEFAULT_MAX_QUEUED.max(clients));
     let limits = Limits {
         max_connections: options.limits.max_connections.max(clients + 8),
         ..options.limits.clone()
     };
-    let start = |row: Row| {
+    let start_with_lanes = |row: Row, lanes: bool| {
         DemoServer::start(
             ServerOptions {
                 mode: row.mode(),
                 runtime: row.runtime(&runtime, cpus),
                 listen: options.listen,
                 limits: limits.clone(),
+                lanes,
             },
             models.clone(),
         )
         .map_err(|source| CompareError::Server { mode: row, source })
     };
+    let start = |row: Row| start_with_lanes(row, true);
 
     let idle_load = LoadConfig {
         duration: options.load.duration.min(IDLE_MEASURE_MAX),
@@ -146,7 +155,7 @@ pub fn run_comparison(
         let server = start(mode)?;
         let row_threads = server.state().pool.as_ref().map(|p| p.num_threads());
         let workers = server.handle().map(|h| h.metrics().num_workers());
-        let bar = progress_bar(options.progress, mode);
+        let bar = progress_bar(options.progress, mode.name());
         let stats =
             client_runtime.block_on(run_load(server.addr(), &options.load, corpus.clone(), &bar));
         let shutdown = server.shutdown();
@@ -175,6 +184,47 @@ pub fn run_comparison(
             stats,
         });
     }
+    let lanes = if options.lanes {
+        let mut runs = Vec::with_capacity(2);
+        for on in [true, false] {
+            let server = start_with_lanes(Row::Pool, on)?;
+            let name = if on { "lanes on" } else { "lanes off" };
+            let bar = progress_bar(options.progress, name);
+            let groups = crate::lanes::shape(options.load.clients);
+            let stats = client_runtime.block_on(run_mix(
+                server.addr(),
+                &options.load,
+                &groups,
+                corpus.clone(),
+                &bar,
+            ));
+            let shutdown = server.shutdown();
+            let stats = stats.map_err(|source| CompareError::Load {
+                mode: Row::Pool,
+                source,
+            })?;
+            shutdown.map_err(|source| CompareError::Server {
+                mode: Row::Pool,
+                source,
+            })?;
+            let tokenize = stats.endpoint(crate::load::Endpoint::Tokenize);
+            bar.finish_with_message(format!(
+                "/tokenize p50 {} ms, p99 {} ms  errors {}",
+                format_ms(tokenize.map_or(0.0, |t| t.p50_ms)),
+                format_ms(tokenize.map_or(0.0, |t| t.p99_ms)),
+                stats.total_errors()
+            ));
+            runs.push(LaneRun {
+                lanes: on,
+                embed_clients: options.load.clients,
+                tokenize_clients: crate::lanes::TOKENIZE_CLIENTS,
+                stats,
+            });
+        }
+        Some(LanesReport { runs })
+    } else {
+        None
+    };
     client_runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(RunReport {
         settings: RunSettings {
@@ -191,5 +241,6 @@ pub fn run_comparison(
             command: None,
         },
         modes,
+        lanes,
     })
 }

@@ -7,7 +7,7 @@
 //!
 //! | mode | where the closure runs | how the handler waits |
 //! |---|---|---|
-//! | `pool` | our `ComputePool` (`try_execute`, so work past `max_in_flight` is refused) | `.await` on the pool's `TaskHandle` |
+//! | `pool` | our `ComputePool` (`execute`; with the pool full, `max_in_flight` jobs running and `max_queued` waiting, the job is refused) | `.await` on the pool's `TaskHandle` |
 //! | `inline` | the Tokio worker that runs the handler | it does not: the worker is busy |
 //! | `spawn-blocking` | a thread of Tokio's blocking pool | `.await` on the `JoinHandle` |
 //! | `naive` | a plain `rayon::ThreadPool` via `spawn` | `.await` on a `tokio::sync::oneshot`, panics caught with `catch_unwind` (what the `tokio-rayon` crate does) |
@@ -21,6 +21,26 @@
 //!
 //! Whatever the mode, a panic in the closure becomes
 //! [`DispatchError::Panicked`] for that request; the server lives on.
+//!
+//! # Lanes
+//!
+//! In `pool` mode each job waits in one of the pool's two lanes
+//! ([`Priority`]): [`Dispatcher::in_lane`] gives a dispatcher whose jobs
+//! go to the lane asked for. The service puts the work a user waits for in
+//! the High lane and batch work in the Low lane:
+//!
+//! | endpoint | lane | why |
+//! |---|---|---|
+//! | `/tokenize` | High | interactive: a caller waits for a short answer |
+//! | `/infer` | High | interactive: a prediction for a caller who waits |
+//! | `/embed` | Low | batch work: embeddings computed in bulk |
+//!
+//! A waiting High job starts before a waiting Low job; Low still gets at
+//! least one start in `low_priority_every`, and a Low job that has waited
+//! `low_priority_max_wait` starts next. A running job is never pre-empted.
+//! [`Dispatcher::with_lanes`]`(false)` turns lanes off: every job then goes
+//! to the High lane, first come first served (the demo measures both). The
+//! other modes have no lanes: [`Dispatcher::in_lane`] changes nothing there.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -28,6 +48,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use compute_runtime::Priority;
 use serde::{Deserialize, Serialize};
 
 /// Where request handlers run their compute.
@@ -88,8 +109,8 @@ pub enum DispatchError {
     /// shutting down).
     #[error("the computation was cancelled: {0}")]
     Cancelled(String),
-    /// The pool already holds `max_in_flight` jobs (queued or running):
-    /// the work was refused at once, without queueing.
+    /// The pool already holds `max_in_flight + max_queued` jobs (running
+    /// or waiting): the work was refused at once, without queueing.
     #[error("the service is saturated: {0}")]
     Saturated(String),
     /// The pool refused the work or failed in another way.
@@ -165,12 +186,16 @@ enum Strategy {
 pub struct Dispatcher {
     mode: Mode,
     strategy: Strategy,
+    /// Whether [`Dispatcher::in_lane`] may pick the Low lane.
+    lanes: bool,
 }
 
 impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatcher")
             .field("mode", &self.mode)
+            .field("lanes", &self.lanes)
+            .field("lane", &self.lane())
             .finish_non_exhaustive()
     }
 }
@@ -212,7 +237,11 @@ impl Dispatcher {
                 Strategy::Naive(Arc::new(pool))
             }
         };
-        Ok(Dispatcher { mode, strategy })
+        Ok(Dispatcher {
+            mode,
+            strategy,
+            lanes: true,
+        })
     }
 
     /// The mode this dispatcher implements.
@@ -220,31 +249,74 @@ impl Dispatcher {
         self.mode
     }
 
+    /// This dispatcher with lanes on (the default) or off. Off, every job
+    /// goes to the High lane whatever [`in_lane`](Self::in_lane) asks for.
+    pub fn with_lanes(mut self, on: bool) -> Dispatcher {
+        self.lanes = on;
+        if !on {
+            self = self.in_lane(Priority::High);
+        }
+        self
+    }
+
+    /// Whether lanes are on: `pool` mode with [`with_lanes`](Self::with_lanes)
+    /// not turned off. The other modes have no lanes.
+    pub fn lanes(&self) -> bool {
+        self.lanes && matches!(self.strategy, Strategy::Pool(_))
+    }
+
+    /// A dispatcher (a cheap clone) whose `pool`-mode jobs wait in `lane`,
+    /// or in the High lane when lanes are off. In the other modes it is the
+    /// same dispatcher.
+    pub fn in_lane(&self, lane: Priority) -> Dispatcher {
+        let mut dispatcher = self.clone();
+        if let Strategy::Pool(pool) = &self.strategy {
+            let lane = if self.lanes { lane } else { Priority::High };
+            dispatcher.strategy = Strategy::Pool(pool.with_priority(lane));
+        }
+        dispatcher
+    }
+
+    /// The lane this dispatcher's jobs wait in: the pool handle's in `pool`
+    /// mode, `None` in the modes without lanes.
+    pub fn lane(&self) -> Option<Priority> {
+        match &self.strategy {
+            Strategy::Pool(pool) => Some(pool.priority()),
+            _ => None,
+        }
+    }
+
     /// Whether new compute would be refused now: in `pool` mode, when the
-    /// pool already holds `max_in_flight` jobs. The other modes have no
-    /// admission limit and are never saturated.
+    /// pool already holds `max_in_flight + max_queued` jobs (the thread
+    /// count stands in for an unset `max_in_flight`). Without `max_queued`
+    /// the pool's queue is unbounded and it is never saturated; nor are the
+    /// other modes, which have no admission limit.
     pub fn is_saturated(&self) -> bool {
         match &self.strategy {
-            Strategy::Pool(pool) => pool
-                .config()
-                .max_in_flight
-                .is_some_and(|limit| pool.metrics().tasks_active() >= limit as u64),
+            Strategy::Pool(pool) => {
+                let config = pool.config();
+                config.max_queued.is_some_and(|queued| {
+                    let running = config.max_in_flight.unwrap_or(pool.num_threads());
+                    pool.metrics().tasks_active() >= (running + queued) as u64
+                })
+            }
             _ => false,
         }
     }
 
     /// Runs `f` where this mode puts compute; rayon parallel iterators inside
     /// `f` use the same threads. In `pool` mode it is submitted with
-    /// `try_execute`: when the pool already holds `max_in_flight` jobs the
-    /// answer is [`DispatchError::Saturated`] at once. Resolves to `f`'s result, or an error if it
-    /// panicked or was dropped.
+    /// `execute`, in this dispatcher's lane: when the pool is full
+    /// ([`is_saturated`](Self::is_saturated)) the answer is
+    /// [`DispatchError::Saturated`] at once, without running `f`. Resolves
+    /// to `f`'s result, or an error if it panicked or was dropped.
     pub async fn install<F, R>(&self, f: F) -> Result<R, DispatchError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
         match &self.strategy {
-            Strategy::Pool(pool) => admit(pool, f)?.await.map_err(from_compute_error),
+            Strategy::Pool(pool) => pool.execute(f).await.map_err(from_compute_error),
             Strategy::Inline => run_here(f),
             Strategy::SpawnBlocking => tokio::task::spawn_blocking(move || run_here(f))
                 .await
@@ -264,7 +336,8 @@ impl Dispatcher {
         match &self.strategy {
             // The job runs on a compute thread, so `rayon::scope` there is
             // the pool's scope, as with `execute_scoped`.
-            Strategy::Pool(pool) => admit(pool, move || rayon::scope(f))?
+            Strategy::Pool(pool) => pool
+                .execute(move || rayon::scope(f))
                 .await
                 .map_err(from_compute_error),
             Strategy::Inline => run_here(|| rayon::scope(f)),
@@ -276,19 +349,6 @@ impl Dispatcher {
             Strategy::Naive(pool) => naive_spawn(pool, move || rayon::scope(f)).await,
         }
     }
-}
-
-/// Submits `f` to the pool with its admission control: refused at once
-/// (not queued) when `max_in_flight` jobs are queued or running.
-fn admit<F, R>(
-    pool: &compute_runtime::ComputePool,
-    f: F,
-) -> Result<compute_runtime::TaskHandle<R>, DispatchError>
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    pool.try_execute(f).map_err(from_compute_error)
 }
 
 /// The naive bridge: `rayon::ThreadPool::spawn`, a `tokio::sync::oneshot`

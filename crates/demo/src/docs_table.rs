@@ -5,7 +5,8 @@
 //! The block sits between [`BEGIN`] and [`END`]; everything outside the
 //! markers is left as it is. The block names the command, the commit the
 //! run was built from and the load average of the machine, then the
-//! settings line and the table.
+//! settings line and the table, then (when it ran) the lanes measurement's
+//! line and table.
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +84,9 @@ pub fn block(report: &RunReport, provenance: &Provenance) -> String {
         report.settings_line(),
         report.table()
     ));
+    if let (Some(line), Some(lanes)) = (report.lanes_line(), &report.lanes) {
+        out.push_str(&format!("\n{line}.\n\n{}", lanes.table()));
+    }
     out.push_str(END);
     out.push('\n');
     out
@@ -132,10 +136,25 @@ pub fn block_of(text: &str) -> Option<&str> {
 
 /// The cells of the first Markdown table row in `block`, trimmed.
 pub fn header_of(block: &str) -> Option<Vec<String>> {
-    let line = block.lines().find(|l| l.trim_start().starts_with('|'))?;
-    let line = line.trim();
-    let inner = line.strip_prefix('|')?.strip_suffix('|')?;
-    Some(inner.split('|').map(|c| c.trim().to_string()).collect())
+    headers_of(block).into_iter().next()
+}
+
+/// The header cells of every Markdown table in `block`, in order: the
+/// first row of each run of lines that start with `|`.
+pub fn headers_of(block: &str) -> Vec<Vec<String>> {
+    let mut headers = Vec::new();
+    let mut in_table = false;
+    for line in block.lines() {
+        let is_row = line.trim_start().starts_with('|');
+        if is_row && !in_table {
+            let line = line.trim();
+            if let Some(inner) = line.strip_prefix('|').and_then(|l| l.strip_suffix('|')) {
+                headers.push(inner.split('|').map(|c| c.trim().to_string()).collect());
+            }
+        }
+        in_table = is_row;
+    }
+    headers
 }
 
 /// Replaces the block in each of `files` (checking every file before
@@ -186,6 +205,11 @@ mod tests {
         let block = "text\n\n| mode | a b  |\n| --- | --: |\n| pool | 1 |\n";
         assert_eq!(header_of(block), Some(vec!["mode".into(), "a b".into()]));
         assert_eq!(header_of("no table"), None);
+        let two = "| a |\n| - |\n| 1 |\n\ntext\n\n| b | c |\n| - | - |\n";
+        assert_eq!(
+            headers_of(two),
+            vec![vec!["a".to_string()], vec!["b".into(), "c".into()]]
+        );
     }
 
     #[test]

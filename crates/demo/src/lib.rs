@@ -7,8 +7,11 @@
 //! on our `compute_runtime::ComputePool`, inline on the Tokio worker, with
 //! `spawn_blocking`, or through a naive rayon + oneshot bridge. The load
 //! generator ([`load`]) drives the same load at each row in turn
-//! ([`compare`]; a row is a mode and its threads, see [`rows`]),
-//! [`report`] prints one table, and [`docs_table`] writes it into the docs.
+//! ([`compare`]; a row is a mode and its threads, see [`rows`]), then
+//! measures what the pool's [`lanes`] do for `/tokenize` beside an `/embed`
+//! flood, [`report`] prints the tables, and [`docs_table`] writes them into
+//! the docs. [`flood`] is the overload measurement (`--flood`): many
+//! clients at once, each with one large request.
 //!
 //! ```
 //! use compute_demo::server::{DemoServer, ServerOptions};
@@ -35,6 +38,8 @@ pub mod client;
 pub mod compare;
 pub mod dispatch;
 pub mod docs_table;
+pub mod flood;
+pub mod lanes;
 pub mod load;
 pub mod report;
 pub mod rows;

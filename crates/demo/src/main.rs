@@ -11,6 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use compute_demo::compare::{run_comparison, CompareOptions};
 use compute_demo::docs_table::{self, Provenance};
+use compute_demo::flood::{run_flood, FloodOptions};
 use compute_demo::load::{Endpoint, LoadConfig};
 use compute_demo::rows::Row;
 use compute_demo::server::{DemoServer, Limits, ServerOptions};
@@ -22,9 +23,11 @@ use compute_demo::workloads::Models;
 /// through a naive rayon bridge.
 ///
 /// With no flags: measures /ping on an idle server, runs each mode in turn
-/// with the same load (about 75 s) and prints one table of requests/s and
-/// p50/p99 latency per endpoint, plus the /ping p99 that shows whether I/O
-/// stalled.
+/// with the same load and prints one table of requests/s and p50/p99
+/// latency per endpoint, plus the /ping p99 that shows whether I/O stalled;
+/// then (with the pool mode) floods /embed beside a few /tokenize clients,
+/// lanes on and off, and prints the /tokenize latency of both (about 100 s
+/// in all).
 #[derive(Debug, Parser)]
 #[command(name = "compute-demo", version, about, long_about)]
 struct Cli {
@@ -42,7 +45,7 @@ struct Cli {
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 
-    /// A short run with small requests (about 10 s in all), for CI and
+    /// A short run with small requests (about 15 s in all), for CI and
     /// smoke tests.
     #[arg(long)]
     quick: bool,
@@ -62,6 +65,20 @@ struct Cli {
     /// Ctrl-C, then shut down gracefully.
     #[arg(long, conflicts_with_all = ["clients", "duration", "quick", "out", "update_docs"])]
     serve: bool,
+
+    /// The overload flood instead of the comparison: a pool server in this
+    /// process, --clients clients (default 500) opening a connection each
+    /// at once and sending one POST /tokenize of --flood-body-kib KiB;
+    /// prints the 200 and 503 counts, the time to the 503s and the
+    /// process's resident memory idle, at its peak and after.
+    #[arg(long, conflicts_with_all = ["serve", "duration", "quick", "out", "update_docs", "mode"])]
+    flood: bool,
+
+    /// The size of each flood request's body in KiB, 1 to 1024 (the
+    /// server's body limit) [default: 1024].
+    #[arg(long, value_name = "KIB", requires = "flood",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    flood_body_kib: Option<u16>,
 
     /// Address to listen on, HOST:PORT with an IP address or a host name
     /// (localhost:8080) [default: 127.0.0.1:0, a free port]. Load runs need
@@ -200,6 +217,26 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let listen = listen_addr(&cli);
     let models = Models::load()?;
 
+    if cli.flood {
+        let options = FloodOptions {
+            clients: cli.clients.map_or(500, usize::from),
+            body_bytes: cli.flood_body_kib.map_or(1024, usize::from) * 1024,
+            runtime,
+            listen,
+            ..FloodOptions::default()
+        };
+        if !cli.quiet {
+            eprintln!(
+                "compute-demo: flood of {} clients x {} KiB",
+                options.clients,
+                options.body_bytes / 1024
+            );
+        }
+        let report = run_flood(&options, models)?;
+        println!("{}", report.summary());
+        return Ok(ExitCode::SUCCESS);
+    }
+
     if cli.serve {
         let mode = serve_mode(&cli).ok_or("--serve takes a single --mode")?;
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -209,6 +246,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 runtime: mode.runtime(&runtime, cpus),
                 listen,
                 limits: Limits::default(),
+                lanes: true,
             },
             models,
         )?;
@@ -255,6 +293,8 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         );
     }
     let load_before = docs_table::load_average();
+    // The lanes measurement runs a pool server: it comes with the pool row.
+    let lanes = modes.contains(&Row::Pool);
     let mut report = run_comparison(
         &CompareOptions {
             modes,
@@ -264,6 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             limits: Limits::default(),
             listen,
             progress: !cli.quiet,
+            lanes,
         },
         models,
     )?;
@@ -280,6 +321,19 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     };
     println!("{}", report.table());
     println!("{}", report.settings_line());
+    if let (Some(line), Some(lanes)) = (report.lanes_line(), &report.lanes) {
+        println!("\n{}", lanes.table());
+        println!("{line}");
+        for run in &lanes.runs {
+            if let Some(e) = &run.stats.first_error {
+                let on = if run.lanes { "on" } else { "off" };
+                println!(
+                    "lanes {on}: {} failed request(s), first: {e}",
+                    run.stats.total_errors()
+                );
+            }
+        }
+    }
     if let (Some(before), Some(after)) = (&provenance.load_before, &provenance.load_after) {
         println!(
             "commit {}; load average {before} before, {after} after",
@@ -310,7 +364,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             }
         }
     }
-    let empty: Vec<String> = report
+    let mut empty: Vec<String> = report
         .modes
         .iter()
         .flat_map(|m| {
@@ -320,6 +374,7 @@ fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             })
         })
         .collect();
+    empty.extend(report.lanes.iter().flat_map(|l| l.unserved()));
     if !empty.is_empty() {
         eprintln!(
             "error: no successful request measured for: {}",
@@ -427,6 +482,26 @@ mod tests {
         );
         assert!(parse_listen("localhost").is_err());
         assert!(parse_listen("not-an-address").is_err());
+    }
+
+    #[test]
+    fn flood_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "compute-demo",
+            "--flood",
+            "--clients",
+            "20",
+            "--flood-body-kib",
+            "64",
+        ])
+        .unwrap();
+        assert!(cli.flood);
+        assert_eq!((cli.clients, cli.flood_body_kib), (Some(20), Some(64)));
+        assert!(Cli::try_parse_from(["compute-demo", "--flood", "--serve"]).is_err());
+        assert!(Cli::try_parse_from(["compute-demo", "--flood-body-kib", "64"]).is_err());
+        assert!(
+            Cli::try_parse_from(["compute-demo", "--flood", "--flood-body-kib", "2048"]).is_err()
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::lanes::LanesReport;
 use crate::load::{Endpoint, EndpointSummary, LoadStats};
 use crate::rows::Row;
 
@@ -64,13 +65,18 @@ pub struct RunSettings {
     pub command: Option<String>,
 }
 
-/// A whole run: its settings and one [`ModeReport`] per mode, in run order.
+/// A whole run: its settings, one [`ModeReport`] per mode, in run order,
+/// and the lanes measurement when it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// The set-up.
     pub settings: RunSettings,
     /// The figures.
     pub modes: Vec<ModeReport>,
+    /// The [lanes measurement](crate::lanes): `/tokenize` beside an
+    /// `/embed` flood in `pool` mode, lanes on and off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lanes: Option<LanesReport>,
 }
 
 /// Formats a latency in milliseconds with a precision that suits its size.
@@ -244,7 +250,24 @@ impl RunReport {
         )
     }
 
-    /// A Markdown document: title, set-up, the table, and any errors seen.
+    /// The sentence that introduces the lanes table, if the lanes
+    /// measurement ran.
+    pub fn lanes_line(&self) -> Option<String> {
+        let lanes = self.lanes.as_ref()?;
+        let run = lanes.runs.first()?;
+        Some(format!(
+            "Lanes, `pool` row's threads: {} clients send only /embed (batch, the Low lane with lanes on) \
+             and {} only /tokenize (interactive, the High lane), {} warm-up + {} measured per run; \
+             with lanes off every job is High",
+            run.embed_clients,
+            run.tokenize_clients,
+            seconds(self.settings.warmup_s),
+            seconds(self.settings.duration_s),
+        ))
+    }
+
+    /// A Markdown document: title, set-up, the table, the lanes table, and
+    /// any errors seen.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("# compute-demo results\n\n");
         if let Some(command) = &self.settings.command {
@@ -253,7 +276,10 @@ impl RunReport {
         out.push_str(&self.settings_line());
         out.push_str("\n\n");
         out.push_str(&self.table());
-        let errors: Vec<String> = self
+        if let (Some(line), Some(lanes)) = (self.lanes_line(), &self.lanes) {
+            out.push_str(&format!("\n{line}.\n\n{}", lanes.table()));
+        }
+        let mut errors: Vec<String> = self
             .modes
             .iter()
             .filter_map(|m| {
@@ -263,6 +289,12 @@ impl RunReport {
                     .map(|e| format!("- {}: {e}", m.mode))
             })
             .collect();
+        for run in self.lanes.iter().flat_map(|l| &l.runs) {
+            if let Some(e) = &run.stats.first_error {
+                let lanes = if run.lanes { "on" } else { "off" };
+                errors.push(format!("- lanes {lanes}: {e}"));
+            }
+        }
         if !errors.is_empty() {
             out.push_str("\nFirst error per mode:\n\n");
             out.push_str(&errors.join("\n"));
@@ -360,6 +392,7 @@ mod tests {
                     first_error: Some("/infer: 500".into()),
                 },
             }],
+            lanes: None,
         }
     }
 

@@ -205,3 +205,20 @@ fn a_host_name_and_the_shortest_duration_work() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("| pool "));
 }
+
+#[test]
+fn a_tiny_flood_prints_its_counts() {
+    let output = demo(&[
+        "--flood",
+        "--clients",
+        "5",
+        "--flood-body-kib",
+        "16",
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
+    assert!(stdout.contains("flood: 5 clients"), "{stdout}");
+    assert!(stdout.contains("(5 in all)"), "{stdout}");
+    assert!(stdout.contains("resident memory"), "{stdout}");
+}

@@ -1,6 +1,7 @@
 //! The results tables of README.md and docs/demo.md are the demo's own
-//! output: each file holds one generated block whose header row is exactly
-//! the report's columns today, so a column change without regenerating the
+//! output: each file holds one generated block with two tables, the
+//! comparison and the lanes measurement, whose header rows are exactly the
+//! report's columns today, so a column change without regenerating the
 //! docs (`--update-docs`, see docs/demo.md) fails here.
 
 mod common;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use common::with_watchdog;
 use compute_demo::docs_table::{self, BEGIN, DOC_FILES, END};
+use compute_demo::lanes::LanesReport;
 use compute_demo::report::RunReport;
 
 fn workspace_file(name: &str) -> (PathBuf, String) {
@@ -28,11 +30,11 @@ fn each_doc_has_one_generated_table_with_the_report_columns() {
             assert_eq!(text.matches(BEGIN).count(), 1, "{name}: one {BEGIN}");
             assert_eq!(text.matches(END).count(), 1, "{name}: one {END}");
             let block = docs_table::block_of(&text).expect("markers in order");
-            let header = docs_table::header_of(block).expect("a table in the block");
+            let headers = docs_table::headers_of(block);
             assert_eq!(
-                header,
-                RunReport::columns(),
-                "{name}: the table's columns differ from the demo's; regenerate it with the command in docs/demo.md"
+                headers,
+                vec![RunReport::columns(), LanesReport::columns()],
+                "{name}: the tables' columns differ from the demo's (the comparison, then the lanes measurement); regenerate them with the command in docs/demo.md"
             );
             assert!(
                 block.contains("commit "),

@@ -30,6 +30,7 @@ fn quick_options(modes: Vec<Row>) -> CompareOptions {
         limits: Limits::default(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         progress: false,
+        lanes: false,
     }
 }
 
@@ -100,4 +101,83 @@ fn the_load_generator_refuses_non_loopback_targets() {
     ));
     let err = result.unwrap_err().to_string();
     assert!(err.contains("only loopback"), "{err}");
+}
+
+#[test]
+fn the_lanes_measurement_runs_lanes_on_and_off_and_reports_both() {
+    let report = with_watchdog(Duration::from_secs(120), || {
+        let mut options = quick_options(vec![Row::Pool]);
+        options.lanes = true;
+        options.load.duration = Duration::from_secs(1);
+        run_comparison(&options, models()).expect("the run completes")
+    });
+    let lanes = report.lanes.as_ref().expect("the lanes measurement ran");
+    assert_eq!(
+        lanes.runs.iter().map(|r| r.lanes).collect::<Vec<_>>(),
+        [true, false]
+    );
+    for run in &lanes.runs {
+        assert_eq!(run.stats.total_errors(), 0, "{:?}", run.stats.first_error);
+        assert_eq!(run.embed_clients, 3);
+        assert_eq!(run.tokenize_clients, compute_demo::lanes::TOKENIZE_CLIENTS);
+        // Only /tokenize and /embed are sent (and the /ping canary).
+        for endpoint in [Endpoint::Tokenize, Endpoint::Embed, Endpoint::Ping] {
+            assert!(
+                run.stats.endpoint(endpoint).unwrap().requests > 0,
+                "lanes {}: no {} answers",
+                run.lanes,
+                endpoint.path()
+            );
+        }
+        assert_eq!(run.stats.endpoint(Endpoint::Infer).unwrap().requests, 0);
+    }
+    assert!(lanes.unserved().is_empty());
+    let table = lanes.table();
+    assert!(
+        table.contains("| on: /embed Low ") && table.contains("| off: all High "),
+        "{table}"
+    );
+    let markdown = report.to_markdown();
+    assert!(markdown.contains(&table), "{markdown}");
+    let block = compute_demo::docs_table::block(&report, &Default::default());
+    assert_eq!(
+        compute_demo::docs_table::headers_of(&block),
+        vec![
+            RunReport::columns(),
+            compute_demo::lanes::LanesReport::columns()
+        ]
+    );
+    let back: RunReport = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(back.lanes.map(|l| l.runs.len()), Some(2));
+}
+
+#[test]
+fn a_run_without_the_lanes_measurement_has_no_lanes_report() {
+    let report = with_watchdog(Duration::from_secs(120), || {
+        let mut options = quick_options(vec![Row::Naive]);
+        options.load.duration = Duration::from_millis(200);
+        run_comparison(&options, models()).expect("the run completes")
+    });
+    assert!(report.lanes.is_none());
+    assert!(!report.to_markdown().contains("on: /embed Low"));
+}
+
+#[test]
+fn a_client_group_without_a_compute_endpoint_is_refused() {
+    use compute_demo::load::{run_mix, ClientGroup, Corpus};
+    let runtime = common::client_runtime();
+    for endpoints in [vec![], vec![Endpoint::Ping]] {
+        let result = runtime.block_on(run_mix(
+            SocketAddr::from(([127, 0, 0, 1], 9)),
+            &LoadConfig::default(),
+            &[ClientGroup {
+                clients: 1,
+                endpoints,
+            }],
+            std::sync::Arc::new(Corpus::generate(1, RequestSize::Light)),
+            &indicatif::ProgressBar::hidden(),
+        ));
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("endpoints"), "{err}");
+    }
 }

@@ -12,8 +12,18 @@ use super::api::{
     TokenizeResponse,
 };
 use super::{AppState, Limits};
+use compute_runtime::Priority;
+
 use crate::dispatch::DispatchError;
 use crate::workloads::{cosine, Models, Tower};
+
+/// `/tokenize` is interactive: its jobs wait in the High lane (`pool` mode,
+/// lanes on; see the [`dispatch`](crate::dispatch) module docs).
+pub(crate) const TOKENIZE_LANE: Priority = Priority::High;
+/// `/embed` is batch work: its jobs wait in the Low lane.
+pub(crate) const EMBED_LANE: Priority = Priority::Low;
+/// `/infer` is interactive: its jobs wait in the High lane.
+pub(crate) const INFER_LANE: Priority = Priority::High;
 
 pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
@@ -83,6 +93,7 @@ pub(crate) async fn tokenize(
         &state.limits,
         state
             .dispatcher
+            .in_lane(TOKENIZE_LANE)
             .install(move || models.tokenizer.encode_batch(&texts)),
     )
     .await?;
@@ -149,7 +160,7 @@ pub(crate) async fn embed(
     let EmbedRequest { text, context } = request;
     with_timeout(
         &state.limits,
-        state.dispatcher.scoped(move |scope| {
+        state.dispatcher.in_lane(EMBED_LANE).scoped(move |scope| {
             for (tower, input) in [(Tower::Text, text), (Tower::Context, context)] {
                 let models = models.clone();
                 let slots = task_slots.clone();
@@ -200,6 +211,7 @@ pub(crate) async fn infer(
         &state.limits,
         state
             .dispatcher
+            .in_lane(INFER_LANE)
             .install(move || models.infer.predict(&rows)),
     )
     .await?;

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::limits::{too_many_connections, HYPER_MAX_HEADERS, HYPER_MAX_HEAD_BYTES};
-use super::{router, AppState, EndpointStats, Limits, DEFAULT_MAX_IN_FLIGHT};
+use super::{admission, router, AppState, EndpointStats, Limits};
 use crate::dispatch::{DispatchError, Dispatcher, Mode};
 use crate::workloads::Models;
 
@@ -47,13 +47,18 @@ pub enum ServerError {
 pub struct ServerOptions {
     /// Where compute runs.
     pub mode: Mode,
-    /// The runtime's threads and pool settings. When `max_in_flight` is
-    /// unset the server uses [`DEFAULT_MAX_IN_FLIGHT`].
+    /// The runtime's threads and pool settings. Unset, `max_in_flight` is
+    /// the compute thread count and `max_queued` is
+    /// [`DEFAULT_MAX_QUEUED`](super::DEFAULT_MAX_QUEUED) (see [`admission`]).
     pub runtime: RuntimeConfig,
     /// Address to bind (port 0: the OS picks one).
     pub listen: SocketAddr,
     /// Request and connection limits.
     pub limits: Limits,
+    /// In `pool` mode, whether `/embed` jobs wait in the Low lane (on, the
+    /// default) or every job in the High lane (off). No effect in the other
+    /// modes, which have no lanes.
+    pub lanes: bool,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +68,7 @@ impl Default for ServerOptions {
             runtime: RuntimeConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             limits: Limits::default(),
+            lanes: true,
         }
     }
 }
@@ -114,10 +120,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 impl DemoServer {
     /// Builds the runtime, binds the address and starts serving.
     pub fn start(options: ServerOptions, models: Arc<Models>) -> Result<DemoServer, ServerError> {
-        let mut runtime_config = options.runtime.clone();
-        runtime_config
-            .max_in_flight
-            .get_or_insert(DEFAULT_MAX_IN_FLIGHT);
+        let runtime_config = admission(&options.runtime);
         let runtime = Runtime::new(runtime_config.clone())?;
         let pool = runtime.compute_pool();
         let compute_threads = match (&pool, runtime_config.compute_threads) {
@@ -125,7 +128,8 @@ impl DemoServer {
             (None, Some(n)) => n,
             (None, None) => 1,
         };
-        let dispatcher = Dispatcher::new(options.mode, pool.clone(), compute_threads)?;
+        let dispatcher =
+            Dispatcher::new(options.mode, pool.clone(), compute_threads)?.with_lanes(options.lanes);
         let state = AppState {
             dispatcher,
             models,

@@ -13,9 +13,11 @@ use axum::response::{IntoResponse, Response};
 use super::api::{ApiError, BodyDeadline, RETRY_AFTER_SECS};
 use super::AppState;
 
-/// The `max_in_flight` the demo gives its compute pool when the `[runtime]`
-/// configuration does not set one: at most this many compute jobs queued or
-/// running; past it a compute request gets `503` at once.
+/// The `max_queued` the demo gives its compute pool when the `[runtime]`
+/// configuration does not set one: at most this many compute jobs wait
+/// beyond `max_in_flight` (which is, unless set, the pool's compute thread
+/// count, see [`admission`]). Past `max_in_flight + max_queued` jobs a
+/// compute request gets `503` at once.
 ///
 /// Why 32: a queued job holds its parsed request, and waits behind the
 /// others. The largest request the service accepts (1 MiB of text to
@@ -23,7 +25,31 @@ use super::AppState;
 /// thread, so a full queue drains in about 5 s, well within
 /// [`Limits::compute_timeout`]; the load generator's requests take a few
 /// milliseconds, and 32 is more than its 16 default clients need.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+pub const DEFAULT_MAX_QUEUED: usize = 32;
+
+/// The pool's admission settings as the demo server uses them: `config`
+/// with `max_in_flight` set to the compute thread count its plan gives
+/// (when unset) and `max_queued` to [`DEFAULT_MAX_QUEUED`] (when unset).
+/// The compute jobs held at once, and so the parsed request bodies they
+/// hold, are then at most `max_in_flight + max_queued`.
+///
+/// ```
+/// use compute_demo::server::{admission, DEFAULT_MAX_QUEUED};
+/// let config = compute_runtime::RuntimeConfig {
+///     compute_threads: Some(3),
+///     ..Default::default()
+/// };
+/// let config = admission(&config);
+/// assert_eq!(config.max_in_flight, Some(3));
+/// assert_eq!(config.max_queued, Some(DEFAULT_MAX_QUEUED));
+/// ```
+pub fn admission(config: &compute_runtime::RuntimeConfig) -> compute_runtime::RuntimeConfig {
+    let mut config = config.clone();
+    let threads = config.thread_plan().compute_threads.max(1);
+    config.max_in_flight.get_or_insert(threads);
+    config.max_queued.get_or_insert(DEFAULT_MAX_QUEUED);
+    config
+}
 
 /// Limits that keep one request, or a crowd of them, from taking the service
 /// down.
@@ -150,9 +176,10 @@ fn head_size(headers: &HeaderMap) -> usize {
 }
 
 /// Middleware: a compute request that arrives while the pool already holds
-/// `max_in_flight` jobs gets `503` before its body is read. (Requests that
-/// pass this check and then find no room still get the `503` from
-/// `try_execute`, after parsing.)
+/// `max_in_flight + max_queued` jobs gets `503` before its body is read.
+/// (Requests that pass this check and then find no room still get the
+/// `503`: the pool answers their `execute` with `Saturated`, after
+/// parsing.)
 pub(crate) async fn shed_when_saturated(
     State(state): State<AppState>,
     request: Request,
@@ -160,7 +187,7 @@ pub(crate) async fn shed_when_saturated(
 ) -> Response {
     if COMPUTE_ROUTES.contains(&request.uri().path()) && state.dispatcher.is_saturated() {
         return ApiError::saturated(
-            "the service is saturated: max_in_flight compute jobs are already queued or running",
+            "the service is saturated: max_in_flight + max_queued compute jobs are already running or waiting",
             RETRY_AFTER_SECS,
         )
         .into_response();

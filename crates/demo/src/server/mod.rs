@@ -16,8 +16,9 @@
 //! compressed body `415`, a batch over [`Limits::max_batch`] (or a row of
 //! the wrong width) `422`, a large head `431`. A panic in the compute
 //! becomes a `500` for that request only. In `pool` mode a compute request
-//! that finds `max_in_flight` jobs queued or running gets `503` with
-//! `Retry-After` at once (`ComputePool::try_execute`).
+//! that finds the pool full (`max_in_flight` jobs running and `max_queued`
+//! waiting, see [`admission`]) gets `503` with `Retry-After` at once: the
+//! pool's `execute` answers `Saturated` without running the job.
 //!
 //! - [`api`]: request and answer bodies, errors, the JSON extractor;
 //! - `handlers`: the routes;
@@ -49,7 +50,7 @@ pub use api::{
     TokenizeRequest, TokenizeResponse, RETRY_AFTER_SECS,
 };
 pub use lifecycle::{DemoServer, ServerError, ServerOptions, StopSignal, SHUTDOWN_GRACE};
-pub use limits::{Limits, DEFAULT_MAX_IN_FLIGHT};
+pub use limits::{admission, Limits, DEFAULT_MAX_QUEUED};
 pub use metrics::{prometheus_text, EndpointStats, ENDPOINTS};
 
 /// What every handler shares.

@@ -111,13 +111,26 @@ pub fn assert_alive(addr: SocketAddr, after: &str) {
     );
 }
 
-/// A server in `mode` with its own limits and `max_in_flight`.
+/// A server in `mode` with its own limits and `max_in_flight` (the
+/// default `max_queued`).
 pub fn start_with(mode: Mode, limits: Limits, max_in_flight: Option<usize>) -> DemoServer {
+    start_bounded(mode, limits, max_in_flight, None)
+}
+
+/// A server in `mode` with its own limits, `max_in_flight` and
+/// `max_queued`.
+pub fn start_bounded(
+    mode: Mode,
+    limits: Limits,
+    max_in_flight: Option<usize>,
+    max_queued: Option<usize>,
+) -> DemoServer {
     DemoServer::start(
         ServerOptions {
             mode,
             runtime: RuntimeConfig {
                 max_in_flight,
+                max_queued,
                 ..runtime_config()
             },
             limits,

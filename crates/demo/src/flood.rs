@@ -1,0 +1,505 @@
+//! The overload flood (`compute-demo --flood`): many clients at once, each
+//! on a connection of its own, each sending one large `POST /tokenize`,
+//! against a `pool` server in this process. It counts the answers by kind,
+//! times the `503`s, and reads the process's resident memory before,
+//! during and after.
+//!
+//! Every client writes its body while it reads, so a client the server
+//! answers before it has read the body (the early `503`) sees the answer
+//! rather than a broken pipe. A client without a complete answer within
+//! [`FloodOptions::request_timeout`] counts as unanswered; each answer or
+//! failure counts once, so the counts add up to the clients.
+//!
+//! Memory comes from `/proc/self/status` (Linux): `VmRSS` when the server
+//! is idle, `VmHWM` (the peak, reset just before the flood through
+//! `/proc/self/clear_refs`) and `VmRSS` once every client is done. The
+//! clients run in the same process, but they share one body buffer and
+//! keep only a small read buffer each, so the figures are the server's to
+//! within a few MiB.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use compute_runtime::RuntimeConfig;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::dispatch::Mode;
+use crate::server::{DemoServer, Limits, ServerError, ServerOptions};
+use crate::workloads::Models;
+
+/// What to flood with.
+#[derive(Debug, Clone)]
+pub struct FloodOptions {
+    /// Clients, each opening one connection and sending one request, all at
+    /// once (1 to 1024).
+    pub clients: usize,
+    /// Size of each `/tokenize` body in bytes (at most the server's body
+    /// limit; the body is built by [`tokenize_body`]).
+    pub body_bytes: usize,
+    /// A client without a complete answer by then counts as unanswered.
+    pub request_timeout: Duration,
+    /// The server's runtime (its admission settings as
+    /// [`admission`](crate::server::admission) completes them).
+    pub runtime: RuntimeConfig,
+    /// The server's limits.
+    pub limits: Limits,
+    /// The address the server binds (loopback).
+    pub listen: SocketAddr,
+}
+
+impl Default for FloodOptions {
+    /// 500 clients of 1 MiB each, 60 s to answer, the default runtime and
+    /// limits, on 127.0.0.1.
+    fn default() -> FloodOptions {
+        FloodOptions {
+            clients: 500,
+            body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            runtime: RuntimeConfig::default(),
+            limits: Limits::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// Resident memory of this process, in KiB, from `/proc/self/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss_kib: u64,
+    /// `VmHWM`: the most resident since the start, or since the last reset
+    /// ([`reset_peak_memory`]).
+    pub peak_kib: u64,
+}
+
+/// This process's resident memory, where `/proc/self/status` has it.
+pub fn memory() -> Option<Memory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(':')?;
+            value.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
+        })
+    };
+    Some(Memory {
+        rss_kib: field("VmRSS")?,
+        peak_kib: field("VmHWM")?,
+    })
+}
+
+/// Resets this process's `VmHWM` to its current resident memory (Linux:
+/// writes `5` to `/proc/self/clear_refs`). Returns whether it did.
+pub fn reset_peak_memory() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A `/tokenize` body of at most `bytes` bytes (and close to it): as many
+/// texts as needed, each under the server's 64 KiB text limit, with
+/// `return_ids` false so the answers stay small.
+pub fn tokenize_body(bytes: usize) -> Bytes {
+    const TEXT_MAX: usize = 65_000;
+    const OVERHEAD: usize = r#"{"texts":[],"return_ids":false}"#.len();
+    let room = bytes.saturating_sub(OVERHEAD);
+    let texts = room.div_ceil(TEXT_MAX).max(1);
+    // Each text costs its length plus two quotes and a comma.
+    let each = (room / texts).saturating_sub(3).max(1);
+    let text: String = "the quick brown fox jumps over the lazy dog "
+        .chars()
+        .cycle()
+        .take(each)
+        .collect();
+    let body = serde_json::json!({ "texts": vec![text; texts], "return_ids": false });
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// How one client's request ended.
+#[derive(Debug)]
+enum Outcome {
+    /// An answer with this status; `saturated` when it is the admission
+    /// `503`, `connections` when it is the connection-limit `503`.
+    Answered {
+        status: u16,
+        saturated: bool,
+        connections: bool,
+        after: Duration,
+    },
+    /// No complete answer: connection refused, reset or closed, timeout.
+    Unanswered(String),
+}
+
+/// The flood's counts and memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloodReport {
+    /// Clients (each sent one request).
+    pub clients: usize,
+    /// Bytes of each request body.
+    pub body_bytes: usize,
+    /// The server's compute threads.
+    pub compute_threads: usize,
+    /// Jobs that may run at once.
+    pub max_in_flight: Option<usize>,
+    /// Jobs that may wait beyond them.
+    pub max_queued: Option<usize>,
+    /// `200` answers.
+    pub ok: u64,
+    /// `503` answers because the pool was full (admission control).
+    pub saturated: u64,
+    /// `503` answers because the connection limit was reached.
+    pub connection_limit: u64,
+    /// Any other answer (another status, or a `503` for compute timeout).
+    pub other: u64,
+    /// Requests with no complete answer.
+    pub unanswered: u64,
+    /// The first reason a request got no answer, if one did not.
+    pub first_unanswered: Option<String>,
+    /// Median time from a client's start to its admission `503`, ms.
+    pub saturated_p50_ms: Option<f64>,
+    /// Slowest admission `503`, ms.
+    pub saturated_max_ms: Option<f64>,
+    /// Median time to a `200`, ms.
+    pub ok_p50_ms: Option<f64>,
+    /// From the first client's start to the last client's end, seconds.
+    pub elapsed_s: f64,
+    /// Resident memory with the server idle, before the flood.
+    pub idle: Option<Memory>,
+    /// Whether the peak was reset just before the flood (otherwise
+    /// `peak_kib` includes the start-up).
+    pub peak_reset: bool,
+    /// Resident memory once every client was done: `peak_kib` is the
+    /// highest since the reset.
+    pub after: Option<Memory>,
+}
+
+impl FloodReport {
+    /// The answers and failures counted: always [`clients`](Self::clients).
+    pub fn total(&self) -> u64 {
+        self.ok + self.saturated + self.connection_limit + self.other + self.unanswered
+    }
+
+    /// A few lines for the terminal.
+    pub fn summary(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), crate::report::format_ms);
+        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        let mut out = format!(
+            "flood: {} clients at once, each POST /tokenize with a {}-byte body; \
+             pool mode, {} compute thread(s), max_in_flight {}, max_queued {}\n",
+            self.clients,
+            self.body_bytes,
+            self.compute_threads,
+            self.max_in_flight
+                .map_or_else(|| "unset".to_string(), |n| n.to_string()),
+            self.max_queued
+                .map_or_else(|| "unset".to_string(), |n| n.to_string()),
+        );
+        out.push_str(&format!(
+            "answers: {} x 200, {} x 503 saturated, {} x 503 connection limit, {} other, \
+             {} without an answer ({} in all) in {:.1} s\n",
+            self.ok,
+            self.saturated,
+            self.connection_limit,
+            self.other,
+            self.unanswered,
+            self.total(),
+            self.elapsed_s
+        ));
+        out.push_str(&format!(
+            "time to the 503 (saturated): median {} ms, max {} ms; to the 200: median {} ms\n",
+            ms(self.saturated_p50_ms),
+            ms(self.saturated_max_ms),
+            ms(self.ok_p50_ms)
+        ));
+        match (self.idle, self.after) {
+            (Some(idle), Some(after)) => out.push_str(&format!(
+                "resident memory (VmRSS): {} idle, {} at the peak (VmHWM{}), {} after",
+                mib(idle.rss_kib),
+                mib(after.peak_kib),
+                if self.peak_reset {
+                    ", reset before the flood"
+                } else {
+                    " since start-up: the reset was refused"
+                },
+                mib(after.rss_kib)
+            )),
+            _ => out.push_str("resident memory: not available on this platform"),
+        }
+        if let Some(reason) = &self.first_unanswered {
+            out.push_str(&format!("\nfirst request without an answer: {reason}"));
+        }
+        out
+    }
+}
+
+/// Why the flood could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum FloodError {
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The server failed to start or stop.
+    #[error("flood server: {0}")]
+    Server(#[from] ServerError),
+    /// The client runtime could not be built.
+    #[error("building the client runtime: {0}")]
+    ClientRuntime(std::io::Error),
+}
+
+/// Starts a `pool` server in this process, floods it (see the module docs)
+/// and shuts it down. Must be called from synchronous code.
+pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodReport, FloodError> {
+    if !(1..=1024).contains(&options.clients) {
+        return Err(FloodError::Invalid(format!(
+            "clients = {}: must be between 1 and 1024",
+            options.clients
+        )));
+    }
+    if !options.listen.ip().is_loopback() {
+        return Err(FloodError::Invalid(format!(
+            "{}: the flood only targets loopback addresses",
+            options.listen
+        )));
+    }
+    let server = DemoServer::start(
+        ServerOptions {
+            mode: Mode::Pool,
+            runtime: options.runtime.clone(),
+            listen: options.listen,
+            limits: options.limits.clone(),
+            lanes: true,
+        },
+        models,
+    )?;
+    let pool = server.state().pool.clone();
+    let config = pool.as_ref().map(|p| p.config().clone());
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("flood-client")
+        .enable_all()
+        .build()
+        .map_err(FloodError::ClientRuntime)?;
+    let addr = server.addr();
+    let body = tokenize_body(options.body_bytes);
+    let head = Bytes::from(format!(
+        "POST /tokenize HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    let idle = memory();
+    let peak_reset = reset_peak_memory();
+    let started = Instant::now();
+    let timeout = options.request_timeout;
+    let outcomes = client_runtime.block_on(async {
+        let tasks: Vec<_> = (0..options.clients)
+            .map(|_| tokio::spawn(one_client(addr, head.clone(), body.clone(), timeout)))
+            .collect();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            outcomes.push(
+                task.await
+                    .unwrap_or_else(|e| Outcome::Unanswered(format!("client task: {e}"))),
+            );
+        }
+        outcomes
+    });
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let after = memory();
+    client_runtime.shutdown_timeout(Duration::from_secs(2));
+    server.shutdown()?;
+
+    let mut report = FloodReport {
+        clients: options.clients,
+        body_bytes: body.len(),
+        compute_threads: pool.as_ref().map_or(0, |p| p.num_threads()),
+        max_in_flight: config.as_ref().and_then(|c| c.max_in_flight),
+        max_queued: config.as_ref().and_then(|c| c.max_queued),
+        ok: 0,
+        saturated: 0,
+        connection_limit: 0,
+        other: 0,
+        unanswered: 0,
+        first_unanswered: None,
+        saturated_p50_ms: None,
+        saturated_max_ms: None,
+        ok_p50_ms: None,
+        elapsed_s,
+        idle,
+        peak_reset,
+        after,
+    };
+    let mut saturated_ms = Vec::new();
+    let mut ok_ms = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Answered {
+                status,
+                saturated,
+                connections,
+                after,
+            } => {
+                let ms = after.as_secs_f64() * 1000.0;
+                match status {
+                    200 => {
+                        report.ok += 1;
+                        ok_ms.push(ms);
+                    }
+                    503 if saturated => {
+                        report.saturated += 1;
+                        saturated_ms.push(ms);
+                    }
+                    503 if connections => report.connection_limit += 1,
+                    _ => report.other += 1,
+                }
+            }
+            Outcome::Unanswered(reason) => {
+                report.unanswered += 1;
+                report.first_unanswered.get_or_insert(reason);
+            }
+        }
+    }
+    report.saturated_p50_ms = median(&mut saturated_ms);
+    report.saturated_max_ms = saturated_ms.last().copied();
+    report.ok_p50_ms = median(&mut ok_ms);
+    Ok(report)
+}
+
+/// Sorts `values` and returns their median (the lower one of an even
+/// count), if any.
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (n > 0).then(|| values[(n - 1) / 2])
+}
+
+/// One client: connect, write the request while reading the answer.
+async fn one_client(addr: SocketAddr, head: Bytes, body: Bytes, timeout: Duration) -> Outcome {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, exchange(addr, head, body)).await {
+        Ok(Ok((status, text))) => Outcome::Answered {
+            status,
+            saturated: text.contains("saturated"),
+            connections: text.contains("too many open connections"),
+            after: started.elapsed(),
+        },
+        Ok(Err(e)) => Outcome::Unanswered(e.to_string()),
+        Err(_) => Outcome::Unanswered(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// Sends the request and reads the answer's status and body (the head and
+/// up to 64 KiB of body), writing and reading at once.
+async fn exchange(addr: SocketAddr, head: Bytes, body: Bytes) -> std::io::Result<(u16, String)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    // The write half is borrowed, not moved: dropped, it would shut the
+    // connection down for writing, and hyper closes a connection whose
+    // client half-closes, dropping the request.
+    let write = async {
+        writer.write_all(&head).await?;
+        writer.write_all(&body).await?;
+        writer.flush().await
+    };
+    let read = async move {
+        let mut data = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Until the server closes, the answer is complete (head and
+        // `Content-Length` bytes of body), or 64 KiB came.
+        while !complete(&data) && data.len() <= 64 * 1024 {
+            let n = reader.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            data.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(data)
+    };
+    tokio::pin!(write, read);
+    let mut writing = true;
+    let data = loop {
+        tokio::select! {
+            data = &mut read => break data,
+            // A failed write (the server answered and closed early) is
+            // not the end: the answer may be there to read.
+            _ = &mut write, if writing => writing = false,
+        }
+    };
+    let data = match data {
+        Ok(data) => data,
+        // A reset after the answer arrived still leaves nothing to parse
+        // here: report it.
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&data);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("closed after {} bytes without an HTTP answer", data.len()),
+            )
+        })?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    Ok((status, body))
+}
+
+/// Whether `data` holds a whole answer: a head, and as many body bytes as
+/// its `Content-Length` says (none without one).
+fn complete(data: &[u8]) -> bool {
+    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    data.len() >= end + 4 + length
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_stay_under_the_size_and_the_text_limit() {
+        for bytes in [100, 64 * 1024, 1024 * 1024] {
+            let body = tokenize_body(bytes);
+            assert!(body.len() <= bytes, "{} > {bytes}", body.len());
+            assert!(body.len() + 200 >= bytes, "{} for {bytes}", body.len());
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            for text in value["texts"].as_array().unwrap() {
+                assert!(text.as_str().unwrap().len() <= 65_000);
+            }
+        }
+    }
+
+    #[test]
+    fn memory_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            let m = memory().expect("/proc/self/status");
+            assert!(m.rss_kib > 0 && m.peak_kib >= m.rss_kib, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn an_answer_is_complete_with_its_body() {
+        assert!(!complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"));
+        assert!(!complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{"));
+        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
+        assert!(complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.0));
+    }
+}

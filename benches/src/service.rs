@@ -13,8 +13,11 @@
 //! - the delay of an I/O task on the same runtime: an outside thread sends
 //!   it a timestamp every [`PROBE_EVERY`], and the task notes how late each
 //!   one arrives (p50 and p99);
-//! - the longest single poll of a job's handle (a poll that holds its
-//!   thread keeps every other task on that worker waiting);
+//! - how long single polls of a job's handle took, their 99.9th
+//!   percentile and the longest (a poll that holds its thread keeps every
+//!   other task on that worker waiting; the longest also catches the
+//!   kernel preempting a thread mid-poll, which the percentile mostly
+//!   does not);
 //! - the share of jobs that ran on the CPU their task submitted from (the
 //!   kernel's placement, which moves some ratios on a small machine);
 //! - the CPU the process uses in an idle window [`IDLE_AFTER`] after the
@@ -28,7 +31,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -85,6 +88,9 @@ pub struct Sample {
     pub io_p50_us: f64,
     /// 99th percentile delay of the I/O task's messages, in µs.
     pub io_p99_us: f64,
+    /// The 99.9th percentile of single polls of a job's handle, in µs
+    /// (1 µs buckets; 513 means longer than 512 µs).
+    pub poll_p999_us: f64,
     /// The longest single poll of a job's handle, in µs.
     pub longest_poll_us: f64,
     /// Percent of jobs that ran on the CPU their task submitted from.
@@ -96,10 +102,58 @@ pub struct Sample {
     pub allocs_per_job: f64,
 }
 
-/// A future that notes the longest time any one of its polls took.
+/// Poll durations: counts in 1 µs buckets up to [`POLL_BUCKETS`] - 1 µs,
+/// the last bucket for longer polls, and the longest in ns. Allocated
+/// before the measured window.
+struct PollTimes {
+    buckets: Box<[u64; POLL_BUCKETS]>,
+    longest_ns: u64,
+}
+
+/// Buckets of [`PollTimes`].
+const POLL_BUCKETS: usize = 513;
+
+impl PollTimes {
+    fn new() -> PollTimes {
+        PollTimes {
+            buckets: Box::new([0; POLL_BUCKETS]),
+            longest_ns: 0,
+        }
+    }
+
+    fn record(&mut self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.longest_ns = self.longest_ns.max(ns);
+        let bucket = usize::try_from(ns / 1_000).unwrap_or(usize::MAX);
+        self.buckets[bucket.min(POLL_BUCKETS - 1)] += 1;
+    }
+
+    fn merge(&mut self, other: &PollTimes) {
+        self.longest_ns = self.longest_ns.max(other.longest_ns);
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *mine += theirs;
+        }
+    }
+
+    /// The `q` quantile in µs (a bucket's upper edge).
+    fn quantile_us(&self, q: f64) -> f64 {
+        let total: u64 = self.buckets.iter().sum();
+        let rank = ((total as f64 * q).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, count) in self.buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return (i + 1) as f64;
+            }
+        }
+        0.0
+    }
+}
+
+/// A future that notes how long each of its polls took.
 struct TimedPolls<'a, F> {
     inner: F,
-    longest_ns: &'a mut u64,
+    times: &'a mut PollTimes,
 }
 
 impl<F: Future + Unpin> Future for TimedPolls<'_, F> {
@@ -108,8 +162,7 @@ impl<F: Future + Unpin> Future for TimedPolls<'_, F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let started = Instant::now();
         let polled = Pin::new(&mut self.inner).poll(cx);
-        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        *self.longest_ns = (*self.longest_ns).max(took);
+        self.times.record(started.elapsed());
         polled
     }
 }
@@ -120,7 +173,7 @@ struct Tally {
     stop: AtomicBool,
     jobs: AtomicU64,
     same_cpu: AtomicU64,
-    longest_poll_ns: AtomicU64,
+    polls: Mutex<Option<PollTimes>>,
 }
 
 /// Runs `shape` through `bridge` on `setup` for about `window` (after a
@@ -159,7 +212,7 @@ pub fn measure(setup: &Setup, bridge: Bridge, shape: Shape, window: Duration) ->
             let tally = Arc::clone(&tally);
             let job = shape.job;
             setup.runtime.spawn(async move {
-                let mut longest_ns = 0;
+                let mut polls = PollTimes::new();
                 let (mut jobs, mut same) = (0u64, 0u64);
                 // ORDERING: Relaxed: a stop flag; the counts are summed
                 // after the task is joined.
@@ -174,7 +227,7 @@ pub fn measure(setup: &Setup, bridge: Bridge, shape: Shape, window: Duration) ->
                     });
                     let ran_on = TimedPolls {
                         inner: handle,
-                        longest_ns: &mut longest_ns,
+                        times: &mut polls,
                     }
                     .await;
                     jobs += 1;
@@ -184,9 +237,11 @@ pub fn measure(setup: &Setup, bridge: Bridge, shape: Shape, window: Duration) ->
                 }
                 // ORDERING: Relaxed: tallies read after every task is joined.
                 tally.same_cpu.fetch_add(same, Ordering::Relaxed);
-                tally
-                    .longest_poll_ns
-                    .fetch_max(longest_ns, Ordering::Relaxed);
+                let mut all = tally.polls.lock().unwrap_or_else(PoisonError::into_inner);
+                match all.as_mut() {
+                    Some(all) => all.merge(&polls),
+                    None => *all = Some(polls),
+                }
                 jobs
             })
         })
@@ -235,6 +290,11 @@ pub fn measure(setup: &Setup, bridge: Bridge, shape: Shape, window: Duration) ->
     let idle_cpu = settled_process_cpu_time().saturating_sub(idle0);
     let idle_wall = idle_started.elapsed();
 
+    let polls = tally
+        .polls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
     let jobs = jobs1.saturating_sub(jobs0).max(1) as f64;
     let cpu = cpu1
         .saturating_sub(cpu0)
@@ -244,7 +304,8 @@ pub fn measure(setup: &Setup, bridge: Bridge, shape: Shape, window: Duration) ->
         cpu_us_per_job: cpu.as_secs_f64() * 1e6 / jobs,
         io_p50_us: percentile(&mut delays, 0.50),
         io_p99_us: percentile(&mut delays, 0.99),
-        longest_poll_us: tally.longest_poll_ns.load(Ordering::Relaxed) as f64 / 1e3,
+        poll_p999_us: polls.as_ref().map_or(0.0, |p| p.quantile_us(0.999)),
+        longest_poll_us: polls.as_ref().map_or(0.0, |p| p.longest_ns as f64 / 1e3),
         same_cpu_pct: 100.0 * tally.same_cpu.load(Ordering::Relaxed) as f64 / total.max(1) as f64,
         idle_pct: 100.0 * idle_cpu.as_secs_f64() / idle_wall.as_secs_f64(),
         allocs_per_job: allocs1.saturating_sub(allocs0) as f64 / jobs,
@@ -359,6 +420,7 @@ pub fn compare(
                 cpu_us_per_job: median_of(|s| s.cpu_us_per_job, divide),
                 io_p50_us: median_of(|s| s.io_p50_us, divide),
                 io_p99_us: median_of(|s| s.io_p99_us, divide),
+                poll_p999_us: median_of(|s| s.poll_p999_us, divide),
                 longest_poll_us: median_of(|s| s.longest_poll_us, divide),
                 same_cpu_pct: median_of(|s| s.same_cpu_pct, divide),
                 idle_pct: median_of(|s| s.idle_pct, divide),
@@ -442,7 +504,7 @@ pub fn print(rows: &[Row], runs: usize) {
                 PROBE_EVERY.as_micros()
             );
             println!(
-                "{:>5} {:<7} {:<13} {:>9} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>6} {:>6} {:>7}",
+                "{:>5} {:<7} {:<13} {:>9} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>6} {:>7}",
                 "tasks",
                 "job",
                 "bridge",
@@ -453,6 +515,7 @@ pub fn print(rows: &[Row], runs: usize) {
                 "io p50",
                 "io p99",
                 "(x)",
+                "poll p999",
                 "max poll",
                 "same%",
                 "idle%",
@@ -461,7 +524,7 @@ pub fn print(rows: &[Row], runs: usize) {
         }
         let (m, r) = (&row.median, &row.ratio);
         println!(
-            "{:>5} {:<7} {:<13} {:>9.0} {:>7.2} {:>9.1} {:>7.2} {:>7.1} {:>7.1} {:>7.2} {:>9.1} {:>6.0} {:>6.2} {:>7.2}",
+            "{:>5} {:<7} {:<13} {:>9.0} {:>7.2} {:>9.1} {:>7.2} {:>7.1} {:>7.1} {:>7.2} {:>9.0} {:>9.1} {:>6.0} {:>6.2} {:>7.2}",
             row.tasks,
             row.job,
             row.bridge,
@@ -472,6 +535,7 @@ pub fn print(rows: &[Row], runs: usize) {
             m.io_p50_us,
             m.io_p99_us,
             r.io_p99_us,
+            m.poll_p999_us,
             m.longest_poll_us,
             m.same_cpu_pct,
             m.idle_pct,
@@ -494,14 +558,14 @@ pub fn markdown(rows: &[Row], runs: usize) -> String {
                 "\n#### `{layout}` (medians of {runs} runs; (x): median ratio to \
                  `naive_bridge` in the same run)\n\n\
                  | tasks | job | bridge | jobs/s (x) | CPU µs/job (x) | I/O p50 µs | \
-                 I/O p99 µs (x) | longest poll µs | same% | idle% | allocs/job |\n\
-                 |---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+                 I/O p99 µs (x) | poll p99.9 µs | longest poll µs | same% | idle% | allocs/job |\n\
+                 |---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             );
         }
         let (m, r) = (&row.median, &row.ratio);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.1} | {:.1} ({:.2}) | {:.1} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.1} | {:.1} ({:.2}) | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} |",
             row.tasks,
             row.job,
             row.bridge,
@@ -512,6 +576,7 @@ pub fn markdown(rows: &[Row], runs: usize) -> String {
             m.io_p50_us,
             m.io_p99_us,
             r.io_p99_us,
+            m.poll_p999_us,
             m.longest_poll_us,
             m.same_cpu_pct,
             m.idle_pct,
@@ -540,6 +605,23 @@ mod tests {
         assert_eq!(percentile(&mut v, 0.5), 50.0);
         assert_eq!(percentile(&mut v, 0.99), 99.0);
         assert_eq!(percentile(&mut [], 0.5), 0.0);
+    }
+
+    #[test]
+    fn poll_times_give_bucket_edges() {
+        let mut times = PollTimes::new();
+        for _ in 0..999 {
+            times.record(Duration::from_nanos(500));
+        }
+        times.record(Duration::from_millis(3));
+        assert_eq!(times.quantile_us(0.5), 1.0);
+        assert_eq!(times.quantile_us(0.999), 1.0);
+        assert_eq!(
+            times.quantile_us(1.0),
+            POLL_BUCKETS as f64,
+            "past the last edge"
+        );
+        assert_eq!(times.longest_ns, 3_000_000);
     }
 
     #[test]

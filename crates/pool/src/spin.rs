@@ -100,6 +100,12 @@ pub enum SpinPolicy {
 /// process (the median of a few rounds of two threads waking each other),
 /// between 2 µs and 200 µs. The budget of every balanced spin.
 ///
+/// The two threads are pinned to two different CPUs while they measure
+/// (on Linux, when the process may use two): a hand-off between threads
+/// that share a CPU is a mere context switch, ten times cheaper than
+/// waking a CPU, and where the kernel happened to place them would
+/// otherwise decide the budget of every pool for the life of the process.
+///
 /// ```
 /// let cost = compute_pool::wake_cost();
 /// assert!(cost >= std::time::Duration::from_micros(2));
@@ -126,12 +132,33 @@ const FALLBACK_WAKE_COST: Duration = Duration::from_micros(25);
 /// sleeping hand-offs. The median round, halved; `None` if no thread could
 /// be started.
 fn measure_wake_cost() -> Option<Duration> {
+    // Fresh threads, so pinning never touches the caller's.
+    std::thread::Builder::new()
+        .name("compute-wake-probe".to_owned())
+        .spawn(|| {
+            let cpus = placement::two_cpus();
+            if let Some((mine, _)) = cpus {
+                placement::pin_to(mine);
+            }
+            probe_wake_cost(cpus.map(|(_, theirs)| theirs))
+        })
+        .ok()?
+        .join()
+        .ok()?
+}
+
+/// The measurement of [`measure_wake_cost`] from the calling thread, its
+/// partner pinned to `partner_cpu` if given.
+fn probe_wake_cost(partner_cpu: Option<usize>) -> Option<Duration> {
     const ROUNDS: u32 = 16;
     let turn = Arc::new((Mutex::new(0u32), Condvar::new()));
     let other = Arc::clone(&turn);
     let partner = std::thread::Builder::new()
         .name("compute-wake-probe".to_owned())
         .spawn(move || {
+            if let Some(cpu) = partner_cpu {
+                placement::pin_to(cpu);
+            }
             let (count, changed) = &*other;
             for round in 0..ROUNDS {
                 let mut n = count.lock().unwrap_or_else(PoisonError::into_inner);
@@ -159,6 +186,48 @@ fn measure_wake_cost() -> Option<Duration> {
     partner.join().ok()?;
     rounds.sort_unstable();
     Some(rounds[rounds.len() / 2] / 2)
+}
+
+/// Placing the wake-cost probe's threads on CPUs of their own.
+#[cfg(target_os = "linux")]
+mod placement {
+    /// Two CPUs this process may run on, if it may use two.
+    pub(super) fn two_cpus() -> Option<(usize, usize)> {
+        // SAFETY: an all-zero cpu_set_t is a valid empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, writable cpu_set_t of the size passed;
+        // 0 is the calling thread.
+        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: every `cpu` is below CPU_SETSIZE, inside the set.
+        let mut cpus =
+            (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) });
+        Some((cpus.next()?, cpus.next()?))
+    }
+
+    /// Pins the calling thread to `cpu` (best effort).
+    pub(super) fn pin_to(cpu: usize) {
+        // SAFETY: an all-zero cpu_set_t is a valid empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid cpu_set_t, and `cpu` came from
+        // `two_cpus`, so it is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the
+        // calling thread. A failure leaves the thread where it was.
+        let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    }
+}
+
+/// Elsewhere the kernel places the probe's threads.
+#[cfg(not(target_os = "linux"))]
+mod placement {
+    pub(super) fn two_cpus() -> Option<(usize, usize)> {
+        None
+    }
+
+    pub(super) fn pin_to(_cpu: usize) {}
 }
 
 /// Spin for at least this long when anything is spun at all: the cost of a
@@ -436,6 +505,23 @@ mod tests {
         assert!(rounds.crowded());
         rounds.after_yield(Duration::from_nanos(300));
         assert!(!rounds.crowded(), "one quick yield: alone again");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_wake_probe_runs_on_two_different_cpus() {
+        let Some((mine, theirs)) = placement::two_cpus() else {
+            return; // One CPU: the probe's threads share it, as everything does.
+        };
+        assert_ne!(mine, theirs);
+        let ran_on = std::thread::spawn(move || {
+            placement::pin_to(theirs);
+            // SAFETY: no arguments; returns the CPU number or -1.
+            unsafe { libc::sched_getcpu() }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(usize::try_from(ran_on).ok(), Some(theirs));
     }
 
     #[test]

@@ -120,11 +120,13 @@ impl Engine {
     }
 
     /// How long a compute thread lingers for more work after a job: only
-    /// while the await spin is on and jobs are short (see `spin.rs`).
+    /// while the await spin is on and jobs are short, and then as long as
+    /// the policy lets any wait last, up to [`LINGER`] (the next job comes
+    /// after its submitter's turnaround, which the job's length says
+    /// nothing about; see `spin.rs`).
     pub(crate) fn linger_budget(&self) -> Option<Duration> {
-        self.await_spin
-            .budget(self.spin_cap())
-            .map(|budget| budget.min(LINGER))
+        let cap = self.spin_cap();
+        self.await_spin.budget(cap).map(|_| cap.min(LINGER))
     }
 
     /// The longest any wait awake may last under the spin policy.

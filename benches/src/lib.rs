@@ -24,6 +24,24 @@ pub mod setup;
 
 use std::path::PathBuf;
 
+/// The `q` quantile of `samples` (nearest rank: the smallest sample with at
+/// least `q` of them at or below it); NaN when there are none.
+///
+/// ```
+/// let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+/// assert_eq!(compute_benches::percentile(&mut v, 0.5), 50.0);
+/// assert_eq!(compute_benches::percentile(&mut v, 0.99), 99.0);
+/// assert!(compute_benches::percentile(&mut [], 0.5).is_nan());
+/// ```
+pub fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
 /// The workspace's `target` directory: `CARGO_TARGET_DIR` if set, otherwise
 /// `target/` beside the workspace manifest.
 pub fn target_dir() -> PathBuf {

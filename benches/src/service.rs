@@ -42,7 +42,12 @@ use compute_test_support::median;
 
 use crate::cpu::{cpu_by_thread_group, current_cpu, settled_process_cpu_time};
 use crate::job::spin_for;
-use crate::setup::{Bridge, Setup, Threads};
+use crate::percentile;
+use crate::setup::{Bridge, Setup};
+
+mod report;
+
+pub use report::{markdown, print, report, Row, REPORTED};
 
 /// The task counts measured: one task, a few, many, very many.
 pub const TASKS: [usize; 4] = [1, 4, 16, 256];
@@ -348,16 +353,6 @@ pub fn run_jobs(setup: &Setup, bridge: Bridge, shape: Shape, jobs: u64) -> Durat
     started.elapsed()
 }
 
-/// The `q` quantile of `samples` (nearest rank); 0 when empty.
-fn percentile(samples: &mut [f64], q: f64) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    samples.sort_by(f64::total_cmp);
-    let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1]
-}
-
 /// One bridge's figures in one shape over several runs: the median of each
 /// figure, and the median of its run-by-run ratio to the reference bridge.
 #[derive(Debug, Clone, PartialEq)]
@@ -436,156 +431,6 @@ pub fn compare(
         .collect()
 }
 
-/// The bridges of the report: the naive bridge (the reference), ours, and
-/// ours in its latency mode.
-pub const REPORTED: [Bridge; 3] = [Bridge::Naive, Bridge::Ours, Bridge::OursLatency];
-
-/// One row of the report: a bridge in one shape of one layout.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    /// The thread layout, e.g. `1w1c`.
-    pub layout: String,
-    /// Independent tasks.
-    pub tasks: usize,
-    /// The job size's label.
-    pub job: &'static str,
-    /// The bridge's name.
-    pub bridge: &'static str,
-    /// Median of each figure over the runs.
-    pub median: Sample,
-    /// Median run-by-run ratio of each figure to the naive bridge's.
-    pub ratio: Sample,
-    /// Every run's figures, in run order.
-    pub runs: Vec<Sample>,
-}
-
-/// Measures every shape (`tasks` × `jobs`) in every layout through the
-/// [`REPORTED`] bridges, `runs` runs of `window` each.
-pub fn report(
-    layouts: &[Threads],
-    tasks: &[usize],
-    jobs: &[(&'static str, Duration)],
-    runs: usize,
-    window: Duration,
-) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for &threads in layouts {
-        let setup = Setup::new(threads);
-        for &n in tasks {
-            for &(label, job) in jobs {
-                let shape = Shape { tasks: n, job };
-                for compared in compare(&setup, &REPORTED, shape, runs, window) {
-                    rows.push(Row {
-                        layout: threads.label(),
-                        tasks: n,
-                        job: label,
-                        bridge: compared.bridge.name(),
-                        median: compared.median,
-                        ratio: compared.ratio,
-                        runs: compared.runs,
-                    });
-                }
-            }
-        }
-    }
-    rows
-}
-
-/// Prints the report's rows as one table per layout.
-pub fn print(rows: &[Row], runs: usize) {
-    let mut layout = "";
-    for row in rows {
-        if row.layout != layout {
-            layout = &row.layout;
-            println!(
-                "\n== service shapes, {layout}: N tasks, each looping submit then await, and an \
-                 I/O task fed every {} us from outside; medians of {runs} runs in alternating \
-                 order, (x) = median ratio to naive_bridge in the same run",
-                PROBE_EVERY.as_micros()
-            );
-            println!(
-                "{:>5} {:<7} {:<13} {:>9} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>6} {:>7}",
-                "tasks",
-                "job",
-                "bridge",
-                "jobs/s",
-                "(x)",
-                "cpu us/j",
-                "(x)",
-                "io p50",
-                "io p99",
-                "(x)",
-                "poll p999",
-                "max poll",
-                "same%",
-                "idle%",
-                "allocs"
-            );
-        }
-        let (m, r) = (&row.median, &row.ratio);
-        println!(
-            "{:>5} {:<7} {:<13} {:>9.0} {:>7.2} {:>9.1} {:>7.2} {:>7.1} {:>7.1} {:>7.2} {:>9.0} {:>9.1} {:>6.0} {:>6.2} {:>7.2}",
-            row.tasks,
-            row.job,
-            row.bridge,
-            m.jobs_per_s,
-            r.jobs_per_s,
-            m.cpu_us_per_job,
-            r.cpu_us_per_job,
-            m.io_p50_us,
-            m.io_p99_us,
-            r.io_p99_us,
-            m.poll_p999_us,
-            m.longest_poll_us,
-            m.same_cpu_pct,
-            m.idle_pct,
-            m.allocs_per_job
-        );
-    }
-}
-
-/// The report as Markdown, one table per layout: each shape's figures for
-/// every bridge, ours with its ratios to the naive bridge.
-pub fn markdown(rows: &[Row], runs: usize) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let mut layout = "";
-    for row in rows {
-        if row.layout != layout {
-            layout = &row.layout;
-            let _ = write!(
-                out,
-                "\n#### `{layout}` (medians of {runs} runs; (x): median ratio to \
-                 `naive_bridge` in the same run)\n\n\
-                 | tasks | job | bridge | jobs/s (x) | CPU µs/job (x) | I/O p50 µs | \
-                 I/O p99 µs (x) | poll p99.9 µs | longest poll µs | same% | idle% | allocs/job |\n\
-                 |---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-            );
-        }
-        let (m, r) = (&row.median, &row.ratio);
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.1} | {:.1} ({:.2}) | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} |",
-            row.tasks,
-            row.job,
-            row.bridge,
-            m.jobs_per_s,
-            r.jobs_per_s,
-            m.cpu_us_per_job,
-            r.cpu_us_per_job,
-            m.io_p50_us,
-            m.io_p99_us,
-            r.io_p99_us,
-            m.poll_p999_us,
-            m.longest_poll_us,
-            m.same_cpu_pct,
-            m.idle_pct,
-            m.allocs_per_job
-        );
-    }
-    out
-}
-
 /// `a / b`, or 1 when both are zero and infinity when only `b` is.
 fn ratio(a: f64, b: f64) -> f64 {
     match (a == 0.0, b == 0.0) {
@@ -598,14 +443,6 @@ fn ratio(a: f64, b: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_pick_the_nearest_rank() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 0.5), 50.0);
-        assert_eq!(percentile(&mut v, 0.99), 99.0);
-        assert_eq!(percentile(&mut [], 0.5), 0.0);
-    }
 
     #[test]
     fn poll_times_give_bucket_edges() {

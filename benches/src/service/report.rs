@@ -63,97 +63,113 @@ pub fn report(
     rows
 }
 
+/// The report's columns: header, width in the printed table, and whether
+/// the column is left-aligned. `(x)`: the figure before it as a median
+/// ratio to the naive bridge.
+const COLUMNS: [(&str, usize, bool); 15] = [
+    ("tasks", 5, false),
+    ("job", 7, true),
+    ("bridge", 13, true),
+    ("jobs/s", 9, false),
+    ("(x)", 7, false),
+    ("cpu us/job", 10, false),
+    ("(x)", 7, false),
+    ("io p50 us", 9, false),
+    ("io p99 us", 9, false),
+    ("(x)", 7, false),
+    ("poll p99.9 us", 13, false),
+    ("max poll us", 11, false),
+    ("same%", 6, false),
+    ("idle%", 6, false),
+    ("allocs/job", 10, false),
+];
+
+/// One row's cells, in the order of [`COLUMNS`].
+fn cells(row: &Row) -> [String; 15] {
+    let (m, r) = (&row.median, &row.ratio);
+    [
+        row.tasks.to_string(),
+        row.job.to_owned(),
+        row.bridge.to_owned(),
+        format!("{:.0}", m.jobs_per_s),
+        format!("{:.2}", r.jobs_per_s),
+        format!("{:.1}", m.cpu_us_per_job),
+        format!("{:.2}", r.cpu_us_per_job),
+        format!("{:.1}", m.io_p50_us),
+        format!("{:.1}", m.io_p99_us),
+        format!("{:.2}", r.io_p99_us),
+        format!("{:.0}", m.poll_p999_us),
+        format!("{:.1}", m.longest_poll_us),
+        format!("{:.0}", m.same_cpu_pct),
+        format!("{:.2}", m.idle_pct),
+        format!("{:.2}", m.allocs_per_job),
+    ]
+}
+
+/// A line of the printed table.
+fn text_line<S: AsRef<str>>(cells: &[S]) -> String {
+    let padded: Vec<String> = cells
+        .iter()
+        .zip(COLUMNS)
+        .map(|(cell, (_, width, left))| {
+            if left {
+                format!("{:<width$}", cell.as_ref())
+            } else {
+                format!("{:>width$}", cell.as_ref())
+            }
+        })
+        .collect();
+    padded.join(" ")
+}
+
+/// A line of a Markdown table.
+fn markdown_line<S: AsRef<str>>(cells: &[S]) -> String {
+    let cells: Vec<&str> = cells.iter().map(AsRef::as_ref).collect();
+    format!("| {} |", cells.join(" | "))
+}
+
+/// What a table per layout says of itself.
+fn caption(layout: &str, runs: usize) -> String {
+    format!(
+        "service shapes, {layout}: N tasks, each looping submit then await, and an I/O task \
+         fed every {} us from outside; medians of {runs} runs in alternating order, (x) = \
+         median ratio to naive_bridge in the same run",
+        PROBE_EVERY.as_micros()
+    )
+}
+
 /// Prints the report's rows as one table per layout.
 pub fn print(rows: &[Row], runs: usize) {
+    let headers = COLUMNS.map(|(header, _, _)| header);
     let mut layout = "";
     for row in rows {
         if row.layout != layout {
             layout = &row.layout;
-            println!(
-                "\n== service shapes, {layout}: N tasks, each looping submit then await, and an \
-                 I/O task fed every {} us from outside; medians of {runs} runs in alternating \
-                 order, (x) = median ratio to naive_bridge in the same run",
-                PROBE_EVERY.as_micros()
-            );
-            println!(
-                "{:>5} {:<7} {:<13} {:>9} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>6} {:>6} {:>7}",
-                "tasks",
-                "job",
-                "bridge",
-                "jobs/s",
-                "(x)",
-                "cpu us/j",
-                "(x)",
-                "io p50",
-                "io p99",
-                "(x)",
-                "poll p999",
-                "max poll",
-                "same%",
-                "idle%",
-                "allocs"
-            );
+            println!("\n== {}", caption(layout, runs));
+            println!("{}", text_line(&headers));
         }
-        let (m, r) = (&row.median, &row.ratio);
-        println!(
-            "{:>5} {:<7} {:<13} {:>9.0} {:>7.2} {:>9.1} {:>7.2} {:>7.1} {:>7.1} {:>7.2} {:>9.0} {:>9.1} {:>6.0} {:>6.2} {:>7.2}",
-            row.tasks,
-            row.job,
-            row.bridge,
-            m.jobs_per_s,
-            r.jobs_per_s,
-            m.cpu_us_per_job,
-            r.cpu_us_per_job,
-            m.io_p50_us,
-            m.io_p99_us,
-            r.io_p99_us,
-            m.poll_p999_us,
-            m.longest_poll_us,
-            m.same_cpu_pct,
-            m.idle_pct,
-            m.allocs_per_job
-        );
+        println!("{}", text_line(&cells(row)));
     }
 }
 
-/// The report as Markdown, one table per layout: each shape's figures for
-/// every bridge, ours with its ratios to the naive bridge.
+/// The report as Markdown: the same tables as [`print`], one per layout.
 pub fn markdown(rows: &[Row], runs: usize) -> String {
-    use std::fmt::Write as _;
+    let headers = COLUMNS.map(|(header, _, _)| header);
+    let aligns = COLUMNS.map(|(_, _, left)| if left { "---" } else { "---:" });
     let mut out = String::new();
     let mut layout = "";
     for row in rows {
         if row.layout != layout {
             layout = &row.layout;
-            let _ = write!(
-                out,
-                "\n#### `{layout}` (medians of {runs} runs; (x): median ratio to \
-                 `naive_bridge` in the same run)\n\n\
-                 | tasks | job | bridge | jobs/s (x) | CPU µs/job (x) | I/O p50 µs | \
-                 I/O p99 µs (x) | poll p99.9 µs | longest poll µs | same% | idle% | allocs/job |\n\
-                 |---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-            );
+            out.push_str(&format!(
+                "\n#### {}\n\n{}\n{}\n",
+                caption(layout, runs),
+                markdown_line(&headers),
+                markdown_line(&aligns)
+            ));
         }
-        let (m, r) = (&row.median, &row.ratio);
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {:.0} ({:.2}) | {:.1} ({:.2}) | {:.1} | {:.1} ({:.2}) | {:.0} | {:.1} | {:.0} | {:.2} | {:.2} |",
-            row.tasks,
-            row.job,
-            row.bridge,
-            m.jobs_per_s,
-            r.jobs_per_s,
-            m.cpu_us_per_job,
-            r.cpu_us_per_job,
-            m.io_p50_us,
-            m.io_p99_us,
-            r.io_p99_us,
-            m.poll_p999_us,
-            m.longest_poll_us,
-            m.same_cpu_pct,
-            m.idle_pct,
-            m.allocs_per_job
-        );
+        out.push_str(&markdown_line(&cells(row)));
+        out.push('\n');
     }
     out
 }

@@ -99,6 +99,23 @@ fn a_balanced_poll_yields_to_other_tasks_then_parks() {
     });
 }
 
+/// Polls the handle of a job running until `release` is sent: the poll
+/// returns `Pending` without waking its own task (`why`); then the job's
+/// result wakes it, and the next poll gives the result.
+fn polls_once_then_parks(handle: &mut TaskHandle<()>, release: &mpsc::Sender<()>, why: &str) {
+    let counter = Arc::new(Counting(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(Pin::new(&mut *handle).poll(&mut cx).is_pending());
+    assert_eq!(wakes(&counter), 0, "{why}");
+    release.send(()).unwrap();
+    support::wait_until("the job's result wakes the task", || wakes(&counter) == 1);
+    assert!(matches!(
+        Pin::new(handle).poll(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+}
+
 /// Computes (holding the CPU) for `duration`.
 fn busy_for(duration: Duration) {
     let started = Instant::now();
@@ -113,17 +130,7 @@ fn no_wait_awake_for_jobs_longer_than_a_wake() {
         // Jobs three wakes long: a wait of one wake would end long before
         // the job does, and the awaiter park after all.
         let (_pool, mut handle, release) = running_job_after(SpinPolicy::Balanced, 3 * wake_cost());
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
-        assert_eq!(wakes(&counter), 0, "parked at once: no self-wake");
-        release.send(()).unwrap();
-        support::wait_until("the job's result wakes the task", || wakes(&counter) == 1);
-        assert!(matches!(
-            Pin::new(&mut handle).poll(&mut cx),
-            Poll::Ready(Ok(()))
-        ));
+        polls_once_then_parks(&mut handle, &release, "parked at once: no self-wake");
     });
 }
 
@@ -165,17 +172,7 @@ fn a_loop_of_handles_ready_at_once_gives_its_thread_back() {
 fn a_latency_poll_waits_awake_itself_then_parks() {
     watchdog(|| {
         let (_pool, mut handle, release) = running_job(SpinPolicy::Latency);
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
-        assert_eq!(wakes(&counter), 0, "it spun in the poll, then parked");
-        release.send(()).unwrap();
-        support::wait_until("the job's result wakes the task", || wakes(&counter) == 1);
-        assert!(matches!(
-            Pin::new(&mut handle).poll(&mut cx),
-            Poll::Ready(Ok(()))
-        ));
+        polls_once_then_parks(&mut handle, &release, "it spun in the poll, then parked");
     });
 }
 

@@ -10,6 +10,10 @@
 //! [`FloodOptions::request_timeout`] counts as unanswered; each answer or
 //! failure counts once, so the counts add up to the clients.
 //!
+//! While the flood is in progress, two probes measure what a client that
+//! is not part of it sees (see [`probes`]): a `/ping` canary, and late
+//! arrivals that find the pool full.
+//!
 //! Memory comes from `/proc/self/status` (Linux): `VmRSS` when the server
 //! is idle, `VmHWM` (the peak, reset just before the flood through
 //! `/proc/self/clear_refs`) and `VmRSS` once every client is done. The
@@ -28,8 +32,11 @@ use serde::{Deserialize, Serialize};
 use crate::dispatch::Mode;
 use crate::server::{DemoServer, Limits, ServerError, ServerOptions};
 use crate::workloads::Models;
+use probes::Probes;
+pub use probes::{CanaryReport, LateReport, ProbesReport};
 use wire::{one_client, Outcome};
 
+pub mod probes;
 mod wire;
 
 /// What to flood with.
@@ -50,11 +57,19 @@ pub struct FloodOptions {
     pub limits: Limits,
     /// The address the server binds (loopback).
     pub listen: SocketAddr,
+    /// The `/ping` canary sends one `/ping` this often (at least 1 ms).
+    pub canary_every: Duration,
+    /// Late arrivals: small `/tokenize` requests sent one after another
+    /// once the pool is full (0 to 64).
+    pub late_requests: usize,
+    /// Size of each late arrival's body in bytes.
+    pub late_body_bytes: usize,
 }
 
 impl Default for FloodOptions {
     /// 500 clients of 1 MiB each, 60 s to answer, the default runtime and
-    /// limits, on 127.0.0.1.
+    /// limits, on 127.0.0.1; a `/ping` every 10 ms and 20 late arrivals of
+    /// 1 KiB.
     fn default() -> FloodOptions {
         FloodOptions {
             clients: 500,
@@ -63,6 +78,9 @@ impl Default for FloodOptions {
             runtime: RuntimeConfig::default(),
             limits: Limits::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            canary_every: Duration::from_millis(10),
+            late_requests: 20,
+            late_body_bytes: 1024,
         }
     }
 }
@@ -158,6 +176,8 @@ pub struct FloodReport {
     /// Resident memory once every client was done: `peak_kib` is the
     /// highest since the reset.
     pub after: Option<Memory>,
+    /// What the `/ping` canary and the late arrivals saw during the flood.
+    pub probes: ProbesReport,
 }
 
 impl FloodReport {
@@ -215,6 +235,46 @@ impl FloodReport {
         if let Some(reason) = &self.first_unanswered {
             out.push_str(&format!("\nfirst request without an answer: {reason}"));
         }
+        let probes = &self.probes;
+        out.push_str(&format!(
+            "\nprobes from {} ms into the flood ({}):",
+            ms(Some(probes.started_ms)),
+            if probes.pool_was_full {
+                "the pool full"
+            } else {
+                "the pool never filled: after the flood's clients"
+            }
+        ));
+        let canary = &probes.canary;
+        out.push_str(&format!(
+            "\n/ping canary (one keep-alive connection): {} sent, {} x 200; \
+             latency median {} ms, p99 {} ms, max {} ms",
+            canary.sent,
+            canary.ok,
+            ms(canary.p50_ms),
+            ms(canary.p99_ms),
+            ms(canary.max_ms)
+        ));
+        if let Some(reason) = &canary.failure {
+            out.push_str(&format!(" (stopped: {reason})"));
+        }
+        let late = &probes.late;
+        out.push_str(&format!(
+            "\nlate arrivals ({} x POST /tokenize of {} bytes, one after another, \
+             each on its own connection): {} x 503 saturated with Retry-After, {} x 200, \
+             {} other, {} without an answer; time to the 503: median {} ms, max {} ms",
+            late.sent,
+            late.body_bytes,
+            late.saturated,
+            late.ok,
+            late.other,
+            late.unanswered,
+            ms(late.saturated_p50_ms),
+            ms(late.saturated_max_ms)
+        ));
+        if let Some(reason) = &late.first_unanswered {
+            out.push_str(&format!(" (first without an answer: {reason})"));
+        }
         out
     }
 }
@@ -231,23 +291,15 @@ pub enum FloodError {
     /// The client runtime could not be built.
     #[error("building the client runtime: {0}")]
     ClientRuntime(std::io::Error),
+    /// The probes could not open their connections before the flood.
+    #[error("flood probes: {0}")]
+    Probes(String),
 }
 
 /// Starts a `pool` server in this process, floods it (see the module docs)
 /// and shuts it down. Must be called from synchronous code.
 pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodReport, FloodError> {
-    if !(1..=1024).contains(&options.clients) {
-        return Err(FloodError::Invalid(format!(
-            "clients = {}: must be between 1 and 1024",
-            options.clients
-        )));
-    }
-    if !options.listen.ip().is_loopback() {
-        return Err(FloodError::Invalid(format!(
-            "{}: the flood only targets loopback addresses",
-            options.listen
-        )));
-    }
+    check(options, options.listen)?;
     let server = DemoServer::start(
         ServerOptions {
             mode: Mode::Pool,
@@ -258,6 +310,21 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
         },
         models,
     )?;
+    let report = run_flood_on(&server, options);
+    server.shutdown()?;
+    report
+}
+
+/// Floods `server`, a `pool` server already running in this process, as
+/// [`run_flood`] does, without starting or stopping it: `options.runtime`,
+/// `options.limits` and `options.listen` are not used (the server's own
+/// apply). The tests use it to hold the pool full with jobs of their own.
+/// Must be called from synchronous code.
+pub fn run_flood_on(
+    server: &DemoServer,
+    options: &FloodOptions,
+) -> Result<FloodReport, FloodError> {
+    check(options, server.addr())?;
     let pool = server.state().pool.clone();
     let config = pool.as_ref().map(|p| p.config().clone());
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -273,9 +340,12 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
          content-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     ));
+    let probes = Probes::connect(addr, server.state().dispatcher.clone(), options)
+        .map_err(FloodError::Probes)?;
     let idle = memory();
     let peak_reset = reset_peak_memory();
     let started = Instant::now();
+    probes.start(started);
     let timeout = options.request_timeout;
     let outcomes = client_runtime.block_on(async {
         let tasks: Vec<_> = (0..options.clients)
@@ -292,8 +362,8 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
     });
     let elapsed_s = started.elapsed().as_secs_f64();
     let after = memory();
+    let probes = probes.finish();
     client_runtime.shutdown_timeout(Duration::from_secs(2));
-    server.shutdown()?;
 
     let mut report = FloodReport {
         clients: options.clients,
@@ -314,6 +384,7 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
         idle,
         peak_reset,
         after,
+        probes,
     };
     let mut saturated_ms = Vec::new();
     let mut ok_ms = Vec::new();
@@ -324,6 +395,7 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
                 saturated,
                 connections,
                 after,
+                ..
             } => {
                 let ms = after.as_secs_f64() * 1000.0;
                 match status {
@@ -349,6 +421,28 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
     report.saturated_max_ms = saturated_ms.last().copied();
     report.ok_p50_ms = median(&mut ok_ms);
     Ok(report)
+}
+
+/// Refuses settings out of range, and a server not on loopback.
+fn check(options: &FloodOptions, addr: SocketAddr) -> Result<(), FloodError> {
+    if !(1..=1024).contains(&options.clients) {
+        return Err(FloodError::Invalid(format!(
+            "clients = {}: must be between 1 and 1024",
+            options.clients
+        )));
+    }
+    if options.late_requests > 64 {
+        return Err(FloodError::Invalid(format!(
+            "late_requests = {}: must be at most 64",
+            options.late_requests
+        )));
+    }
+    if !addr.ip().is_loopback() {
+        return Err(FloodError::Invalid(format!(
+            "{addr}: the flood only targets loopback addresses"
+        )));
+    }
+    Ok(())
 }
 
 /// Sorts `values` and returns their median (the lower one of an even

@@ -69,6 +69,7 @@ fn a_small_flood_counts_every_client_once_and_reads_memory() {
     let late = &report.probes.late;
     assert_eq!((late.sent, late.total()), (20, 20), "{late:?}");
     assert_eq!(late.other + late.unanswered, 0, "{late:?}");
+    assert!(late.after_flood <= late.sent, "{late:?}");
     assert_eq!(late.saturated_p50_ms.is_some(), late.saturated > 0);
     assert!(late.body_bytes <= 1024 && late.body_bytes > 900, "{late:?}");
     if cfg!(target_os = "linux") {
@@ -141,8 +142,50 @@ fn with_the_pool_held_full_every_request_and_late_arrival_is_refused() {
     assert!(report.probes.pool_was_full, "{report:?}");
     assert_canary_answered(&report.probes);
     let late = &report.probes.late;
-    assert_eq!((late.sent, late.saturated), (5, 5), "{late:?}");
+    assert_eq!(
+        (late.sent, late.saturated, late.after_flood),
+        (5, 5, 0),
+        "{late:?}"
+    );
     assert!(late.saturated_p50_ms.is_some() && late.saturated_max_ms.is_some());
+}
+
+#[test]
+fn probes_on_a_pool_that_never_fills_run_after_the_flood_and_say_so() {
+    // One client holds at most one job, never max_in_flight + max_queued.
+    let report = with_watchdog(Duration::from_secs(180), || {
+        run_flood(
+            &FloodOptions {
+                clients: 1,
+                body_bytes: 1024,
+                request_timeout: Duration::from_secs(60),
+                runtime: RuntimeConfig {
+                    max_in_flight: Some(1),
+                    max_queued: Some(2),
+                    ..runtime_config()
+                },
+                late_requests: 3,
+                ..FloodOptions::default()
+            },
+            models(),
+        )
+        .expect("the flood runs")
+    });
+    assert_eq!((report.ok, report.total()), (1, 1), "{report:?}");
+    assert!(!report.probes.pool_was_full, "{report:?}");
+    assert_canary_answered(&report.probes);
+    let late = &report.probes.late;
+    assert_eq!(
+        (late.sent, late.after_flood, late.ok),
+        (3, 3, 3),
+        "{late:?}"
+    );
+    let summary = report.summary();
+    assert!(summary.contains("the pool never filled"), "{summary}");
+    assert!(
+        summary.contains("3 of them sent after the flood"),
+        "{summary}"
+    );
 }
 
 #[test]

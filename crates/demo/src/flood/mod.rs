@@ -272,6 +272,12 @@ impl FloodReport {
             ms(late.saturated_p50_ms),
             ms(late.saturated_max_ms)
         ));
+        if late.after_flood > 0 {
+            out.push_str(&format!(
+                "; {} of them sent after the flood's clients were done, the pool not full",
+                late.after_flood
+            ));
+        }
         if let Some(reason) = &late.first_unanswered {
             out.push_str(&format!(" (first without an answer: {reason})"));
         }

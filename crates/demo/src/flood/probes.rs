@@ -54,6 +54,9 @@ pub struct CanaryReport {
 pub struct LateReport {
     /// Requests sent.
     pub sent: u64,
+    /// Of them, sent once the flood's clients were all done rather than
+    /// on a full pool (the pool no longer filled).
+    pub after_flood: u64,
     /// Bytes of each request body.
     pub body_bytes: usize,
     /// `200` answers (the pool had room again by the time it arrived).
@@ -316,7 +319,9 @@ async fn late_arrivals(streams: Vec<TcpStream>, run: &Run) -> LateReport {
     };
     let mut saturated_ms = Vec::new();
     for stream in streams {
-        pool_full(run).await;
+        if !pool_full(run).await {
+            report.after_flood += 1;
+        }
         report.sent += 1;
         let started = Instant::now();
         let result = tokio::time::timeout(

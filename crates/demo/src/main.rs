@@ -69,8 +69,10 @@ struct Cli {
     /// The overload flood instead of the comparison: a pool server in this
     /// process, --clients clients (default 500) opening a connection each
     /// at once and sending one POST /tokenize of --flood-body-kib KiB;
-    /// prints the 200 and 503 counts, the time to the 503s and the
-    /// process's resident memory idle, at its peak and after.
+    /// prints the 200 and 503 counts, the time to the 503s, the
+    /// process's resident memory idle, at its peak and after, and what two
+    /// probes saw once the pool was full: a /ping every 10 ms, and 20 small
+    /// POST /tokenize sent one after another.
     #[arg(long, conflicts_with_all = ["serve", "duration", "quick", "out", "update_docs", "mode"])]
     flood: bool,
 

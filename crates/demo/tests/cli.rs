@@ -221,4 +221,6 @@ fn a_tiny_flood_prints_its_counts() {
     assert!(stdout.contains("flood: 5 clients"), "{stdout}");
     assert!(stdout.contains("(5 in all)"), "{stdout}");
     assert!(stdout.contains("resident memory"), "{stdout}");
+    assert!(stdout.contains("/ping canary"), "{stdout}");
+    assert!(stdout.contains("late arrivals (20 x"), "{stdout}");
 }

@@ -10,6 +10,10 @@
 //! [`FloodOptions::request_timeout`] counts as unanswered; each answer or
 //! failure counts once, so the counts add up to the clients.
 //!
+//! While the flood is in progress, two probes measure what a client that
+//! is not part of it sees (see [`probes`]): a `/ping` canary, and late
+//! arrivals that find the pool full.
+//!
 //! Memory comes from `/proc/self/status` (Linux): `VmRSS` when the server
 //! is idle, `VmHWM` (the peak, reset just before the flood through
 //! `/proc/self/clear_refs`) and `VmRSS` once every client is done. The
@@ -24,11 +28,16 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use compute_runtime::RuntimeConfig;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::dispatch::Mode;
 use crate::server::{DemoServer, Limits, ServerError, ServerOptions};
 use crate::workloads::Models;
+use probes::Probes;
+pub use probes::{CanaryReport, LateReport, ProbesReport};
+use wire::{one_client, Outcome};
+
+pub mod probes;
+mod wire;
 
 /// What to flood with.
 #[derive(Debug, Clone)]
@@ -48,11 +57,19 @@ pub struct FloodOptions {
     pub limits: Limits,
     /// The address the server binds (loopback).
     pub listen: SocketAddr,
+    /// The `/ping` canary sends one `/ping` this often (at least 1 ms).
+    pub canary_every: Duration,
+    /// Late arrivals: small `/tokenize` requests sent one after another
+    /// once the pool is full (0 to 64).
+    pub late_requests: usize,
+    /// Size of each late arrival's body in bytes.
+    pub late_body_bytes: usize,
 }
 
 impl Default for FloodOptions {
     /// 500 clients of 1 MiB each, 60 s to answer, the default runtime and
-    /// limits, on 127.0.0.1.
+    /// limits, on 127.0.0.1; a `/ping` every 10 ms and 20 late arrivals of
+    /// 1 KiB.
     fn default() -> FloodOptions {
         FloodOptions {
             clients: 500,
@@ -61,6 +78,9 @@ impl Default for FloodOptions {
             runtime: RuntimeConfig::default(),
             limits: Limits::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            canary_every: Duration::from_millis(10),
+            late_requests: 20,
+            late_body_bytes: 1024,
         }
     }
 }
@@ -115,21 +135,6 @@ pub fn tokenize_body(bytes: usize) -> Bytes {
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-/// How one client's request ended.
-#[derive(Debug)]
-enum Outcome {
-    /// An answer with this status; `saturated` when it is the admission
-    /// `503`, `connections` when it is the connection-limit `503`.
-    Answered {
-        status: u16,
-        saturated: bool,
-        connections: bool,
-        after: Duration,
-    },
-    /// No complete answer: connection refused, reset or closed, timeout.
-    Unanswered(String),
-}
-
 /// The flood's counts and memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloodReport {
@@ -171,6 +176,8 @@ pub struct FloodReport {
     /// Resident memory once every client was done: `peak_kib` is the
     /// highest since the reset.
     pub after: Option<Memory>,
+    /// What the `/ping` canary and the late arrivals saw during the flood.
+    pub probes: ProbesReport,
 }
 
 impl FloodReport {
@@ -228,6 +235,52 @@ impl FloodReport {
         if let Some(reason) = &self.first_unanswered {
             out.push_str(&format!("\nfirst request without an answer: {reason}"));
         }
+        let probes = &self.probes;
+        out.push_str(&format!(
+            "\nprobes from {} ms into the flood ({}):",
+            ms(Some(probes.started_ms)),
+            if probes.pool_was_full {
+                "the pool full"
+            } else {
+                "the pool never filled: after the flood's clients"
+            }
+        ));
+        let canary = &probes.canary;
+        out.push_str(&format!(
+            "\n/ping canary (one keep-alive connection): {} sent, {} x 200; \
+             latency median {} ms, p99 {} ms, max {} ms",
+            canary.sent,
+            canary.ok,
+            ms(canary.p50_ms),
+            ms(canary.p99_ms),
+            ms(canary.max_ms)
+        ));
+        if let Some(reason) = &canary.failure {
+            out.push_str(&format!(" (stopped: {reason})"));
+        }
+        let late = &probes.late;
+        out.push_str(&format!(
+            "\nlate arrivals ({} x POST /tokenize of {} bytes, one after another, \
+             each on its own connection): {} x 503 saturated with Retry-After, {} x 200, \
+             {} other, {} without an answer; time to the 503: median {} ms, max {} ms",
+            late.sent,
+            late.body_bytes,
+            late.saturated,
+            late.ok,
+            late.other,
+            late.unanswered,
+            ms(late.saturated_p50_ms),
+            ms(late.saturated_max_ms)
+        ));
+        if late.after_flood > 0 {
+            out.push_str(&format!(
+                "; {} of them sent after the flood's clients were done, the pool not full",
+                late.after_flood
+            ));
+        }
+        if let Some(reason) = &late.first_unanswered {
+            out.push_str(&format!(" (first without an answer: {reason})"));
+        }
         out
     }
 }
@@ -244,23 +297,15 @@ pub enum FloodError {
     /// The client runtime could not be built.
     #[error("building the client runtime: {0}")]
     ClientRuntime(std::io::Error),
+    /// The probes could not open their connections before the flood.
+    #[error("flood probes: {0}")]
+    Probes(String),
 }
 
 /// Starts a `pool` server in this process, floods it (see the module docs)
 /// and shuts it down. Must be called from synchronous code.
 pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodReport, FloodError> {
-    if !(1..=1024).contains(&options.clients) {
-        return Err(FloodError::Invalid(format!(
-            "clients = {}: must be between 1 and 1024",
-            options.clients
-        )));
-    }
-    if !options.listen.ip().is_loopback() {
-        return Err(FloodError::Invalid(format!(
-            "{}: the flood only targets loopback addresses",
-            options.listen
-        )));
-    }
+    check(options, options.listen)?;
     let server = DemoServer::start(
         ServerOptions {
             mode: Mode::Pool,
@@ -271,6 +316,21 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
         },
         models,
     )?;
+    let report = run_flood_on(&server, options);
+    server.shutdown()?;
+    report
+}
+
+/// Floods `server`, a `pool` server already running in this process, as
+/// [`run_flood`] does, without starting or stopping it: `options.runtime`,
+/// `options.limits` and `options.listen` are not used (the server's own
+/// apply). The tests use it to hold the pool full with jobs of their own.
+/// Must be called from synchronous code.
+pub fn run_flood_on(
+    server: &DemoServer,
+    options: &FloodOptions,
+) -> Result<FloodReport, FloodError> {
+    check(options, server.addr())?;
     let pool = server.state().pool.clone();
     let config = pool.as_ref().map(|p| p.config().clone());
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -286,9 +346,12 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
          content-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     ));
+    let probes = Probes::connect(addr, server.state().dispatcher.clone(), options)
+        .map_err(FloodError::Probes)?;
     let idle = memory();
     let peak_reset = reset_peak_memory();
     let started = Instant::now();
+    probes.start(started);
     let timeout = options.request_timeout;
     let outcomes = client_runtime.block_on(async {
         let tasks: Vec<_> = (0..options.clients)
@@ -305,8 +368,8 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
     });
     let elapsed_s = started.elapsed().as_secs_f64();
     let after = memory();
+    let probes = probes.finish();
     client_runtime.shutdown_timeout(Duration::from_secs(2));
-    server.shutdown()?;
 
     let mut report = FloodReport {
         clients: options.clients,
@@ -327,6 +390,7 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
         idle,
         peak_reset,
         after,
+        probes,
     };
     let mut saturated_ms = Vec::new();
     let mut ok_ms = Vec::new();
@@ -337,6 +401,7 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
                 saturated,
                 connections,
                 after,
+                ..
             } => {
                 let ms = after.as_secs_f64() * 1000.0;
                 match status {
@@ -364,103 +429,34 @@ pub fn run_flood(options: &FloodOptions, models: Arc<Models>) -> Result<FloodRep
     Ok(report)
 }
 
+/// Refuses settings out of range, and a server not on loopback.
+fn check(options: &FloodOptions, addr: SocketAddr) -> Result<(), FloodError> {
+    if !(1..=1024).contains(&options.clients) {
+        return Err(FloodError::Invalid(format!(
+            "clients = {}: must be between 1 and 1024",
+            options.clients
+        )));
+    }
+    if options.late_requests > 64 {
+        return Err(FloodError::Invalid(format!(
+            "late_requests = {}: must be at most 64",
+            options.late_requests
+        )));
+    }
+    if !addr.ip().is_loopback() {
+        return Err(FloodError::Invalid(format!(
+            "{addr}: the flood only targets loopback addresses"
+        )));
+    }
+    Ok(())
+}
+
 /// Sorts `values` and returns their median (the lower one of an even
 /// count), if any.
 fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     (n > 0).then(|| values[(n - 1) / 2])
-}
-
-/// One client: connect, write the request while reading the answer.
-async fn one_client(addr: SocketAddr, head: Bytes, body: Bytes, timeout: Duration) -> Outcome {
-    let started = Instant::now();
-    match tokio::time::timeout(timeout, exchange(addr, head, body)).await {
-        Ok(Ok((status, text))) => Outcome::Answered {
-            status,
-            saturated: text.contains("saturated"),
-            connections: text.contains("too many open connections"),
-            after: started.elapsed(),
-        },
-        Ok(Err(e)) => Outcome::Unanswered(e.to_string()),
-        Err(_) => Outcome::Unanswered(format!("no answer within {timeout:?}")),
-    }
-}
-
-/// Sends the request and reads the answer's status and body (the head and
-/// up to 64 KiB of body), writing and reading at once.
-async fn exchange(addr: SocketAddr, head: Bytes, body: Bytes) -> std::io::Result<(u16, String)> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    // The write half is borrowed, not moved: dropped, it would shut the
-    // connection down for writing, and hyper closes a connection whose
-    // client half-closes, dropping the request.
-    let write = async {
-        writer.write_all(&head).await?;
-        writer.write_all(&body).await?;
-        writer.flush().await
-    };
-    let read = async move {
-        let mut data = Vec::new();
-        let mut chunk = [0u8; 4096];
-        // Until the server closes, the answer is complete (head and
-        // `Content-Length` bytes of body), or 64 KiB came.
-        while !complete(&data) && data.len() <= 64 * 1024 {
-            let n = reader.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            data.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(data)
-    };
-    tokio::pin!(write, read);
-    let mut writing = true;
-    let data = loop {
-        tokio::select! {
-            data = &mut read => break data,
-            // A failed write (the server answered and closed early) is
-            // not the end: the answer may be there to read.
-            _ = &mut write, if writing => writing = false,
-        }
-    };
-    let data = match data {
-        Ok(data) => data,
-        // A reset after the answer arrived still leaves nothing to parse
-        // here: report it.
-        Err(e) => return Err(e),
-    };
-    let text = String::from_utf8_lossy(&data);
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("closed after {} bytes without an HTTP answer", data.len()),
-            )
-        })?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_string());
-    Ok((status, body))
-}
-
-/// Whether `data` holds a whole answer: a head, and as many body bytes as
-/// its `Content-Length` says (none without one).
-fn complete(data: &[u8]) -> bool {
-    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    data.len() >= end + 4 + length
 }
 
 #[cfg(test)]
@@ -486,14 +482,6 @@ mod tests {
             let m = memory().expect("/proc/self/status");
             assert!(m.rss_kib > 0 && m.peak_kib >= m.rss_kib, "{m:?}");
         }
-    }
-
-    #[test]
-    fn an_answer_is_complete_with_its_body() {
-        assert!(!complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"));
-        assert!(!complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{"));
-        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
-        assert!(complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
     }
 
     #[test]

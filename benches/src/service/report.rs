@@ -152,7 +152,7 @@ pub fn print(rows: &[Row], runs: usize) {
     }
 }
 
-/// The report as Markdown: the same tables as [`print`], one per layout.
+/// The report as Markdown: the same tables as [`print()`], one per layout.
 pub fn markdown(rows: &[Row], runs: usize) -> String {
     let headers = COLUMNS.map(|(header, _, _)| header);
     let aligns = COLUMNS.map(|(_, _, left)| if left { "---" } else { "---:" });

@@ -67,6 +67,19 @@ pub enum CompareError {
 /// The longest the idle `/ping` baseline is measured.
 pub const IDLE_MEASURE_MAX: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// Shuts `server` down and gives what the load run against it measured;
+/// a failure of either (the load's first) is blamed on `row`.
+fn stop_after<T>(
+    server: DemoServer,
+    row: Row,
+    load: Result<T, LoadError>,
+) -> Result<T, CompareError> {
+    let shutdown = server.shutdown();
+    let measured = load.map_err(|source| CompareError::Load { mode: row, source })?;
+    shutdown.map_err(|source| CompareError::Server { mode: row, source })?;
+    Ok(measured)
+}
+
 fn progress_bar(enabled: bool, name: &str) -> ProgressBar {
     if !enabled || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
@@ -141,15 +154,7 @@ pub fn run_comparison(
     let compute_threads = server.state().pool.as_ref().map_or(0, |p| p.num_threads());
     let tokio_workers = server.handle().map(|h| h.metrics().num_workers());
     let idle = client_runtime.block_on(run_canary(server.addr(), &idle_load));
-    let shutdown = server.shutdown();
-    let idle_ping = idle.map_err(|source| CompareError::Load {
-        mode: Row::Pool,
-        source,
-    })?;
-    shutdown.map_err(|source| CompareError::Server {
-        mode: Row::Pool,
-        source,
-    })?;
+    let idle_ping = stop_after(server, Row::Pool, idle)?;
 
     for &mode in &options.modes {
         let server = start(mode)?;
@@ -158,9 +163,7 @@ pub fn run_comparison(
         let bar = progress_bar(options.progress, mode.name());
         let stats =
             client_runtime.block_on(run_load(server.addr(), &options.load, corpus.clone(), &bar));
-        let shutdown = server.shutdown();
-        let stats = stats.map_err(|source| CompareError::Load { mode, source })?;
-        shutdown.map_err(|source| CompareError::Server { mode, source })?;
+        let stats = stop_after(server, mode, stats)?;
         let rate: f64 = stats.endpoints.iter().map(|e| e.req_per_s).sum();
         let ping_p99 = stats
             .endpoint(crate::load::Endpoint::Ping)
@@ -198,15 +201,7 @@ pub fn run_comparison(
                 corpus.clone(),
                 &bar,
             ));
-            let shutdown = server.shutdown();
-            let stats = stats.map_err(|source| CompareError::Load {
-                mode: Row::Pool,
-                source,
-            })?;
-            shutdown.map_err(|source| CompareError::Server {
-                mode: Row::Pool,
-                source,
-            })?;
+            let stats = stop_after(server, Row::Pool, stats)?;
             let tokenize = stats.endpoint(crate::load::Endpoint::Tokenize);
             bar.finish_with_message(format!(
                 "/tokenize p50 {} ms, p99 {} ms  errors {}",

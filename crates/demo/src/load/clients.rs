@@ -20,6 +20,24 @@ pub(super) struct Window {
     pub(super) end: Instant,
 }
 
+impl Window {
+    /// The window of a run against `addr` starting now: `config`'s
+    /// warm-up, then its duration. Loads go to loopback addresses only.
+    pub(super) fn starting_now(
+        addr: SocketAddr,
+        config: &LoadConfig,
+    ) -> Result<Window, ClientError> {
+        if !addr.ip().is_loopback() {
+            return Err(ClientError::NotLoopback(addr));
+        }
+        let start = Instant::now();
+        Ok(Window {
+            measure_from: start + config.warmup,
+            end: start + config.warmup + config.duration,
+        })
+    }
+}
+
 /// Sends one request and records it if it started inside the window;
 /// returns whether it did.
 async fn send_one(

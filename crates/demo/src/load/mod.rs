@@ -225,14 +225,8 @@ pub async fn run_mix(
             reason: "each group names at least one compute endpoint, not /ping",
         });
     }
-    if !addr.ip().is_loopback() {
-        return Err(ClientError::NotLoopback(addr).into());
-    }
-    let start = Instant::now();
-    let window = Window {
-        measure_from: start + config.warmup,
-        end: start + config.warmup + config.duration,
-    };
+    let window = Window::starting_now(addr, config)?;
+    let start = window.measure_from - config.warmup;
     let completed = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for group in groups {
@@ -358,14 +352,7 @@ pub async fn run_canary(
     config: &LoadConfig,
 ) -> Result<EndpointSummary, LoadError> {
     config.validate()?;
-    if !addr.ip().is_loopback() {
-        return Err(ClientError::NotLoopback(addr).into());
-    }
-    let start = Instant::now();
-    let window = Window {
-        measure_from: start + config.warmup,
-        end: start + config.warmup + config.duration,
-    };
+    let window = Window::starting_now(addr, config)?;
     let task = canary(addr, config.clone(), window, Arc::new(AtomicU64::new(0)));
     let deadline = window.end + config.request_timeout + Duration::from_secs(1);
     let recorder = tokio::time::timeout_at(deadline.into(), task)

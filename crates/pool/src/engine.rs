@@ -109,11 +109,17 @@ impl Engine {
     /// all: only while the job is running or about to (next in line with a
     /// thread free), as long as the learned budget says, and with
     /// [`SpinPolicy::Balanced`] no longer than a wake costs (see
-    /// `spin.rs`), and not at all when the typical job outlasts that. An
-    /// awaiter whose job waits for a thread parks at once: it could not be
-    /// served sooner.
+    /// `spin.rs`), not at all when the typical job outlasts that, and not
+    /// while other handles of the pool are parked. An awaiter whose job
+    /// waits for a thread parks at once: it could not be served sooner.
     pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
         let budget = self.await_spin.budget(self.spin_cap())?;
+        if !self.spins_in_poll() && self.ledger.parked_handles() > 0 {
+            // Other tasks await this pool: the executor has them to run when
+            // their results come, and their jobs want the CPUs a wait would
+            // burn.
+            return None;
+        }
         self.ledger
             .may_run_now(number, self.num_threads as u64)
             .then_some(budget)

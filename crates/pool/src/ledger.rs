@@ -306,6 +306,13 @@ impl Ledger {
         left > number || (left == number && running < threads)
     }
 
+    /// Handles parked on a result right now (the `awaited` gauge).
+    pub fn parked_handles(&self) -> u64 {
+        // ORDERING: Relaxed: a gauge read as a hint; a stale value only makes
+        // one awaiter wait awake or park when it could have done the other.
+        self.submit.0.awaited.load(Ordering::Relaxed)
+    }
+
     /// A handle parked waiting for its result.
     pub fn awaiting(&self) {
         // ORDERING: Relaxed: a gauge read as a snapshot.

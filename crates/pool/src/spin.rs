@@ -24,7 +24,11 @@
 //!   typical job is longer than the budget (the wait would end before the
 //!   job does, and the awaiter park after all: all cost, no saving), nor
 //!   while as many jobs as the pool has threads wait ahead of this one (it
-//!   could not be served sooner).
+//!   could not be served sooner), nor while another handle of the pool is
+//!   parked: the executor has that task to run when its result comes, and
+//!   a wait would burn a CPU that task's job wants (a waiting executor
+//!   thread takes turns with the compute threads it waits for on a
+//!   machine with no CPU to spare).
 //! - **The same bound on the compute side**: a compute thread that just
 //!   finished a short job lingers for the next one (running whatever rayon
 //!   work turns up) for at most the wake cost, and `execute_sync`'s caller,

@@ -194,6 +194,47 @@ fn a_job_behind_others_gets_no_spin_at_all() {
     });
 }
 
+#[test]
+fn no_wait_awake_while_another_task_awaits_the_pool() {
+    watchdog(|| {
+        let pool = ComputePool::new(ComputeConfig {
+            num_threads: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        for _ in 0..16 {
+            futures::executor::block_on(pool.execute(|| ())).unwrap();
+        }
+        let blocked = || {
+            let (release, wait) = mpsc::channel::<()>();
+            let (started, running) = mpsc::channel::<()>();
+            let handle = pool.execute(move || {
+                started.send(()).unwrap();
+                let _ = wait.recv_timeout(support::LIMIT);
+            });
+            running.recv_timeout(support::LIMIT).unwrap();
+            (handle, release)
+        };
+        // One task awaits a running job: its handle is pending.
+        let (mut first, release_first) = blocked();
+        let waker = Waker::from(Arc::new(Counting(AtomicUsize::new(0))));
+        assert!(Pin::new(&mut first)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        // Another task's job runs on the other thread: short and running,
+        // but the executor has the first task to run when its result comes,
+        // and that task's job wants the CPU a wait would burn.
+        let (mut second, release_second) = blocked();
+        polls_once_then_parks(
+            &mut second,
+            &release_second,
+            "no self-wake while another handle of the pool is pending",
+        );
+        release_first.send(()).unwrap();
+        futures::executor::block_on(first).unwrap();
+    });
+}
+
 /// A waker whose `wake_by_ref` panics.
 struct Panicking;
 

@@ -80,13 +80,14 @@ pub struct ComputeConfig {
     /// others, and with [`SpinPolicy::Balanced`] never longer than a wake
     /// costs ([`wake_cost`](crate::wake_cost)). The same budget bounds the
     /// spin of an `execute_sync` caller before it parks, and lets a compute
-    /// thread linger briefly for the next short job. `Duration::ZERO`
+    /// thread out of jobs linger briefly for the next one. `Duration::ZERO`
     /// switches all three off. At most [`MAX_AWAIT_SPIN`].
     pub await_spin_limit: Duration,
     /// How long the thread that ran the last `execute` job waits, asleep,
     /// for the next one before it goes back to rayon, when the pool's jobs
-    /// are long (too long for the await spin, or with the spin off; short
-    /// jobs linger instead, see `await_spin_limit`). A job submitted in that
+    /// are long (too long for the await spin, or with the spin off), after
+    /// lingering for it as after any job (see `await_spin_limit`); after
+    /// short jobs it goes back to rayon at once. A job submitted in that
     /// time is handed to it directly: no new rayon task, and none of the
     /// wake-ups rayon makes when an idle thread finds work (it also wakes a
     /// sleeping sibling to help). One thread at most waits so, and only in

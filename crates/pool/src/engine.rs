@@ -125,14 +125,28 @@ impl Engine {
             .then_some(budget)
     }
 
-    /// How long a compute thread lingers for more work after a job: only
-    /// while the await spin is on and jobs are short, and then as long as
-    /// the policy lets any wait last, up to [`LINGER`] (the next job comes
-    /// after its submitter's turnaround, which the job's length says
-    /// nothing about; see `spin.rs`).
+    /// How long a compute thread out of jobs lingers for the next one: as
+    /// long as the policy lets any wait last, up to [`LINGER`], while the
+    /// await spin is on, whatever the jobs' length (the next job comes
+    /// after its submitter's turnaround, which a job's length says nothing
+    /// about, and with other jobs in flight it is often on its way; see
+    /// `spin.rs`).
     pub(crate) fn linger_budget(&self) -> Option<Duration> {
-        let cap = self.spin_cap();
-        self.await_spin.budget(cap).map(|_| cap.min(LINGER))
+        let cap = self
+            .spin_cap()
+            .min(self.config.await_spin_limit)
+            .min(LINGER);
+        (!cap.is_zero()).then_some(cap)
+    }
+
+    /// How long a runner whose linger found no job may doze for the next
+    /// one before it retires: the keep-alive, when the pool's jobs are long
+    /// (too long for the await spin, or the spin is off). After short jobs
+    /// it retires at once: the next one comes within a linger or not soon,
+    /// and rayon's idle spin catches gaps a doze would pay a wake-up for.
+    pub(crate) fn doze_budget(&self) -> Option<Duration> {
+        let long_jobs = self.await_spin.budget(self.spin_cap()).is_none();
+        self.runner_keep_alive().filter(|_| long_jobs)
     }
 
     /// The longest any wait awake may last under the spin policy.

@@ -29,12 +29,14 @@
 //!   a wait would burn a CPU that task's job wants (a waiting executor
 //!   thread takes turns with the compute threads it waits for on a
 //!   machine with no CPU to spare).
-//! - **The same bound on the compute side**: a compute thread that just
-//!   finished a short job lingers for the next one (running whatever rayon
-//!   work turns up) for at most the wake cost, and `execute_sync`'s caller,
-//!   a plain thread that would otherwise park, spins at most as long.
-//!   (The runner keep-alive is a sleep, not a spin: it costs no CPU while
-//!   it waits.)
+//! - **The same bound on the compute side**: a compute thread out of jobs
+//!   lingers for the next one (running whatever rayon work turns up) for
+//!   at most the wake cost, whatever the jobs' length: the next job comes
+//!   after its submitter's turnaround, and with other jobs in flight it is
+//!   often on its way. `execute_sync`'s caller, a plain thread that would
+//!   otherwise park, spins at most as long. (After long jobs the runner
+//!   then dozes for its keep-alive: a sleep, not a spin, that costs no CPU
+//!   while it waits.)
 //!
 //! - **A run of ready handles yields.** A task that awaits handle after
 //!   handle, each with its result already there at the first poll (the
@@ -65,9 +67,9 @@ pub(crate) struct AwaitSpin {
     typical_ns: AtomicU64,
 }
 
-/// The longest a compute thread lingers for new work after a short job
-/// (the whole linger with [`SpinPolicy::Latency`]; with `Balanced`, at most
-/// the wake cost).
+/// The longest a compute thread out of jobs lingers for new work (the
+/// whole linger with [`SpinPolicy::Latency`]; with `Balanced`, at most the
+/// wake cost).
 pub(crate) const LINGER: Duration = Duration::from_micros(20);
 
 /// How a pool's waits trade CPU for latency.

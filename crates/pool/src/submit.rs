@@ -182,7 +182,7 @@ impl PoolOwner {
             home::with_engine(|engine| {
                 let outermost = home::enter_job();
                 job.run(engine, None, &mut || {});
-                // A compute thread that just finished a short job lingers
+                // A compute thread that just finished a job lingers
                 // for the next one (see `spin.rs`).
                 if let (Some(_), Some(budget)) = (outermost, engine.linger_budget()) {
                     linger_for(budget);

@@ -3,17 +3,17 @@
 //!
 //! - A runner runs the job it was started with, if any, then queued jobs
 //!   until the queue is empty.
-//! - A runner that runs out of short jobs lingers as a compute thread does
-//!   after a short job (see `spin.rs`): for the linger budget it watches the
-//!   queue and runs any other rayon work that turns up, then retires.
-//! - A runner that runs out of long jobs (too long to linger for, or with
-//!   the await spin off) dozes instead (one runner at a time, in pools of
-//!   two threads or more): asleep, it waits up to the keep-alive for the
-//!   next job, which the submitter hands it with a wake-up
-//!   (`Runners::doze`, loom-checked); then it retires. Between long jobs
-//!   going back to rayon costs more than it seems: rayon's idle spin after
-//!   every job, and a rayon thread that finds work wakes a sleeping sibling
-//!   to help; a dozing runner spares both.
+//! - A runner that runs out of jobs lingers (see `spin.rs`): for the linger
+//!   budget it watches the queue and runs any other rayon work that turns
+//!   up. After short jobs it then retires.
+//! - After long jobs (too long for the await spin, or with the spin off)
+//!   it dozes instead (one runner at a time, in pools of two threads or
+//!   more): asleep, it waits up to the keep-alive for the next job, which
+//!   the submitter hands it with a wake-up (`Runners::doze`, loom-checked);
+//!   then it retires. Between long jobs going back to rayon costs more
+//!   than it seems: rayon's idle spin after every job, and a rayon thread
+//!   that finds work wakes a sleeping sibling to help; a dozing runner
+//!   spares both.
 //! - On a crowded CPU a runner steps aside for one on another thread (see
 //!   [`drain`]).
 //! - A runner started inside another job (rayon runs queued work on a thread
@@ -59,18 +59,19 @@ pub(crate) struct Shift<'a, J> {
     /// Runs one job taken from a lane, calling the hook before its result
     /// is sent.
     pub(crate) run: &'a RunJob<'a, J>,
-    /// How long to linger for more work after the queue empties (short
-    /// jobs), or `None` (long jobs); asked afresh before every drain.
+    /// How long to linger for more work after the queue empties, if at
+    /// all; asked afresh before every drain.
     pub(crate) linger: &'a dyn Fn() -> Option<Duration>,
-    /// How long to doze for the next job before retiring, if at all.
-    pub(crate) keep_alive: Option<Duration>,
+    /// How long to doze for the next job before retiring, if at all; asked
+    /// afresh after every drain.
+    pub(crate) keep_alive: &'a dyn Fn() -> Option<Duration>,
     pub(crate) nesting: Nesting,
     /// Starts a runner; used when this one unwinds with jobs left.
     pub(crate) start_runner: &'a dyn Fn(),
 }
 
 /// The body of a runner: runs `first` if it brought a job along, drains
-/// the queue, then lingers or dozes, and retires.
+/// the queue and lingers, then dozes if asked to, and retires.
 pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<(J, Priority)>) -> ShiftEnd {
     let nested = shift.nesting == Nesting::InsideAJob;
     // Kept across drains, so a runner that left the queue to another
@@ -79,9 +80,9 @@ pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<(J, Priority)>) -
     loop {
         let linger = (shift.linger)().filter(|_| !nested);
         drain(shift, first.take(), linger, &mut rounds);
-        let doze = !nested && linger.is_none() && !rounds.crowded();
+        let doze = !nested && !rounds.crowded();
         let runners = &shift.queue.runners;
-        if let Some(keep_alive) = shift.keep_alive.filter(|_| doze) {
+        if let Some(keep_alive) = (shift.keep_alive)().filter(|_| doze) {
             if runners.doze(keep_alive, || shift.queue.is_empty()) {
                 continue;
             }
@@ -206,7 +207,7 @@ pub(crate) fn runner(first: Option<PoolJob>) {
                 job.run(engine, Some(lane), before_send);
             },
             linger: &|| engine.linger_budget(),
-            keep_alive: engine.runner_keep_alive(),
+            keep_alive: &|| engine.doze_budget(),
             nesting,
             start_runner: &start_runner,
         };
@@ -255,7 +256,7 @@ mod tests {
     fn shift<'a>(
         queue: &'a RunQueue<Counted>,
         linger: &'a dyn Fn() -> Option<Duration>,
-        keep_alive: Option<Duration>,
+        keep_alive: &'a dyn Fn() -> Option<Duration>,
         nesting: Nesting,
     ) -> Shift<'a, Counted> {
         Shift {
@@ -282,7 +283,7 @@ mod tests {
         );
         assert_eq!(queue.runners.alive(), 1);
         assert_eq!(
-            serve(&shift(&queue, &|| None, None, Nesting::Outermost), None),
+            serve(&shift(&queue, &|| None, &|| None, Nesting::Outermost), None),
             ShiftEnd::Retired,
             "an outermost runner drains and retires"
         );
@@ -298,7 +299,10 @@ mod tests {
             let _ = queue.push(counted(&runs), Priority::High);
         }
         assert_eq!(
-            serve(&shift(&queue, &|| None, None, Nesting::InsideAJob), None),
+            serve(
+                &shift(&queue, &|| None, &|| None, Nesting::InsideAJob),
+                None
+            ),
             ShiftEnd::HandOver,
             "jobs are left: a fresh runner must take over"
         );
@@ -309,7 +313,7 @@ mod tests {
             "the count passes to the fresh runner"
         );
         assert_eq!(
-            serve(&shift(&queue, &|| None, None, Nesting::Outermost), None),
+            serve(&shift(&queue, &|| None, &|| None, Nesting::Outermost), None),
             ShiftEnd::Retired
         );
         assert_eq!(runs.load(Ordering::SeqCst), 3);
@@ -329,7 +333,7 @@ mod tests {
         let first = counted(&runs);
         assert_eq!(
             serve(
-                &shift(&queue, &|| None, None, Nesting::Outermost),
+                &shift(&queue, &|| None, &|| None, Nesting::Outermost),
                 Some((first, Priority::High))
             ),
             ShiftEnd::Retired
@@ -358,7 +362,7 @@ mod tests {
         let runner = queue.clone();
         std::thread::spawn(move || {
             serve(
-                &shift(&runner, &|| None, Some(keep_alive), Nesting::Outermost),
+                &shift(&runner, &|| None, &|| Some(keep_alive), Nesting::Outermost),
                 None,
             )
         });
@@ -385,7 +389,7 @@ mod tests {
         let keep_alive = Duration::from_millis(30);
         assert_eq!(
             serve(
-                &shift(&queue, &|| None, Some(keep_alive), Nesting::Outermost),
+                &shift(&queue, &|| None, &|| Some(keep_alive), Nesting::Outermost),
                 None
             ),
             ShiftEnd::Retired
@@ -397,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn a_runner_of_short_jobs_lingers_and_retires_without_dozing() {
+    fn a_runner_not_asked_to_doze_retires_after_its_linger() {
         let queue = Arc::new(RunQueue::new(2, LANES));
         let runs = Arc::new(AtomicUsize::new(0));
         assert!(queue.push(counted(&runs), Priority::High));
@@ -405,16 +409,12 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let linger = || Some(Duration::from_micros(50));
-            let keep_alive = Some(Duration::from_secs(600));
-            let end = serve(
-                &shift(&runner, &linger, keep_alive, Nesting::Outermost),
-                None,
-            );
+            let end = serve(&shift(&runner, &linger, &|| None, Nesting::Outermost), None);
             done.send(end).unwrap();
         });
         let end = finished
             .recv_timeout(Duration::from_secs(10))
-            .expect("a runner with a linger budget retires instead of dozing");
+            .expect("a runner with no keep-alive retires after its linger");
         assert_eq!(end, ShiftEnd::Retired);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(queue.runners.alive(), 0);

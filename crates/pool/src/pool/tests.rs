@@ -124,6 +124,52 @@ fn only_a_pool_of_two_threads_or_more_keeps_a_runner_alive() {
     assert_eq!(keep_alive_of(2, Duration::ZERO), None, "switched off");
 }
 
+/// A two-thread pool that has learned its jobs take `typical`.
+fn trained_pool(typical: Duration, await_spin_limit: Duration) -> ComputePool {
+    let pool = ComputePool::new(ComputeConfig {
+        num_threads: Some(2),
+        await_spin_limit,
+        runner_keep_alive: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .unwrap();
+    for _ in 0..16 {
+        futures::executor::block_on(pool.execute(move || {
+            let started = Instant::now();
+            while started.elapsed() < typical {
+                std::hint::spin_loop();
+            }
+        }))
+        .unwrap();
+    }
+    pool
+}
+
+#[test]
+fn a_runner_lingers_after_any_job_and_dozes_only_after_long_ones() {
+    let keep_alive = Some(Duration::from_millis(40));
+    let short = trained_pool(Duration::ZERO, Duration::from_micros(200));
+    assert!(short.inner.engine.linger_budget().is_some());
+    assert_eq!(
+        short.inner.engine.doze_budget(),
+        None,
+        "short jobs come back within a linger or not soon"
+    );
+    let long = trained_pool(3 * crate::wake_cost(), Duration::from_micros(200));
+    assert!(
+        long.inner.engine.linger_budget().is_some(),
+        "the next long job may be on its way too"
+    );
+    assert_eq!(long.inner.engine.doze_budget(), keep_alive);
+    let spin_off = trained_pool(Duration::ZERO, Duration::ZERO);
+    assert_eq!(
+        spin_off.inner.engine.linger_budget(),
+        None,
+        "no spin at all"
+    );
+    assert_eq!(spin_off.inner.engine.doze_budget(), keep_alive);
+}
+
 #[test]
 fn a_kept_alive_runner_serves_the_next_jobs_then_retires() {
     let pool = ComputePool::new(ComputeConfig {

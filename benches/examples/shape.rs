@@ -1,0 +1,54 @@
+//! Measures one service shape through a few bridges (one cell of the cost
+//! report's `services` part, quickly), the first bridge the reference.
+//!
+//! ```text
+//! cargo run --release -p compute-benches --example shape -- 2w2c 16 trivial 5 naive_bridge,ours
+//! ```
+
+use std::time::Duration;
+
+use compute_benches::service::{compare, print, Row, Shape, JOBS, REPORTED};
+use compute_benches::setup::{Bridge, Setup, Threads};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
+    let threads = match arg(0) {
+        Some("1w1c") => Threads::BOTH[0],
+        _ => Threads::BOTH[1],
+    };
+    let tasks: usize = arg(1).and_then(|a| a.parse().ok()).unwrap_or(16);
+    let (label, job) = *JOBS
+        .iter()
+        .find(|(l, _)| Some(*l) == arg(2).or(Some("trivial")))
+        .expect("a job label: trivial, 10us, 100us or 1ms");
+    let runs = arg(3).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let bridges: Vec<Bridge> = match arg(4) {
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                *Bridge::ALL
+                    .iter()
+                    .find(|b| b.name() == name)
+                    .expect("a bridge name")
+            })
+            .collect(),
+        None => REPORTED.to_vec(),
+    };
+    let setup = Setup::new(threads);
+    let shape = Shape { tasks, job };
+    let rows: Vec<Row> = compare(&setup, &bridges, shape, runs, Duration::from_millis(300))
+        .into_iter()
+        .map(|c| Row {
+            layout: threads.label(),
+            tasks,
+            job: label,
+            bridge: c.bridge.name(),
+            median: c.median,
+            ratio: c.ratio,
+            runs: c.runs,
+        })
+        .collect();
+    print(&rows, runs);
+    println!("wake_cost {:?}", compute_pool::wake_cost());
+}

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use compute_benches::service::{compare, print, Row, Shape, JOBS, REPORTED};
-use compute_benches::setup::{Bridge, Setup, Threads};
+use compute_benches::setup::{Bridge, Threads};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,9 +35,8 @@ fn main() {
             .collect(),
         None => REPORTED.to_vec(),
     };
-    let setup = Setup::new(threads);
     let shape = Shape { tasks, job };
-    let rows: Vec<Row> = compare(&setup, &bridges, shape, runs, Duration::from_millis(300))
+    let rows: Vec<Row> = compare(threads, &bridges, shape, runs, Duration::from_millis(300))
         .into_iter()
         .map(|c| Row {
             layout: threads.label(),
@@ -50,5 +49,8 @@ fn main() {
         })
         .collect();
     print(&rows, runs);
-    println!("wake_cost {:?}", compute_pool::wake_cost());
+    println!(
+        "wake cost here (the balanced policy's bound): {:?}",
+        compute_pool::wake_cost()
+    );
 }

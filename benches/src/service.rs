@@ -24,9 +24,10 @@
 //!   last job, as a share of one core.
 //!
 //! [`compare`] measures every bridge of a list in turns, run after run, in
-//! alternating order, so a change in the machine's load hits all alike, and
-//! gives each figure's median over the runs and its median ratio to a
-//! reference bridge taken run by run.
+//! alternating order, so a change in the machine's load hits all alike,
+//! each run on fresh threads (a new placement), and gives each figure's
+//! median over the runs and its median ratio to a reference bridge taken
+//! run by run.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +44,7 @@ use compute_test_support::median;
 use crate::cpu::{cpu_by_thread_group, current_cpu, settled_process_cpu_time};
 use crate::job::spin_for;
 use crate::percentile;
-use crate::setup::{Bridge, Setup};
+use crate::setup::{Bridge, Setup, Threads};
 
 mod report;
 
@@ -368,12 +369,18 @@ pub struct Compared {
     pub ratio: Sample,
 }
 
-/// Measures `shape` through every bridge of `bridges`, `runs` times, in
-/// turns: run `r` takes the bridges in order when `r` is even and in
-/// reverse when odd, so no bridge always runs first. Ratios are to
-/// `bridges[0]`.
+/// Measures `shape` through every bridge of `bridges` in the `threads`
+/// layout, `runs` times, in turns: run `r` takes the bridges in order when
+/// `r` is even and in reverse when odd, so no bridge always runs first.
+/// Ratios are to `bridges[0]`.
+///
+/// Every run builds a fresh [`Setup`] (runtime and pools), so the kernel
+/// places their threads anew: on a small machine where it keeps them
+/// moves a trivial-job shape by 2× and more, and stays put for the life
+/// of the threads, so one setup for all runs would give the median of
+/// one placement.
 pub fn compare(
-    setup: &Setup,
+    threads: Threads,
     bridges: &[Bridge],
     shape: Shape,
     runs: usize,
@@ -382,13 +389,14 @@ pub fn compare(
     assert!(!bridges.is_empty() && runs > 0, "nothing to compare");
     let mut samples = vec![Vec::with_capacity(runs); bridges.len()];
     for run in 0..runs {
+        let setup = Setup::new(threads);
         let order: Vec<usize> = if run % 2 == 0 {
             (0..bridges.len()).collect()
         } else {
             (0..bridges.len()).rev().collect()
         };
         for i in order {
-            samples[i].push(measure(setup, bridges[i], shape, window));
+            samples[i].push(measure(&setup, bridges[i], shape, window));
         }
     }
     let reference = samples[0].clone();

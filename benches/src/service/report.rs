@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{compare, Sample, Shape, PROBE_EVERY};
-use crate::setup::{Bridge, Setup, Threads};
+use crate::setup::{Bridge, Threads};
 
 /// The bridges of the report: the naive bridge (the reference), ours, and
 /// ours in its latency mode.
@@ -42,11 +42,10 @@ pub fn report(
 ) -> Vec<Row> {
     let mut rows = Vec::new();
     for &threads in layouts {
-        let setup = Setup::new(threads);
         for &n in tasks {
             for &(label, job) in jobs {
                 let shape = Shape { tasks: n, job };
-                for compared in compare(&setup, &REPORTED, shape, runs, window) {
+                for compared in compare(threads, &REPORTED, shape, runs, window) {
                     rows.push(Row {
                         layout: threads.label(),
                         tasks: n,

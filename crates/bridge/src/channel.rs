@@ -196,6 +196,21 @@ impl<T> Receiver<T> {
         }
     }
 
+    /// Whether the work behind the sender announced its start
+    /// ([`Sender::try_start`]), or finished. A hint: it may lag behind the
+    /// sender, never run ahead of it.
+    pub fn is_started(&self) -> bool {
+        match &self.inner {
+            // ORDERING: Relaxed: a hint only; nothing is read on the strength
+            // of it (the value is taken through `poll`/`try_recv`).
+            Some(inner) => {
+                let state = State(inner.state.load(Ordering::Relaxed));
+                state.is_started() || state.is_tx_done()
+            }
+            None => true,
+        }
+    }
+
     /// Takes the result if the sender has finished, without registering a waker.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let inner = self.inner.as_ref().ok_or(TryRecvError::Disconnected)?;

@@ -62,6 +62,25 @@ fn try_recv_reports_each_state() {
     assert_eq!(block_on(channel_dropped()), Err(RecvError));
 }
 
+#[test]
+fn is_started_follows_the_sender() {
+    let (tx, mut rx) = channel::<u32>();
+    assert!(!rx.is_started(), "nothing announced yet");
+    assert!(tx.try_start());
+    assert!(rx.is_started());
+    tx.send(1).unwrap();
+    assert!(rx.is_started());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(rx.is_started(), "taken: as is_finished, true from then on");
+
+    let (tx, rx) = channel::<u32>();
+    tx.send(2).unwrap();
+    assert!(
+        rx.is_started(),
+        "a sender that sent without announcing is done"
+    );
+}
+
 async fn channel_dropped() -> Result<u32, RecvError> {
     let (tx, rx) = channel();
     drop(tx);

@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::error::ComputeError;
 use crate::home;
 use crate::job::JobResult;
-use crate::spin::{spin_until, wake_cost};
+use crate::spin::{spin_until, wake_cost, PICKUP};
 
 /// A job submitted to a [`ComputePool`](crate::ComputePool): a future of its
 /// result.
@@ -73,8 +73,9 @@ enum State<R> {
 enum Awake {
     /// Not polled yet: the first poll decides.
     NotYet,
-    /// Yielding (waking itself and returning `Pending`) until then.
-    Until(Instant),
+    /// Yielding (waking itself and returning `Pending`) until `deadline`;
+    /// the first poll was at `since`.
+    Until { since: Instant, deadline: Instant },
     /// Done with it: polls park as usual.
     Over,
 }
@@ -207,12 +208,22 @@ impl<R> Future for TaskHandle<R> {
                             if engine.spins_in_poll() {
                                 spin_until(budget, || rx.is_finished());
                             } else {
-                                *awake = Awake::Until(Instant::now() + budget);
+                                let since = Instant::now();
+                                *awake = Awake::Until {
+                                    since,
+                                    deadline: since + budget,
+                                };
                             }
                         }
                     }
-                    if let Awake::Until(deadline) = *awake {
-                        if Instant::now() < deadline {
+                    if let Awake::Until { since, deadline } = *awake {
+                        let now = Instant::now();
+                        // A job no thread took up at once waits for one to
+                        // be woken or given a CPU (perhaps this one, which
+                        // the wait would keep from it): waiting cannot save
+                        // that wake.
+                        let stalled = !rx.is_started() && now - since > PICKUP;
+                        if now < deadline && !stalled {
                             // Let every other ready task run first; come
                             // back when the executor would otherwise idle.
                             cx.waker().wake_by_ref();
@@ -279,5 +290,64 @@ impl<R> fmt::Debug for TaskHandle<R> {
             State::Done => "taken",
         };
         f.debug_struct("TaskHandle").field("state", &state).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::*;
+    use crate::config::ComputeConfig;
+
+    /// Counts its wakes.
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            // ORDERING: SeqCst: test bookkeeping on one thread.
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_wait_for_a_job_no_thread_took_up_ends_early() {
+        // The wait lasts about a wake: that must leave room for a stall
+        // well past the pickup time, and before the deadline.
+        let budget = wake_cost();
+        if budget < PICKUP * 4 {
+            return;
+        }
+        let engine = Arc::new(Engine::new(ComputeConfig::default(), 2));
+        for _ in 0..16 {
+            engine.await_spin.observe(budget / 2);
+        }
+        // Job number 0, next in line with both threads free, never started:
+        // its thread has yet to be woken, or to get this CPU.
+        let (tx, rx) = compute_bridge::channel::<JobResult<u8>>();
+        let mut handle = TaskHandle::waiting(rx, Arc::clone(&engine), 0);
+        let counter = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || counter.0.load(Ordering::SeqCst);
+        let started = Instant::now();
+        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+        assert_eq!(wakes(), 1, "the first poll waits awake: a self-wake");
+        while started.elapsed() < PICKUP * 2 {
+            std::hint::spin_loop();
+        }
+        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+        assert_eq!(wakes(), 1, "not started after the pickup time: parked");
+        assert!(tx.send(Ok(7)).is_ok());
+        assert_eq!(wakes(), 2, "the result wakes it");
+        assert!(matches!(
+            Pin::new(&mut handle).poll(&mut cx),
+            Poll::Ready(Ok(7))
+        ));
     }
 }

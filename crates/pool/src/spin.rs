@@ -15,7 +15,11 @@
 //!   runs every other ready task first and polls the handle again only
 //!   when it would otherwise go idle. It keeps doing so until the result
 //!   is there or the budget is spent, then parks as usual. Each poll
-//!   returns at once.
+//!   returns at once. The wait also ends when no thread took the job up
+//!   within [`PICKUP`]: a thread that has to be woken first cannot be
+//!   caught, and one that shares this CPU gets it only once the wait
+//!   stops (there, parking and being woken by it costs a few
+//!   microseconds, waiting until the deadline all of it).
 //! - **The budget is the machine's wake cost**, measured once per process
 //!   ([`wake_cost`]: two threads waking each other through a condition
 //!   variable), and never more than about twice the pool's typical job (a
@@ -71,6 +75,12 @@ pub(crate) struct AwaitSpin {
 /// whole linger with [`SpinPolicy::Latency`]; with `Balanced`, at most the
 /// wake cost).
 pub(crate) const LINGER: Duration = Duration::from_micros(20);
+
+/// How soon a compute thread that watches the queue takes a job pushed
+/// meanwhile: its checks run back to back, well under a microsecond apart.
+/// A job not started by then waits for a thread to be woken, or to be given
+/// a CPU: a balanced wait for it ends there.
+pub(crate) const PICKUP: Duration = Duration::from_micros(2);
 
 /// How a pool's waits trade CPU for latency.
 ///

@@ -295,25 +295,10 @@ impl<R> fmt::Debug for TaskHandle<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Wake, Waker};
+    use compute_test_support::CountingWaker;
 
     use super::*;
     use crate::config::ComputeConfig;
-
-    /// Counts its wakes.
-    struct Counting(AtomicUsize);
-
-    impl Wake for Counting {
-        fn wake(self: Arc<Self>) {
-            self.wake_by_ref();
-        }
-
-        fn wake_by_ref(self: &Arc<Self>) {
-            // ORDERING: SeqCst: test bookkeeping on one thread.
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     #[test]
     fn a_wait_for_a_job_no_thread_took_up_ends_early() {
@@ -331,10 +316,9 @@ mod tests {
         // its thread has yet to be woken, or to get this CPU.
         let (tx, rx) = compute_bridge::channel::<JobResult<u8>>();
         let mut handle = TaskHandle::waiting(rx, Arc::clone(&engine), 0);
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(Arc::clone(&counter));
+        let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
-        let wakes = || counter.0.load(Ordering::SeqCst);
+        let wakes = || counter.wakes();
         let started = Instant::now();
         assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
         assert_eq!(wakes(), 1, "the first poll waits awake: a self-wake");

@@ -9,33 +9,13 @@ mod support;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use compute_pool::{wake_cost, ComputeConfig, ComputePool, SpinPolicy, TaskHandle, MAX_AWAIT_SPIN};
-use support::watchdog;
-
-/// A waker that counts its wakes.
-struct Counting(AtomicUsize);
-
-impl Wake for Counting {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        // ORDERING: SeqCst: test bookkeeping, read on the polling thread
-        // after the poll (or after the job sent, which happens-before it).
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn wakes(counter: &Arc<Counting>) -> usize {
-    // ORDERING: SeqCst, see `Counting`.
-    counter.0.load(Ordering::SeqCst)
-}
+use compute_test_support::CountingWaker;
+use support::{watchdog, Blocker};
 
 /// A one-thread pool of `policy` that has learned its jobs are short, and a
 /// job running on it until `release` is sent.
@@ -43,14 +23,22 @@ fn running_job(policy: SpinPolicy) -> (ComputePool, TaskHandle<()>, mpsc::Sender
     running_job_after(policy, Duration::ZERO)
 }
 
-/// As [`running_job`], the pool having learned that its jobs take `typical`
-/// (its spin limit is the largest allowed, so only the policy bounds it).
+/// As [`running_job`], the pool having learned that its jobs take `typical`.
 fn running_job_after(
     policy: SpinPolicy,
     typical: Duration,
 ) -> (ComputePool, TaskHandle<()>, mpsc::Sender<()>) {
+    let pool = trained_pool(1, policy, typical);
+    let (handle, release) = Blocker::occupy(&pool).into_parts();
+    (pool, handle, release)
+}
+
+/// A pool of `threads` and `policy` that has learned its jobs take
+/// `typical` (its spin limit is the largest allowed, so only the policy
+/// bounds it).
+fn trained_pool(threads: usize, policy: SpinPolicy, typical: Duration) -> ComputePool {
     let pool = ComputePool::new(ComputeConfig {
-        num_threads: Some(1),
+        num_threads: Some(threads),
         spin_policy: policy,
         await_spin_limit: MAX_AWAIT_SPIN,
         ..Default::default()
@@ -59,26 +47,18 @@ fn running_job_after(
     for _ in 0..16 {
         futures::executor::block_on(pool.execute(move || busy_for(typical))).unwrap();
     }
-    let (release, wait) = mpsc::channel::<()>();
-    let (started, running) = mpsc::channel::<()>();
-    let handle = pool.execute(move || {
-        started.send(()).unwrap();
-        let _ = wait.recv_timeout(support::LIMIT);
-    });
-    running.recv_timeout(support::LIMIT).unwrap();
-    (pool, handle, release)
+    pool
 }
 
 #[test]
 fn a_balanced_poll_yields_to_other_tasks_then_parks() {
     watchdog(|| {
         let (_pool, mut handle, release) = running_job(SpinPolicy::Balanced);
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
         assert_eq!(
-            wakes(&counter),
+            counter.wakes(),
             1,
             "the first poll woke its own task: a yield, not a spin"
         );
@@ -86,12 +66,12 @@ fn a_balanced_poll_yields_to_other_tasks_then_parks() {
         std::thread::sleep(Duration::from_millis(5));
         assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
         assert_eq!(
-            wakes(&counter),
+            counter.wakes(),
             1,
             "parked: only the job's result wakes it now"
         );
         release.send(()).unwrap();
-        support::wait_until("the job's result wakes the task", || wakes(&counter) == 2);
+        support::wait_until("the job's result wakes the task", || counter.wakes() == 2);
         assert!(matches!(
             Pin::new(&mut handle).poll(&mut cx),
             Poll::Ready(Ok(()))
@@ -103,13 +83,12 @@ fn a_balanced_poll_yields_to_other_tasks_then_parks() {
 /// returns `Pending` without waking its own task (`why`); then the job's
 /// result wakes it, and the next poll gives the result.
 fn polls_once_then_parks(handle: &mut TaskHandle<()>, release: &mpsc::Sender<()>, why: &str) {
-    let counter = Arc::new(Counting(AtomicUsize::new(0)));
-    let waker = Waker::from(counter.clone());
+    let (counter, waker) = CountingWaker::new();
     let mut cx = Context::from_waker(&waker);
     assert!(Pin::new(&mut *handle).poll(&mut cx).is_pending());
-    assert_eq!(wakes(&counter), 0, "{why}");
+    assert_eq!(counter.wakes(), 0, "{why}");
     release.send(()).unwrap();
-    support::wait_until("the job's result wakes the task", || wakes(&counter) == 1);
+    support::wait_until("the job's result wakes the task", || counter.wakes() == 1);
     assert!(matches!(
         Pin::new(handle).poll(&mut cx),
         Poll::Ready(Ok(()))
@@ -142,8 +121,7 @@ fn a_loop_of_handles_ready_at_once_gives_its_thread_back() {
             ..Default::default()
         })
         .unwrap();
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         // Every handle's result is there before its first poll: without a
         // yield now and then, a task awaiting them in a loop would keep its
@@ -155,7 +133,7 @@ fn a_loop_of_handles_ready_at_once_gives_its_thread_back() {
             match Pin::new(&mut handle).poll(&mut cx) {
                 Poll::Ready(result) => assert_eq!(result.unwrap(), round),
                 Poll::Pending => {
-                    assert_eq!(wakes(&counter), 1, "it woke its own task");
+                    assert_eq!(counter.wakes(), 1, "it woke its own task");
                     assert!(matches!(
                         Pin::new(&mut handle).poll(&mut cx),
                         Poll::Ready(Ok(r)) if r == round
@@ -183,11 +161,10 @@ fn a_job_behind_others_gets_no_spin_at_all() {
         // Queued behind the running job on a one-thread pool: its awaiter
         // could not be served sooner, so it parks at once.
         let mut queued = pool.execute(|| ());
-        let counter = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut queued).poll(&mut cx).is_pending());
-        assert_eq!(wakes(&counter), 0, "no self-wake for a job that must wait");
+        assert_eq!(counter.wakes(), 0, "no self-wake for a job that must wait");
         release.send(()).unwrap();
         futures::executor::block_on(running).unwrap();
         futures::executor::block_on(queued).unwrap();
@@ -197,34 +174,17 @@ fn a_job_behind_others_gets_no_spin_at_all() {
 #[test]
 fn no_wait_awake_while_another_task_awaits_the_pool() {
     watchdog(|| {
-        let pool = ComputePool::new(ComputeConfig {
-            num_threads: Some(2),
-            ..Default::default()
-        })
-        .unwrap();
-        for _ in 0..16 {
-            futures::executor::block_on(pool.execute(|| ())).unwrap();
-        }
-        let blocked = || {
-            let (release, wait) = mpsc::channel::<()>();
-            let (started, running) = mpsc::channel::<()>();
-            let handle = pool.execute(move || {
-                started.send(()).unwrap();
-                let _ = wait.recv_timeout(support::LIMIT);
-            });
-            running.recv_timeout(support::LIMIT).unwrap();
-            (handle, release)
-        };
+        let pool = trained_pool(2, SpinPolicy::Balanced, Duration::ZERO);
         // One task awaits a running job: its handle is pending.
-        let (mut first, release_first) = blocked();
-        let waker = Waker::from(Arc::new(Counting(AtomicUsize::new(0))));
+        let (mut first, release_first) = Blocker::occupy(&pool).into_parts();
+        let waker = CountingWaker::new().1;
         assert!(Pin::new(&mut first)
             .poll(&mut Context::from_waker(&waker))
             .is_pending());
         // Another task's job runs on the other thread: short and running,
         // but the executor has the first task to run when its result comes,
         // and that task's job wants the CPU a wait would burn.
-        let (mut second, release_second) = blocked();
+        let (mut second, release_second) = Blocker::occupy(&pool).into_parts();
         polls_once_then_parks(
             &mut second,
             &release_second,

@@ -9,13 +9,16 @@
 //! - [`median`] of `f64` or [`Duration`](std::time::Duration) samples;
 //! - [`alloc::Counting`]: a counting global allocator (allocations, bytes
 //!   asked for, live bytes and their peak), read through
-//!   [`alloc::Snapshot`].
+//!   [`alloc::Snapshot`];
+//! - [`CountingWaker`]: a waker that counts its wakes.
 
 pub mod alloc;
 mod median;
 mod scale;
+mod wake;
 mod watchdog;
 
 pub use median::{median, Sample};
 pub use scale::{scaled, test_scale};
+pub use wake::CountingWaker;
 pub use watchdog::{wait_until, wait_until_for, watchdog, watchdog_for, within, LIMIT};

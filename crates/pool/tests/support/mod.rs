@@ -41,6 +41,11 @@ impl Blocker {
         Blocker { release, handle }
     }
 
+    /// The blocking job's handle, and the sender that releases it.
+    pub fn into_parts(self) -> (TaskHandle<()>, mpsc::Sender<()>) {
+        (self.handle, self.release)
+    }
+
     /// Lets the blocking job finish and returns its handle.
     pub fn release(self) -> TaskHandle<()> {
         let _ = self.release.send(());

@@ -78,7 +78,9 @@ pub struct ComputeConfig {
     /// times (about twice the typical job), never spent when the typical
     /// job is longer than the wait may last or on a job queued behind
     /// others, and with [`SpinPolicy::Balanced`] never longer than a wake
-    /// costs ([`wake_cost`](crate::wake_cost)). The same budget bounds the
+    /// costs ([`wake_cost`](crate::wake_cost)), not while another handle
+    /// of the pool is parked, and not past 2 µs for a job no thread has
+    /// taken up. The same budget bounds the
     /// spin of an `execute_sync` caller before it parks, and lets a compute
     /// thread out of jobs linger briefly for the next one. `Duration::ZERO`
     /// switches all three off. At most [`MAX_AWAIT_SPIN`].

@@ -213,10 +213,10 @@ impl<R> Future for TaskHandle<R> {
                                     since,
                                     deadline: since + budget,
                                 };
+                                return yield_once(cx, engine, parked);
                             }
                         }
-                    }
-                    if let Awake::Until { since, deadline } = *awake {
+                    } else if let Awake::Until { since, deadline } = *awake {
                         let now = Instant::now();
                         // A job no thread took up at once waits for one to
                         // be woken or given a CPU (perhaps this one, which
@@ -224,11 +224,7 @@ impl<R> Future for TaskHandle<R> {
                         // that wake.
                         let stalled = !rx.is_started() && now - since > PICKUP;
                         if now < deadline && !stalled {
-                            // Let every other ready task run first; come
-                            // back when the executor would otherwise idle.
-                            cx.waker().wake_by_ref();
-                            await_result(engine, parked);
-                            return Poll::Pending;
+                            return yield_once(cx, engine, parked);
                         }
                         *awake = Awake::Over;
                     }
@@ -239,9 +235,7 @@ impl<R> Future for TaskHandle<R> {
                 // such handles, yield once, the result staying in the
                 // channel for the next poll.
                 if !*parked && rx.is_finished() && home::ready_run_over(wake_cost()) {
-                    cx.waker().wake_by_ref();
-                    await_result(engine, parked);
-                    return Poll::Pending;
+                    return yield_once(cx, engine, parked);
                 }
                 let Poll::Ready(received) = Pin::new(rx).poll(cx) else {
                     await_result(engine, parked);
@@ -262,6 +256,14 @@ impl<R> Future for TaskHandle<R> {
             State::Done => panic!("TaskHandle polled after it returned Ready"),
         }
     }
+}
+
+/// Wakes the task and returns `Pending`: the executor runs every other
+/// ready task first and polls again when it would otherwise go idle.
+fn yield_once<T>(cx: &mut Context<'_>, engine: &Engine, parked: &mut bool) -> Poll<T> {
+    cx.waker().wake_by_ref();
+    await_result(engine, parked);
+    Poll::Pending
 }
 
 /// Counts the handle as awaited (once) when a poll returns `Pending`, and

@@ -124,7 +124,8 @@ fn only_a_pool_of_two_threads_or_more_keeps_a_runner_alive() {
     assert_eq!(keep_alive_of(2, Duration::ZERO), None, "switched off");
 }
 
-/// A two-thread pool that has learned its jobs take `typical`.
+/// A two-thread pool whose engine has learned that its jobs take
+/// `typical` (fed to it directly: no job's timing is involved).
 fn trained_pool(typical: Duration, await_spin_limit: Duration) -> ComputePool {
     let pool = ComputePool::new(ComputeConfig {
         num_threads: Some(2),
@@ -134,13 +135,7 @@ fn trained_pool(typical: Duration, await_spin_limit: Duration) -> ComputePool {
     })
     .unwrap();
     for _ in 0..16 {
-        futures::executor::block_on(pool.execute(move || {
-            let started = Instant::now();
-            while started.elapsed() < typical {
-                std::hint::spin_loop();
-            }
-        }))
-        .unwrap();
+        pool.inner.engine.await_spin.observe(typical);
     }
     pool
 }
@@ -148,7 +143,7 @@ fn trained_pool(typical: Duration, await_spin_limit: Duration) -> ComputePool {
 #[test]
 fn a_runner_lingers_after_any_job_and_dozes_only_after_long_ones() {
     let keep_alive = Some(Duration::from_millis(40));
-    let short = trained_pool(Duration::ZERO, Duration::from_micros(200));
+    let short = trained_pool(Duration::from_nanos(100), Duration::from_micros(200));
     assert!(short.inner.engine.linger_budget().is_some());
     assert_eq!(
         short.inner.engine.doze_budget(),
@@ -161,7 +156,7 @@ fn a_runner_lingers_after_any_job_and_dozes_only_after_long_ones() {
         "the next long job may be on its way too"
     );
     assert_eq!(long.inner.engine.doze_budget(), keep_alive);
-    let spin_off = trained_pool(Duration::ZERO, Duration::ZERO);
+    let spin_off = trained_pool(Duration::from_nanos(100), Duration::ZERO);
     assert_eq!(
         spin_off.inner.engine.linger_budget(),
         None,

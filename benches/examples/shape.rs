@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use compute_benches::service::{compare, print, Row, Shape, JOBS, REPORTED};
+use compute_benches::service::{print, shape_rows, JOBS, REPORTED};
 use compute_benches::setup::{Bridge, Threads};
 
 fn main() {
@@ -18,7 +18,7 @@ fn main() {
         _ => Threads::BOTH[1],
     };
     let tasks: usize = arg(1).and_then(|a| a.parse().ok()).unwrap_or(16);
-    let (label, job) = *JOBS
+    let job = *JOBS
         .iter()
         .find(|(l, _)| Some(*l) == arg(2).or(Some("trivial")))
         .expect("a job label: trivial, 10us, 100us or 1ms");
@@ -35,19 +35,14 @@ fn main() {
             .collect(),
         None => REPORTED.to_vec(),
     };
-    let shape = Shape { tasks, job };
-    let rows: Vec<Row> = compare(threads, &bridges, shape, runs, Duration::from_millis(300))
-        .into_iter()
-        .map(|c| Row {
-            layout: threads.label(),
-            tasks,
-            job: label,
-            bridge: c.bridge.name(),
-            median: c.median,
-            ratio: c.ratio,
-            runs: c.runs,
-        })
-        .collect();
+    let rows = shape_rows(
+        threads,
+        &bridges,
+        tasks,
+        job,
+        runs,
+        Duration::from_millis(300),
+    );
     print(&rows, runs);
     println!(
         "wake cost here (the balanced policy's bound): {:?}",

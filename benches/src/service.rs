@@ -48,7 +48,7 @@ use crate::setup::{Bridge, Setup, Threads};
 
 mod report;
 
-pub use report::{markdown, print, report, Row, REPORTED};
+pub use report::{markdown, print, report, shape_rows, Row, REPORTED};
 
 /// The task counts measured: one task, a few, many, very many.
 pub const TASKS: [usize; 4] = [1, 4, 16, 256];

@@ -25,7 +25,8 @@ pub struct Row {
     pub bridge: &'static str,
     /// Median of each figure over the runs.
     pub median: Sample,
-    /// Median run-by-run ratio of each figure to the naive bridge's.
+    /// Median run-by-run ratio of each figure to the reference bridge's
+    /// (the naive bridge in the report).
     pub ratio: Sample,
     /// Every run's figures, in run order.
     pub runs: Vec<Sample>,
@@ -43,23 +44,38 @@ pub fn report(
     let mut rows = Vec::new();
     for &threads in layouts {
         for &n in tasks {
-            for &(label, job) in jobs {
-                let shape = Shape { tasks: n, job };
-                for compared in compare(threads, &REPORTED, shape, runs, window) {
-                    rows.push(Row {
-                        layout: threads.label(),
-                        tasks: n,
-                        job: label,
-                        bridge: compared.bridge.name(),
-                        median: compared.median,
-                        ratio: compared.ratio,
-                        runs: compared.runs,
-                    });
-                }
+            for &job in jobs {
+                rows.extend(shape_rows(threads, &REPORTED, n, job, runs, window));
             }
         }
     }
     rows
+}
+
+/// Measures one shape (`tasks` tasks, the labelled `job`) in the `threads`
+/// layout through `bridges` (see [`compare`]; ratios are to `bridges[0]`),
+/// as the report's rows.
+pub fn shape_rows(
+    threads: Threads,
+    bridges: &[Bridge],
+    tasks: usize,
+    (label, job): (&'static str, Duration),
+    runs: usize,
+    window: Duration,
+) -> Vec<Row> {
+    let shape = Shape { tasks, job };
+    compare(threads, bridges, shape, runs, window)
+        .into_iter()
+        .map(|compared| Row {
+            layout: threads.label(),
+            tasks,
+            job: label,
+            bridge: compared.bridge.name(),
+            median: compared.median,
+            ratio: compared.ratio,
+            runs: compared.runs,
+        })
+        .collect()
 }
 
 /// The report's columns: header, width in the printed table, and whether

@@ -14,9 +14,9 @@
 //! the workspace root); the plot tool reads it. `--cases` keeps
 //! the named cases only (`trivial`, `10us`, `100us`, `1ms`, `in_flight_256`,
 //! `sync_trivial`, `sync_100us`), in their usual order; `--layout` one thread
-//! layout (`1w1c` or `2w2c`). A case runs after the ones before it on the same
-//! pools, and what those left behind (where the threads sit, what the await
-//! spin learned) shapes its figures, so compare subsets with subsets.
+//! layout (`1w1c` or `2w2c`). Every round of a case builds a fresh runtime
+//! and fresh pools, so its figures cover as many thread placements as it has
+//! rounds and no case inherits what another left behind.
 //! `--cases` also limits the machine's floor (printed before the pool
 //! cases) to the job sizes it names; `--layout` does not apply to the
 //! floor, which has no runtime.

@@ -242,8 +242,12 @@ pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 
 /// Measures one case for every caller, the callers taking turns batch by
 /// batch so that a change in the machine's load hits all of them alike.
+///
+/// Every round builds a fresh runtime and fresh pools: where the kernel
+/// places their threads decides a trivial job's round trip several times
+/// over, and one setup for all rounds would report a single placement.
 pub(crate) fn measure_case(
-    setup: &Setup,
+    threads: Threads,
     case: Case,
     rounds: u64,
     quick: bool,
@@ -256,16 +260,6 @@ pub(crate) fn measure_case(
     } else {
         per_batch
     };
-    // Warm every caller up once; not measured.
-    for &caller in &callers {
-        run_batch(
-            setup,
-            case,
-            caller,
-            per_batch.min(100),
-            Timings::with_capacity(512),
-        );
-    }
     struct Acc {
         timings: Timings,
         wall: Duration,
@@ -285,6 +279,17 @@ pub(crate) fn measure_case(
         })
         .collect();
     for round in 0..rounds as usize {
+        let setup = Setup::new(threads);
+        // Warm every caller up on this setup; not measured.
+        for &caller in &callers {
+            run_batch(
+                &setup,
+                case,
+                caller,
+                per_batch.min(100),
+                Timings::with_capacity(512),
+            );
+        }
         // Each round takes the callers in a different (seeded, so
         // repeatable) random order. A batch runs on the machine the one
         // before it left: after the inline caller held a CPU for a while,
@@ -303,7 +308,7 @@ pub(crate) fn measure_case(
             let cpu_before = settled_process_cpu_time();
             let alloc_before = Snapshot::now();
             let start = Instant::now();
-            acc.timings = run_batch(setup, case, caller, per_batch, timings);
+            acc.timings = run_batch(&setup, case, caller, per_batch, timings);
             acc.wall += start.elapsed();
             let spent = Snapshot::now().since(alloc_before);
             acc.cpu += settled_process_cpu_time() - cpu_before;
@@ -317,12 +322,13 @@ pub(crate) fn measure_case(
             acc.allocated.bytes += spent.bytes;
         }
     }
+    let setup = Setup::new(threads);
     let mut rows = Vec::new();
     for (mut acc, &caller) in accs.into_iter().zip(&callers) {
         // The CPU the process burns in the 10 ms after this caller's last job.
         std::thread::sleep(Duration::from_millis(5));
         run_batch(
-            setup,
+            &setup,
             case,
             caller,
             per_batch.min(256),
@@ -352,7 +358,7 @@ pub(crate) fn measure_case(
         let us = |ns: f64| ns / 1000.0;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         rows.push(PoolCost {
-            layout: setup.threads.label(),
+            layout: threads.label(),
             case: case.label(),
             bridge: caller.name(),
             jobs,
@@ -388,7 +394,6 @@ pub(crate) fn pool_costs(options: &Options) -> Vec<PoolCost> {
         .into_iter()
         .filter(|t| options.layout.as_ref().is_none_or(|l| *l == t.label()));
     for threads in layouts {
-        let setup = Setup::new(threads);
         let cases = CASES.into_iter().filter(|case| {
             options
                 .cases
@@ -396,7 +401,7 @@ pub(crate) fn pool_costs(options: &Options) -> Vec<PoolCost> {
                 .is_none_or(|list| list.iter().any(|c| c == case.label()))
         });
         for case in cases {
-            rows.extend(measure_case(&setup, case, rounds, quick, options.threads));
+            rows.extend(measure_case(threads, case, rounds, quick, options.threads));
         }
     }
     rows

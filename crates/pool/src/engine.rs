@@ -109,15 +109,22 @@ impl Engine {
     /// all: only while the job is running or about to (next in line with a
     /// thread free), as long as the learned budget says, and with
     /// [`SpinPolicy::Balanced`] no longer than a wake costs (see
-    /// `spin.rs`), not at all when the typical job outlasts that, and not
-    /// while other handles of the pool are parked. An awaiter whose job
-    /// waits for a thread parks at once: it could not be served sooner.
-    pub(crate) fn spin_budget(&self, number: u64) -> Option<Duration> {
+    /// `spin.rs`), not at all when the typical job outlasts that, not
+    /// while other handles of the pool are parked, and not for a job that
+    /// waits for the runners already serving the queue (`for_a_runner`:
+    /// not started, and no runner started for it) when they all share
+    /// this thread's CPU. An awaiter whose job waits for a thread parks at
+    /// once: it could not be served sooner.
+    pub(crate) fn spin_budget(&self, number: u64, for_a_runner: bool) -> Option<Duration> {
         let budget = self.await_spin.budget(self.spin_cap())?;
-        if !self.spins_in_poll() && self.ledger.parked_handles() > 0 {
+        if !self.spins_in_poll()
+            && (self.ledger.parked_handles() > 0
+                || (for_a_runner && self.queue.watchers.only_here()))
+        {
             // Other tasks await this pool: the executor has them to run when
             // their results come, and their jobs want the CPUs a wait would
-            // burn.
+            // burn. Or the runners that will take the job share this CPU:
+            // they run once this thread gives the CPU up, not before.
             return None;
         }
         self.ledger

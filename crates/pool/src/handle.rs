@@ -71,8 +71,10 @@ enum State<R> {
 /// An awaiter's wait awake for a short job (see `spin.rs`).
 #[derive(Clone, Copy)]
 enum Awake {
-    /// Not polled yet: the first poll decides.
-    NotYet,
+    /// Not polled yet: the first poll decides. `runner_started`: the
+    /// submitter started a runner for the job, which may take it on any
+    /// CPU (see `Engine::spin_budget`).
+    NotYet { runner_started: bool },
     /// Yielding (waking itself and returning `Pending`) until `deadline`;
     /// the first poll was at `since`.
     Until { since: Instant, deadline: Instant },
@@ -81,14 +83,20 @@ enum Awake {
 }
 
 impl<R> TaskHandle<R> {
-    /// A handle for a job already on the pool.
-    pub(crate) fn waiting(rx: Receiver<JobResult<R>>, engine: Arc<Engine>, number: u64) -> Self {
+    /// A handle for a job already on the pool; `runner_started` if its
+    /// submitter started a runner for it.
+    pub(crate) fn waiting(
+        rx: Receiver<JobResult<R>>,
+        engine: Arc<Engine>,
+        number: u64,
+        runner_started: bool,
+    ) -> Self {
         TaskHandle {
             state: State::Waiting {
                 rx,
                 engine,
                 number,
-                awake: Awake::NotYet,
+                awake: Awake::NotYet { runner_started },
                 parked: false,
             },
         }
@@ -202,9 +210,10 @@ impl<R> Future for TaskHandle<R> {
                 // parking (learned, bounded; see `spin.rs`). A result
                 // already there needs no decision.
                 if !rx.is_finished() {
-                    if let Awake::NotYet = *awake {
+                    if let Awake::NotYet { runner_started } = *awake {
                         *awake = Awake::Over;
-                        if let Some(budget) = engine.spin_budget(*number) {
+                        let for_a_runner = !runner_started && !rx.is_started();
+                        if let Some(budget) = engine.spin_budget(*number, for_a_runner) {
                             if engine.spins_in_poll() {
                                 spin_until(budget, || rx.is_finished());
                             } else {
@@ -317,7 +326,7 @@ mod tests {
         // Job number 0, next in line with both threads free, never started:
         // its thread has yet to be woken, or to get this CPU.
         let (tx, rx) = compute_bridge::channel::<JobResult<u8>>();
-        let mut handle = TaskHandle::waiting(rx, Arc::clone(&engine), 0);
+        let mut handle = TaskHandle::waiting(rx, Arc::clone(&engine), 0, false);
         let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         let wakes = || counter.wakes();
@@ -335,5 +344,47 @@ mod tests {
             Pin::new(&mut handle).poll(&mut cx),
             Poll::Ready(Ok(7))
         ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_job_left_to_runners_on_this_cpu_skips_the_wait() {
+        use crate::placement::{current_cpu, pin_to};
+        let Some(cpu) = current_cpu() else { return };
+        // A fresh thread pinned to one CPU: the runner's mark and the
+        // handle's look name the same CPU.
+        std::thread::spawn(move || {
+            pin_to(cpu);
+            let engine = Arc::new(Engine::new(ComputeConfig::default(), 2));
+            for _ in 0..16 {
+                engine
+                    .await_spin
+                    .observe(std::time::Duration::from_nanos(100));
+            }
+            let _runner_here = engine.queue.watchers.watch();
+            let first_poll_wakes = |runner_started: bool, started: bool| {
+                let (tx, rx) = compute_bridge::channel::<JobResult<u8>>();
+                if started {
+                    assert!(tx.try_start());
+                }
+                let mut handle = TaskHandle::waiting(rx, Arc::clone(&engine), 0, runner_started);
+                let (counter, waker) = CountingWaker::new();
+                assert!(Pin::new(&mut handle)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending());
+                let wakes = counter.wakes();
+                drop(tx);
+                wakes
+            };
+            assert_eq!(first_poll_wakes(false, false), 0, "parked at once");
+            assert_eq!(
+                first_poll_wakes(true, false),
+                1,
+                "its own runner may be elsewhere"
+            );
+            assert_eq!(first_poll_wakes(false, true), 1, "taken up already");
+        })
+        .join()
+        .unwrap();
     }
 }

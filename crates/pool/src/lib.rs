@@ -79,6 +79,7 @@ mod ledger;
 pub mod ledger;
 mod metrics;
 mod permit;
+mod placement;
 mod places;
 mod pool;
 mod priority;
@@ -91,6 +92,7 @@ mod submit;
 mod sync;
 mod topology;
 mod watchdog;
+mod watchers;
 mod worker;
 
 // Runtime, settings, size classes and adaptive dispatch (one line each):

@@ -39,6 +39,7 @@ use compute_bridge::Runners;
 use crossbeam_deque::{Injector, Steal};
 
 use crate::priority::Priority;
+use crate::watchers::Watchers;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// When the Low lane gets a turn. See the module docs.
@@ -61,6 +62,8 @@ pub(crate) struct RunQueue<J> {
     high_streak: AtomicU64,
     policy: LanePolicy,
     pub(crate) runners: Runners,
+    /// Where runners linger, watching this queue.
+    pub(crate) watchers: Watchers,
 }
 
 impl<J> RunQueue<J> {
@@ -73,6 +76,7 @@ impl<J> RunQueue<J> {
             high_streak: AtomicU64::new(0),
             policy,
             runners: Runners::new(max_runners),
+            watchers: Watchers::default(),
         }
     }
 

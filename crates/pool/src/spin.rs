@@ -32,7 +32,9 @@
 //!   parked: the executor has that task to run when its result comes, and
 //!   a wait would burn a CPU that task's job wants (a waiting executor
 //!   thread takes turns with the compute threads it waits for on a
-//!   machine with no CPU to spare).
+//!   machine with no CPU to spare), nor while every runner serving the
+//!   queue is on this thread's CPU (see `watchers.rs`): the job starts
+//!   only once this thread gives the CPU up.
 //! - **The same bound on the compute side**: a compute thread out of jobs
 //!   lingers for the next one (running whatever rayon work turns up) for
 //!   at most the wake cost, whatever the jobs' length: the next job comes
@@ -63,6 +65,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::placement;
 
 /// The learned spin budget of one pool.
 pub(crate) struct AwaitSpin {
@@ -202,48 +206,6 @@ fn probe_wake_cost(partner_cpu: Option<usize>) -> Option<Duration> {
     partner.join().ok()?;
     rounds.sort_unstable();
     Some(rounds[rounds.len() / 2] / 2)
-}
-
-/// Placing the wake-cost probe's threads on CPUs of their own.
-#[cfg(target_os = "linux")]
-mod placement {
-    /// Two CPUs this process may run on, if it may use two.
-    pub(super) fn two_cpus() -> Option<(usize, usize)> {
-        // SAFETY: an all-zero cpu_set_t is a valid empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid, writable cpu_set_t of the size passed;
-        // 0 is the calling thread.
-        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-        if rc != 0 {
-            return None;
-        }
-        // SAFETY: every `cpu` is below CPU_SETSIZE, inside the set.
-        let mut cpus =
-            (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) });
-        Some((cpus.next()?, cpus.next()?))
-    }
-
-    /// Pins the calling thread to `cpu` (best effort).
-    pub(super) fn pin_to(cpu: usize) {
-        // SAFETY: an all-zero cpu_set_t is a valid empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid cpu_set_t, and `cpu` came from
-        // `two_cpus`, so it is below CPU_SETSIZE.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-        // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the
-        // calling thread. A failure leaves the thread where it was.
-        let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    }
-}
-
-/// Elsewhere the kernel places the probe's threads.
-#[cfg(not(target_os = "linux"))]
-mod placement {
-    pub(super) fn two_cpus() -> Option<(usize, usize)> {
-        None
-    }
-
-    pub(super) fn pin_to(_cpu: usize) {}
 }
 
 /// Spin for at least this long when anything is spun at all: the cost of a
@@ -532,12 +494,11 @@ mod tests {
         assert_ne!(mine, theirs);
         let ran_on = std::thread::spawn(move || {
             placement::pin_to(theirs);
-            // SAFETY: no arguments; returns the CPU number or -1.
-            unsafe { libc::sched_getcpu() }
+            placement::current_cpu()
         })
         .join()
         .unwrap();
-        assert_eq!(usize::try_from(ran_on).ok(), Some(theirs));
+        assert_eq!(ran_on, Some(theirs));
     }
 
     #[test]

@@ -94,12 +94,21 @@ impl PoolOwner {
         let job = ErasedJob::new(Job::new(engine, ticket, tx, site, work));
         // A High job may start a runner that takes it along (no queue slot);
         // a Low one always queues, behind any High job waiting.
-        if lane == Priority::High && engine.queue.claim_runner() {
+        let runner_started = if lane == Priority::High && engine.queue.claim_runner() {
             self.rayon.spawn(move || worker::runner(Some(job)));
+            true
         } else if engine.queue.push(job, lane) {
             self.rayon.spawn(|| worker::runner(None));
-        }
-        Ok(TaskHandle::waiting(rx, engine.clone(), number))
+            true
+        } else {
+            false
+        };
+        Ok(TaskHandle::waiting(
+            rx,
+            engine.clone(),
+            number,
+            runner_started,
+        ))
     }
 
     /// Runs `work` on the calling thread as a counted job of this pool.
@@ -189,7 +198,8 @@ impl PoolOwner {
                 }
             });
         });
-        if let Some(budget) = engine.spin_budget(number) {
+        // Spawned as a job of its own: no runner of the queue takes it.
+        if let Some(budget) = engine.spin_budget(number, false) {
             spin_until(budget, || rx.is_finished());
         }
         rx.recv_blocking_with(Spin::OFF)

@@ -99,6 +99,7 @@ pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<(J, Priority)>) -
 
 /// Runs `first`, then queued jobs (one job only inside another job), and
 /// lingers for more; returns, not idle, when it is time to try to retire.
+/// Meanwhile it marks the CPU it serves from (see `watchers.rs`).
 ///
 /// A runner whose CPU is crowded (its lingers keep yielding to another
 /// thread: typically the awaiter of its jobs, spinning on the same vCPU,
@@ -116,7 +117,9 @@ fn drain<J>(
     let runners = &shift.queue.runners;
     let idle = Cell::new(false);
     let advertise_idle = Cell::new(!rounds.crowded());
+    let mut watch = shift.queue.watchers.watch();
     loop {
+        watch.follow();
         if let Some(job) = first.take().or_else(|| shift.queue.pop()) {
             run_job(shift, &idle, &advertise_idle, job);
             if shift.nesting == Nesting::InsideAJob {

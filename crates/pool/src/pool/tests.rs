@@ -22,15 +22,20 @@ fn an_await_spins_only_for_a_job_that_is_running_or_about_to() {
         assert!(Instant::now() < deadline, "the blocking job never started");
         std::thread::yield_now();
     }
-    // Jobs 1, 2 and 3 queue behind the running job 0.
+    // Jobs 1, 2 and 3 queue behind the running job 0. (Each asks as a job not
+    // waiting for a runner of the queue, so that where the running job's
+    // runner sits, perhaps on this CPU, does not matter here.)
     let queued: Vec<_> = (0..3).map(|_| pool.execute(|| ())).collect();
-    assert!(engine.spin_budget(0).is_some(), "running");
+    assert!(engine.spin_budget(0, false).is_some(), "running");
     assert!(
-        engine.spin_budget(1).is_none(),
+        engine.spin_budget(1, false).is_none(),
         "next in line, but no thread is free"
     );
-    assert!(engine.spin_budget(2).is_none(), "one job ahead, one thread");
-    assert!(engine.spin_budget(3).is_none(), "two jobs ahead");
+    assert!(
+        engine.spin_budget(2, false).is_none(),
+        "one job ahead, one thread"
+    );
+    assert!(engine.spin_budget(3, false).is_none(), "two jobs ahead");
     // With a thread free, the next job in line will start at once.
     let two = ComputePool::new(ComputeConfig {
         num_threads: Some(2),
@@ -38,7 +43,7 @@ fn an_await_spins_only_for_a_job_that_is_running_or_about_to() {
     })
     .unwrap();
     assert!(
-        two.inner.engine.spin_budget(0).is_some(),
+        two.inner.engine.spin_budget(0, false).is_some(),
         "first in line, threads free"
     );
     release.send(()).unwrap();
@@ -138,6 +143,92 @@ fn trained_pool(typical: Duration, await_spin_limit: Duration) -> ComputePool {
         pool.inner.engine.await_spin.observe(typical);
     }
     pool
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn no_wait_awake_when_the_only_runner_shares_this_cpu() {
+    use crate::placement::{pin_to, two_cpus};
+    let Some((mine, theirs)) = two_cpus() else {
+        return; // One CPU: nothing to tell apart.
+    };
+    // A fresh thread pinned to one CPU, so that the runner's mark and the
+    // awaiter's look name the same CPU.
+    std::thread::spawn(move || {
+        pin_to(mine);
+        let pool = trained_pool(Duration::from_nanos(100), Duration::from_micros(200));
+        let engine = &pool.inner.engine;
+        assert!(
+            engine.spin_budget(0, true).is_some(),
+            "no runner yet: a wait may pay"
+        );
+        let here = engine.queue.watchers.watch();
+        assert_eq!(
+            engine.spin_budget(0, true),
+            None,
+            "the one runner gets this CPU only once the awaiter gives it up"
+        );
+        assert!(
+            engine.spin_budget(0, false).is_some(),
+            "a job started, or with a runner started for it, is no runner's to wait for"
+        );
+        let turns = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                pin_to(theirs);
+                let _there = engine.queue.watchers.watch();
+                turns.wait();
+                turns.wait();
+            });
+            turns.wait();
+            assert!(
+                engine.spin_budget(0, true).is_some(),
+                "a runner on another CPU takes the job at once"
+            );
+            turns.wait();
+        });
+        let latency = ComputePool::new(ComputeConfig {
+            num_threads: Some(2),
+            spin_policy: crate::SpinPolicy::Latency,
+            ..Default::default()
+        })
+        .unwrap();
+        for _ in 0..16 {
+            latency
+                .inner
+                .engine
+                .await_spin
+                .observe(Duration::from_nanos(100));
+        }
+        let _also_here = latency.inner.engine.queue.watchers.watch();
+        assert!(
+            latency.inner.engine.spin_budget(0, true).is_some(),
+            "the latency mode waits anyway"
+        );
+        drop(here);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_runner_marks_the_cpu_it_serves_from() {
+    if crate::placement::current_cpu().is_none() {
+        return; // The CPU is unknown here: nothing is marked.
+    }
+    let pool = ComputePool::new(ComputeConfig {
+        num_threads: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    let engine = Arc::clone(&pool.inner.engine);
+    // The runner may move between its mark and the look: look a few times.
+    let marked = (0..20).any(|_| {
+        let engine = Arc::clone(&engine);
+        futures::executor::block_on(pool.execute(move || engine.queue.watchers.only_here()))
+            .unwrap()
+    });
+    assert!(marked, "the job's own runner is the one marked, on its CPU");
 }
 
 #[test]

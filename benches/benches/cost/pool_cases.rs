@@ -31,6 +31,12 @@ pub(crate) struct PoolCost {
     added_p50_us: f64,
     added_p90_us: f64,
     added_mean_us: f64,
+    /// Added latency p50 of the jobs that ran on their submitter's CPU, and
+    /// of those that ran on another: where the kernel placed the threads
+    /// decides a round trip several times over, so bridges compare fairly
+    /// only placement by placement (`None` when no job ran so placed).
+    added_p50_same_cpu_us: Option<f64>,
+    added_p50_other_cpu_us: Option<f64>,
     /// Process CPU time (all threads) per job.
     cpu_us_per_job: f64,
     allocations_per_job: f64,
@@ -132,10 +138,11 @@ impl Caller {
 pub(crate) struct Timings {
     total: Vec<f64>,
     added: Vec<f64>,
-    /// Jobs whose CPU and their submitter's are both known, and of those,
-    /// the ones that ran on the CPU their submitter was on.
-    placed: u64,
-    same_cpu: u64,
+    /// The added latencies of the jobs whose CPU and their submitter's are
+    /// both known: those that ran on the CPU their submitter was on, and
+    /// those that ran on another.
+    added_same_cpu: Vec<f64>,
+    added_other_cpu: Vec<f64>,
 }
 
 impl Timings {
@@ -143,19 +150,23 @@ impl Timings {
         Timings {
             total: Vec::with_capacity(n),
             added: Vec::with_capacity(n),
-            placed: 0,
-            same_cpu: 0,
+            added_same_cpu: Vec::new(),
+            added_other_cpu: Vec::new(),
         }
     }
 
     /// One job: its round trip, its own run time, and the CPUs it was
     /// submitted from and ran on (when known).
     fn push(&mut self, total: Duration, ran: Duration, cpus: (Option<u32>, Option<u32>)) {
+        let added = total.saturating_sub(ran).as_nanos() as f64;
         self.total.push(total.as_nanos() as f64);
-        self.added.push(total.saturating_sub(ran).as_nanos() as f64);
+        self.added.push(added);
         if let (Some(submitted_on), Some(ran_on)) = cpus {
-            self.placed += 1;
-            self.same_cpu += u64::from(submitted_on == ran_on);
+            if submitted_on == ran_on {
+                self.added_same_cpu.push(added);
+            } else {
+                self.added_other_cpu.push(added);
+            }
         }
     }
 }
@@ -368,12 +379,13 @@ pub(crate) fn measure_case(
             added_p50_us: us(percentile(&mut acc.timings.added, 0.5)),
             added_p90_us: us(percentile(&mut acc.timings.added, 0.9)),
             added_mean_us: us(mean(&acc.timings.added)),
+            added_p50_same_cpu_us: p50_us(&mut acc.timings.added_same_cpu),
+            added_p50_other_cpu_us: p50_us(&mut acc.timings.added_other_cpu),
             cpu_us_per_job: acc.cpu.as_secs_f64() * 1e6 / jobs as f64,
             allocations_per_job: acc.allocated.allocations as f64 / jobs as f64,
             bytes_per_job: acc.allocated.bytes as f64 / jobs as f64,
             idle_cpu_percent: 100.0 * idle_cpu.as_secs_f64() / idle_window.as_secs_f64(),
-            same_cpu_percent: (acc.timings.placed > 0)
-                .then(|| 100.0 * acc.timings.same_cpu as f64 / acc.timings.placed as f64),
+            same_cpu_percent: same_cpu_percent(&acc.timings),
             cpu_us_per_job_by_thread: acc
                 .by_thread
                 .iter()
@@ -384,6 +396,17 @@ pub(crate) fn measure_case(
         });
     }
     rows
+}
+
+/// The median of `ns`, in µs; `None` if empty.
+fn p50_us(ns: &mut [f64]) -> Option<f64> {
+    (!ns.is_empty()).then(|| percentile(ns, 0.5) / 1000.0)
+}
+
+/// The share of the placed jobs that ran on their submitter's CPU, in %.
+fn same_cpu_percent(t: &Timings) -> Option<f64> {
+    let (same, other) = (t.added_same_cpu.len(), t.added_other_cpu.len());
+    (same + other > 0).then(|| 100.0 * same as f64 / (same + other) as f64)
 }
 
 pub(crate) fn pool_costs(options: &Options) -> Vec<PoolCost> {
@@ -412,10 +435,11 @@ pub(crate) fn print_pool(rows: &[PoolCost]) {
         "\n== pool cases, callers taking turns. Per job: wall p50 and added latency \
          (round trip - the job's own run time) p50/p90 over single jobs; cpu = process CPU \
          (all threads) per job; idle = process CPU in the 10 ms after the last job; \
-         same = jobs run on their submitter's CPU"
+         same = jobs run on their submitter's CPU; add p50 of those (p50 same) and of the \
+         others (p50 other), the fair comparison where placement decides"
     );
     println!(
-        "{:<5} {:<13} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6} {:>6}",
+        "{:<5} {:<13} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}",
         "lay",
         "case",
         "bridge",
@@ -428,15 +452,18 @@ pub(crate) fn print_pool(rows: &[PoolCost]) {
         "allocs",
         "bytes",
         "idle%",
-        "same%"
+        "same%",
+        "p50 same",
+        "p50 other"
     );
     for row in rows {
         let cpu_ratio = cpu_ratio(row.cpu_us_per_job, row.job_us);
         let same = row
             .same_cpu_percent
             .map_or_else(|| "-".to_owned(), |same| format!("{same:.0}"));
+        let us = |p50: Option<f64>| p50.map_or_else(|| "-".to_owned(), |us| format!("{us:.2}"));
         println!(
-            "{:<5} {:<13} {:<14} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>7.2} {:>7.1} {:>6.2} {:>6}",
+            "{:<5} {:<13} {:<14} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>7.2} {:>7.1} {:>6.2} {:>6} {:>9} {:>9}",
             row.layout,
             row.case,
             row.bridge,
@@ -449,7 +476,9 @@ pub(crate) fn print_pool(rows: &[PoolCost]) {
             row.allocations_per_job,
             row.bytes_per_job,
             row.idle_cpu_percent,
-            same
+            same,
+            us(row.added_p50_same_cpu_us),
+            us(row.added_p50_other_cpu_us)
         );
     }
     let split: Vec<&PoolCost> = rows

@@ -289,12 +289,17 @@ pub(crate) fn measure_case(
             by_thread: BTreeMap::new(),
         })
         .collect();
+    // The last round's setup stays for the idle windows: one built for
+    // them would bill the exit of the previous setup's threads (rayon's
+    // wind down after their pool is dropped) to the first caller.
+    let mut current: Option<Setup> = None;
     for round in 0..rounds as usize {
-        let setup = Setup::new(threads);
+        // The previous setup's threads wind down during the warm-up.
+        let setup = &*current.insert(Setup::new(threads));
         // Warm every caller up on this setup; not measured.
         for &caller in &callers {
             run_batch(
-                &setup,
+                setup,
                 case,
                 caller,
                 per_batch.min(100),
@@ -319,7 +324,7 @@ pub(crate) fn measure_case(
             let cpu_before = settled_process_cpu_time();
             let alloc_before = Snapshot::now();
             let start = Instant::now();
-            acc.timings = run_batch(&setup, case, caller, per_batch, timings);
+            acc.timings = run_batch(setup, case, caller, per_batch, timings);
             acc.wall += start.elapsed();
             let spent = Snapshot::now().since(alloc_before);
             acc.cpu += settled_process_cpu_time() - cpu_before;
@@ -333,7 +338,7 @@ pub(crate) fn measure_case(
             acc.allocated.bytes += spent.bytes;
         }
     }
-    let setup = Setup::new(threads);
+    let setup = current.expect("at least one round");
     let mut rows = Vec::new();
     for (mut acc, &caller) in accs.into_iter().zip(&callers) {
         // The CPU the process burns in the 10 ms after this caller's last job.

@@ -112,14 +112,15 @@ impl Engine {
     /// `spin.rs`), not at all when the typical job outlasts that, not
     /// while other handles of the pool are parked, and not for a job that
     /// waits for the runners already serving the queue (`for_a_runner`:
-    /// not started, and no runner started for it) when they all share
-    /// this thread's CPU. An awaiter whose job waits for a thread parks at
-    /// once: it could not be served sooner.
+    /// not started, and no runner started for it) when they are all of
+    /// the pool's threads and all share this thread's CPU. An awaiter
+    /// whose job waits for a thread parks at once: it could not be served
+    /// sooner.
     pub(crate) fn spin_budget(&self, number: u64, for_a_runner: bool) -> Option<Duration> {
         let budget = self.await_spin.budget(self.spin_cap())?;
         if !self.spins_in_poll()
             && (self.ledger.parked_handles() > 0
-                || (for_a_runner && self.queue.watchers.only_here()))
+                || (for_a_runner && self.all_threads_serve_from_here()))
         {
             // Other tasks await this pool: the executor has them to run when
             // their results come, and their jobs want the CPUs a wait would
@@ -130,6 +131,15 @@ impl Engine {
         self.ledger
             .may_run_now(number, self.num_threads as u64)
             .then_some(budget)
+    }
+
+    /// Whether every thread of the pool is a runner serving the queue from
+    /// the calling thread's CPU: a job left to them starts only once this
+    /// thread gives the CPU up. (With a thread to spare, the submitter may
+    /// have started a runner elsewhere, and the kernel soon moves a runner
+    /// kept waiting to a CPU that falls idle.)
+    fn all_threads_serve_from_here(&self) -> bool {
+        self.queue.runners.alive() >= self.num_threads && self.queue.watchers.only_here()
     }
 
     /// How long a compute thread out of jobs lingers for the next one: as

@@ -32,9 +32,10 @@
 //!   parked: the executor has that task to run when its result comes, and
 //!   a wait would burn a CPU that task's job wants (a waiting executor
 //!   thread takes turns with the compute threads it waits for on a
-//!   machine with no CPU to spare), nor while every runner serving the
-//!   queue is on this thread's CPU (see `watchers.rs`): the job starts
-//!   only once this thread gives the CPU up.
+//!   machine with no CPU to spare), nor for a job not yet taken up while
+//!   every thread of the pool serves the queue from this thread's CPU
+//!   (see `watchers.rs`): the job starts only once this thread gives the
+//!   CPU up. That is every job on a machine with one CPU.
 //! - **The same bound on the compute side**: a compute thread out of jobs
 //!   lingers for the next one (running whatever rayon work turns up) for
 //!   at most the wake cost, whatever the jobs' length: the next job comes

@@ -147,26 +147,34 @@ fn trained_pool(typical: Duration, await_spin_limit: Duration) -> ComputePool {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn no_wait_awake_when_the_only_runner_shares_this_cpu() {
+fn no_wait_awake_when_every_thread_serves_from_this_cpu() {
     use crate::placement::{pin_to, two_cpus};
     let Some((mine, theirs)) = two_cpus() else {
         return; // One CPU: nothing to tell apart.
     };
-    // A fresh thread pinned to one CPU, so that the runner's mark and the
-    // awaiter's look name the same CPU.
+    // A fresh thread pinned to one CPU, so that the runners' marks and the
+    // awaiter's look name the same CPU. The runners are counted by hand
+    // (none really runs), both threads of the pool.
     std::thread::spawn(move || {
         pin_to(mine);
         let pool = trained_pool(Duration::from_nanos(100), Duration::from_micros(200));
         let engine = &pool.inner.engine;
+        let runners = &engine.queue.runners;
         assert!(
             engine.spin_budget(0, true).is_some(),
             "no runner yet: a wait may pay"
         );
         let here = engine.queue.watchers.watch();
+        assert!(runners.claim());
+        assert!(
+            engine.spin_budget(0, true).is_some(),
+            "a thread to spare: a runner may yet start elsewhere"
+        );
+        assert!(runners.claim());
         assert_eq!(
             engine.spin_budget(0, true),
             None,
-            "the one runner gets this CPU only once the awaiter gives it up"
+            "every runner gets this CPU only once the awaiter gives it up"
         );
         assert!(
             engine.spin_budget(0, false).is_some(),
@@ -187,24 +195,24 @@ fn no_wait_awake_when_the_only_runner_shares_this_cpu() {
             );
             turns.wait();
         });
+        assert!(runners.retire(|| true) && runners.retire(|| true));
         let latency = ComputePool::new(ComputeConfig {
-            num_threads: Some(2),
+            num_threads: Some(1),
             spin_policy: crate::SpinPolicy::Latency,
             ..Default::default()
         })
         .unwrap();
+        let engine = &latency.inner.engine;
         for _ in 0..16 {
-            latency
-                .inner
-                .engine
-                .await_spin
-                .observe(Duration::from_nanos(100));
+            engine.await_spin.observe(Duration::from_nanos(100));
         }
-        let _also_here = latency.inner.engine.queue.watchers.watch();
+        let _also_here = engine.queue.watchers.watch();
+        assert!(engine.queue.runners.claim());
         assert!(
-            latency.inner.engine.spin_budget(0, true).is_some(),
+            engine.spin_budget(0, true).is_some(),
             "the latency mode waits anyway"
         );
+        assert!(engine.queue.runners.retire(|| true));
         drop(here);
     })
     .join()

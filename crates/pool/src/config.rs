@@ -79,8 +79,10 @@ pub struct ComputeConfig {
     /// job is longer than the wait may last or on a job queued behind
     /// others, and with [`SpinPolicy::Balanced`] never longer than a wake
     /// costs ([`wake_cost`](crate::wake_cost)), not while another handle
-    /// of the pool is parked, and not past 2 µs for a job no thread has
-    /// taken up. The same budget bounds the
+    /// of the pool is parked, not past 2 µs for a job no thread has taken
+    /// up, and not at all for one whose only takers, every thread of the
+    /// pool, share the awaiter's CPU (every job on a one-CPU machine).
+    /// The same budget bounds the
     /// spin of an `execute_sync` caller before it parks, and lets a compute
     /// thread out of jobs linger briefly for the next one. `Duration::ZERO`
     /// switches all three off. At most [`MAX_AWAIT_SPIN`].

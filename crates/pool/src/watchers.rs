@@ -11,15 +11,16 @@
 //! that CPU drains the queue; the runner moves its bit when it finds
 //! itself on another CPU, before each job and each linger. It is a hint
 //! and nothing waits on it: a runner may move between two looks, and of
-//! two runners on one CPU the first to stop clears the bit for both. A stale bit costs one wait
-//! that the pickup rule ends (`spin::PICKUP`), a missing one one wake; no
-//! job, result or wake-up depends on it.
+//! two runners on one CPU the first to stop clears the bit for both. A
+//! stale bit costs a wake (an awaiter parks for a job that would have
+//! started at once), a missing one a wait that the pickup rule ends
+//! (`spin::PICKUP`); no job, result or wake-up depends on it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::placement::current_cpu;
 
-/// Which CPUs runners linger on. See the module docs.
+/// The CPUs runners serve the queue from. See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Watchers {
     cpus: AtomicU64,
@@ -44,9 +45,9 @@ impl Watchers {
         watch
     }
 
-    /// Whether runners linger on the calling thread's CPU and on no other:
-    /// a job submitted from here is taken up only once this thread gives
-    /// the CPU up. `false` where the CPU is unknown.
+    /// Whether runners serve the queue from the calling thread's CPU and
+    /// from no other: a job submitted from here is taken up only once this
+    /// thread gives the CPU up. `false` where the CPU is unknown.
     pub(crate) fn only_here(&self) -> bool {
         let Some(bit) = cpu_bit() else { return false };
         // ORDERING: Relaxed: a hint (see the module docs).

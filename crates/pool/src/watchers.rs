@@ -85,10 +85,31 @@ fn cpu_bit() -> Option<u64> {
     current_cpu().map(|cpu| 1 << (cpu % 64))
 }
 
+/// Runs `look` on the calling thread while a thread pinned to `cpu`
+/// watches `watchers` (for tests of what a mark elsewhere changes).
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn while_watched_from<T>(
+    watchers: &Watchers,
+    cpu: usize,
+    look: impl FnOnce() -> T,
+) -> T {
+    let turns = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            crate::placement::pin_to(cpu);
+            let _there = watchers.watch();
+            turns.wait();
+            turns.wait();
+        });
+        turns.wait();
+        let seen = look();
+        turns.wait();
+        seen
+    })
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use std::sync::Barrier;
-
     use super::*;
     use crate::placement::{pin_to, two_cpus};
 
@@ -104,23 +125,18 @@ mod tests {
             assert!(!watchers.only_here(), "nobody watches");
             let here = watchers.watch();
             assert!(watchers.only_here());
-            let turns = Barrier::new(2);
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    pin_to(theirs);
-                    let _there = watchers.watch();
-                    assert!(
-                        !watchers.only_here(),
-                        "for that thread, one watches elsewhere"
-                    );
-                    turns.wait();
-                    turns.wait();
-                });
-                turns.wait();
-                assert!(!watchers.only_here(), "one watches elsewhere");
-                turns.wait();
-            });
+            assert!(
+                !while_watched_from(&watchers, theirs, || watchers.only_here()),
+                "one watches elsewhere"
+            );
             assert!(watchers.only_here(), "the other watch is over");
+            pin_to(theirs);
+            assert!(
+                !watchers.only_here(),
+                "from there, the one watch is elsewhere"
+            );
+            pin_to(mine);
+            assert!(watchers.only_here());
             let mut here = here;
             pin_to(theirs);
             here.follow();

@@ -231,6 +231,7 @@ fn medium_on_a_worker_steps_aside() {
         // The thread that took the core over runs its start hook on its
         // own time, perhaps after the task is done: wait for it.
         compute_test_support::wait_until("the worker handed its core to another thread", || {
+            // ORDERING: SeqCst, see the start hook.
             started.load(Ordering::SeqCst) >= 2
         });
     });

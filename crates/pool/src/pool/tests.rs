@@ -180,21 +180,13 @@ fn no_wait_awake_when_every_thread_serves_from_this_cpu() {
             engine.spin_budget(0, false).is_some(),
             "a job started, or with a runner started for it, is no runner's to wait for"
         );
-        let turns = std::sync::Barrier::new(2);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                pin_to(theirs);
-                let _there = engine.queue.watchers.watch();
-                turns.wait();
-                turns.wait();
-            });
-            turns.wait();
-            assert!(
-                engine.spin_budget(0, true).is_some(),
-                "a runner on another CPU takes the job at once"
-            );
-            turns.wait();
+        let elsewhere = crate::watchers::while_watched_from(&engine.queue.watchers, theirs, || {
+            engine.spin_budget(0, true)
         });
+        assert!(
+            elsewhere.is_some(),
+            "a runner on another CPU takes the job at once"
+        );
         assert!(runners.retire(|| true) && runners.retire(|| true));
         let latency = ComputePool::new(ComputeConfig {
             num_threads: Some(1),

@@ -142,10 +142,7 @@ fn floor_queue_and_channel() -> f64 {
 }
 
 fn main() {
-    let setup = Setup::new(Threads {
-        workers: 1,
-        compute: 1,
-    });
+    let setup = Setup::new(Threads::BOTH[0]);
     println!("trivial jobs one at a time, tokio 1 worker + 1 compute thread, medians of {JOBS}:");
     println!(
         "{:<14} {:>12} {:>18} {:>22}",

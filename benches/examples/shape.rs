@@ -3,10 +3,17 @@
 //!
 //! ```text
 //! cargo run --release -p compute-benches --example shape -- 2w2c 16 trivial 5 naive_bridge,ours
+//! cargo run --release -p compute-benches --example shape -- 2w2c 4 trivial 5 naive_bridge,ours paired
 //! ```
+//!
+//! The optional last argument pins the threads (`kernel`, the default,
+//! leaves them to the kernel; `paired` or `apart`: see
+//! `compute_benches::placement`), so that every run draws the same
+//! placement.
 
 use std::time::Duration;
 
+use compute_benches::placement::Placement;
 use compute_benches::service::{print, shape_rows, JOBS, REPORTED};
 use compute_benches::setup::{Bridge, Threads};
 
@@ -15,8 +22,14 @@ fn main() {
     let arg = |i: usize| args.get(i).map(String::as_str);
     let threads = match arg(0) {
         Some("1w1c") => Threads::BOTH[0],
-        _ => Threads::BOTH[1],
+        Some("2w2c") | None => Threads::BOTH[1],
+        Some(other) => panic!("a layout: 1w1c or 2w2c, not `{other}`"),
     };
+    let placement = arg(5).map_or(Placement::Kernel, |name| {
+        Placement::from_name(name)
+            .unwrap_or_else(|| panic!("a placement: kernel, paired or apart, not `{name}`"))
+    });
+    let threads = threads.placed(placement);
     let tasks: usize = arg(1).and_then(|a| a.parse().ok()).unwrap_or(16);
     let job = *JOBS
         .iter()

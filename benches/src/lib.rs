@@ -19,6 +19,7 @@ pub mod floor;
 pub mod job;
 pub mod oneshots;
 pub mod peers;
+pub mod placement;
 pub mod service;
 pub mod setup;
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use compute_pool::{ComputeConfig, ComputePool, SpinPolicy, TaskHandle};
+use compute_pool::{ComputeConfig, ComputePool, SpinPolicy, TaskHandle, ThreadHook};
 
 use crate::peers::{double_hop, naive_spawn, PeerHandle};
+use crate::placement::{pin_to, Placement};
 
 /// The ways of running a job from async code that the benches compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,8 @@ impl fmt::Display for Bridge {
     }
 }
 
-/// A thread layout: tokio worker threads and compute threads.
+/// A thread layout: tokio worker threads and compute threads, and where
+/// they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Threads {
     /// tokio worker threads.
@@ -76,6 +78,9 @@ pub struct Threads {
     /// Compute threads: our pool's, the naive pool's, and the cap on tokio's
     /// blocking threads.
     pub compute: usize,
+    /// Where the executor and compute threads run (rayon's global pool,
+    /// which only the double hop uses, stays with the kernel's choice).
+    pub placement: Placement,
 }
 
 impl Threads {
@@ -84,16 +89,27 @@ impl Threads {
         Threads {
             workers: 1,
             compute: 1,
+            placement: Placement::Kernel,
         },
         Threads {
             workers: 2,
             compute: 2,
+            placement: Placement::Kernel,
         },
     ];
 
-    /// A short label, e.g. `1w1c`.
+    /// This layout with its threads placed as `placement` says.
+    pub fn placed(self, placement: Placement) -> Threads {
+        Threads { placement, ..self }
+    }
+
+    /// A short label, e.g. `1w1c`, or `2w2c paired` for pinned threads.
     pub fn label(self) -> String {
-        format!("{}w{}c", self.workers, self.compute)
+        let layout = format!("{}w{}c", self.workers, self.compute);
+        match self.placement {
+            Placement::Kernel => layout,
+            pinned => format!("{layout} {}", pinned.name()),
+        }
     }
 }
 
@@ -160,25 +176,39 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Builds the runtime and the pools. Rayon's global pool (used by the
-    /// double hop only) keeps its default size.
+    /// Builds the runtime and the pools, their threads placed as
+    /// `threads.placement` says. Rayon's global pool (used by the double
+    /// hop only) keeps its default size.
+    ///
+    /// # Panics
+    ///
+    /// Where the placement cannot be had (see [`Placement::cpu_for`]).
     pub fn new(threads: Threads) -> Setup {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let placement = threads.placement;
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        if placement != Placement::Kernel {
+            runtime.on_thread_start(placement.pinner(threads.workers));
+        }
+        let runtime = runtime
             .worker_threads(threads.workers)
             .max_blocking_threads(threads.compute)
             .thread_name("bench-tokio")
             .enable_all()
             .build()
             .expect("build the tokio runtime");
+        let pin_compute =
+            || (placement != Placement::Kernel).then(|| ThreadHook::new(placement.pinner(0)));
         let ours = ComputePool::new(ComputeConfig {
             num_threads: Some(threads.compute),
             thread_name_prefix: "bench-ours".to_owned(),
+            on_thread_start: pin_compute(),
             ..ComputeConfig::default()
         })
         .expect("build our pool");
         let ours_nospin = ComputePool::new(ComputeConfig {
             num_threads: Some(threads.compute),
             thread_name_prefix: "bench-nospin".to_owned(),
+            on_thread_start: pin_compute(),
             await_spin_limit: Duration::ZERO,
             ..ComputeConfig::default()
         })
@@ -186,6 +216,7 @@ impl Setup {
         let ours_latency = ComputePool::new(ComputeConfig {
             num_threads: Some(threads.compute),
             thread_name_prefix: "bench-latency".to_owned(),
+            on_thread_start: pin_compute(),
             spin_policy: SpinPolicy::Latency,
             ..ComputeConfig::default()
         })
@@ -193,6 +224,11 @@ impl Setup {
         let rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.compute)
             .thread_name(|i| format!("bench-rayon-{i}"))
+            .start_handler(move |i| {
+                if let Some(cpu) = placement.cpu_for(false, i) {
+                    pin_to(cpu);
+                }
+            })
             .build()
             .expect("build the rayon pool");
         let pools = Pools {

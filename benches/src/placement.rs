@@ -43,26 +43,18 @@ impl Placement {
     }
 
     /// The CPU the `index`-th thread of its kind goes to (`executor`:
-    /// a tokio worker, else a compute thread); `None` for
-    /// [`Placement::Kernel`].
+    /// a tokio worker, else a compute thread), out of `cpus` (the usable
+    /// ones, see [`usable_cpus`]); `None` for [`Placement::Kernel`].
     ///
     /// # Panics
     ///
-    /// For a pinned placement where the process may use fewer CPUs than
-    /// it needs (two for [`Placement::Apart`], one otherwise), or where
-    /// they cannot be listed (outside Linux).
-    pub fn cpu_for(self, executor: bool, index: usize) -> Option<usize> {
+    /// For a pinned placement with fewer CPUs than it needs (two for
+    /// [`Placement::Apart`], one otherwise).
+    pub fn cpu_for(self, cpus: &[usize], executor: bool, index: usize) -> Option<usize> {
         if self == Placement::Kernel {
             return None;
         }
-        let cpus = usable_cpus();
-        let needed = if self == Placement::Apart { 2 } else { 1 };
-        assert!(
-            cpus.len() >= needed,
-            "placement `{}` needs {needed} usable CPU(s); this process may use {}",
-            self.name(),
-            cpus.len()
-        );
+        self.check(cpus);
         Some(match self {
             Placement::Paired => cpus[index % cpus.len()],
             _ => cpus[usize::from(!executor)],
@@ -73,21 +65,44 @@ impl Placement {
     /// the order they start; the first `executors` threads are executor
     /// threads, the rest compute threads (a tokio runtime starts all its
     /// workers as it is built, and its blocking threads later, on demand).
+    /// The usable CPUs are the calling thread's, read here: a thread
+    /// started by a pinned one inherits its single CPU.
+    ///
+    /// # Panics
+    ///
+    /// Here, not in the threads, for a pinned placement this process does
+    /// not have the CPUs for (see [`cpu_for`](Self::cpu_for); outside
+    /// Linux none can be listed).
     pub fn pinner(self, executors: usize) -> impl Fn() + Send + Sync + 'static {
+        let cpus = usable_cpus();
+        if self != Placement::Kernel {
+            self.check(&cpus);
+        }
         let started = Arc::new(AtomicUsize::new(0));
         move || {
             // ORDERING: Relaxed: only the count matters, each thread gets
             // its own number.
             let n = started.fetch_add(1, Ordering::Relaxed);
             let cpu = if n < executors {
-                self.cpu_for(true, n)
+                self.cpu_for(&cpus, true, n)
             } else {
-                self.cpu_for(false, n - executors)
+                self.cpu_for(&cpus, false, n - executors)
             };
             if let Some(cpu) = cpu {
                 pin_to(cpu);
             }
         }
+    }
+
+    /// Panics unless `cpus` are enough for this placement.
+    fn check(self, cpus: &[usize]) {
+        let needed = if self == Placement::Apart { 2 } else { 1 };
+        assert!(
+            cpus.len() >= needed,
+            "placement `{}` needs {needed} usable CPU(s); this process may use {}",
+            self.name(),
+            cpus.len()
+        );
     }
 }
 
@@ -152,21 +167,25 @@ mod tests {
 
     #[test]
     fn pinned_placements_put_threads_where_they_say() {
-        let cpus = usable_cpus();
-        assert!(!cpus.is_empty(), "Linux lists the usable CPUs");
-        assert_eq!(Placement::Kernel.cpu_for(true, 0), None);
-        assert_eq!(Placement::Paired.cpu_for(true, 0), Some(cpus[0]));
-        assert_eq!(Placement::Paired.cpu_for(false, 0), Some(cpus[0]));
+        assert!(!usable_cpus().is_empty(), "Linux lists the usable CPUs");
+        let cpus = [3, 5];
+        assert_eq!(Placement::Kernel.cpu_for(&cpus, true, 0), None);
+        assert_eq!(Placement::Paired.cpu_for(&cpus, true, 0), Some(3));
+        assert_eq!(Placement::Paired.cpu_for(&cpus, false, 0), Some(3));
+        assert_eq!(Placement::Paired.cpu_for(&cpus, true, 1), Some(5));
         assert_eq!(
-            Placement::Paired.cpu_for(false, cpus.len()),
-            Some(cpus[0]),
+            Placement::Paired.cpu_for(&cpus, false, 2),
+            Some(3),
             "round the usable CPUs"
         );
-        if cpus.len() >= 2 {
-            assert_eq!(Placement::Paired.cpu_for(true, 1), Some(cpus[1]));
-            assert_eq!(Placement::Apart.cpu_for(true, 1), Some(cpus[0]));
-            assert_eq!(Placement::Apart.cpu_for(false, 0), Some(cpus[1]));
-        }
+        assert_eq!(Placement::Apart.cpu_for(&cpus, true, 1), Some(3));
+        assert_eq!(Placement::Apart.cpu_for(&cpus, false, 0), Some(5));
+    }
+
+    #[test]
+    #[should_panic(expected = "placement `apart` needs 2 usable CPU(s)")]
+    fn apart_needs_two_cpus() {
+        Placement::Apart.cpu_for(&[0], true, 0);
     }
 
     #[test]
@@ -188,5 +207,17 @@ mod tests {
         assert_eq!(ran_on(pin.clone()), Some(cpus[0]), "the executor");
         assert_eq!(ran_on(pin.clone()), Some(cpus[1]), "a compute thread");
         assert_eq!(ran_on(pin), Some(cpus[1]), "another compute thread");
+        // A compute thread started by a pinned executor thread inherits its
+        // one CPU; the pinner still knows every usable CPU.
+        let pin = Arc::new(Placement::Apart.pinner(1));
+        let inner = pin.clone();
+        let (executor, compute) = std::thread::spawn(move || {
+            inner();
+            (crate::cpu::current_cpu(), ran_on(inner))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(executor.map(|cpu| cpu as usize), Some(cpus[0]));
+        assert_eq!(compute, Some(cpus[1]));
     }
 }

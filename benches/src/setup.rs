@@ -11,7 +11,7 @@ use std::time::Duration;
 use compute_pool::{ComputeConfig, ComputePool, SpinPolicy, TaskHandle, ThreadHook};
 
 use crate::peers::{double_hop, naive_spawn, PeerHandle};
-use crate::placement::{pin_to, Placement};
+use crate::placement::Placement;
 
 /// The ways of running a job from async code that the benches compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,10 +224,9 @@ impl Setup {
         let rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.compute)
             .thread_name(|i| format!("bench-rayon-{i}"))
-            .start_handler(move |i| {
-                if let Some(cpu) = placement.cpu_for(false, i) {
-                    pin_to(cpu);
-                }
+            .start_handler({
+                let pin = placement.pinner(0);
+                move |_| pin()
             })
             .build()
             .expect("build the rayon pool");

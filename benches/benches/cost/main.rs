@@ -7,6 +7,7 @@
 //! cargo bench -p compute-benches --bench cost -- --json out.json
 //! cargo bench -p compute-benches --bench cost -- --cases 100us,1ms --layout 1w1c
 //! cargo bench -p compute-benches --bench cost -- --parts services
+//! cargo bench -p compute-benches --bench cost -- --parts services --placement paired
 //! ```
 //!
 //! `COST_QUICK=1` and `COST_JSON=path` do the same as the flags. The JSON goes
@@ -27,6 +28,9 @@
 //! report (all by default); `services` is the service shapes of
 //! `compute_benches::service` (their job sizes follow `--cases`, their
 //! layouts `--layout`), also written as Markdown beside the JSON.
+//! `--placement kernel|paired|apart` pins the pool cases' and service
+//! shapes' threads (see `compute_benches::placement`; `kernel`, the
+//! default, leaves them where the kernel puts them).
 //!
 //! This binary installs a counting global allocator, so allocations and bytes
 //! are counted for every thread of the process.
@@ -34,6 +38,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use compute_benches::placement::Placement;
 use compute_benches::service;
 use compute_benches::setup::Threads;
 use compute_test_support::alloc::Counting;
@@ -59,6 +64,8 @@ pub(crate) struct Options {
     cases: Option<Vec<String>>,
     /// The one layout label to run; both when `None`.
     layout: Option<String>,
+    /// Where the pool cases' and service shapes' threads run.
+    placement: Placement,
     /// Whether to split each row's CPU by thread group.
     threads: bool,
     /// The parts of the report to run (see [`PARTS`]).
@@ -75,6 +82,7 @@ impl Options {
         let mut json = std::env::var_os("COST_JSON").map(PathBuf::from);
         let mut cases = None;
         let mut layout = None;
+        let mut placement = Placement::Kernel;
         let mut threads = std::env::var_os("COST_THREADS").is_some_and(|v| v != "0");
         let mut parts: Vec<String> = PARTS.iter().map(|p| p.to_string()).collect();
         let mut args = std::env::args().skip(1);
@@ -114,6 +122,14 @@ impl Options {
                         ));
                     }
                 }
+                "--placement" => {
+                    let name = args.next().ok_or_else(|| {
+                        "--placement needs kernel, paired or apart, got nothing".to_string()
+                    })?;
+                    placement = Placement::from_name(&name).ok_or_else(|| {
+                        format!("--placement: expected kernel, paired or apart, got {name:?}")
+                    })?;
+                }
                 "--json" => {
                     let path = args
                         .next()
@@ -133,9 +149,19 @@ impl Options {
             ),
             cases,
             layout,
+            placement,
             threads,
             parts,
         })
+    }
+
+    /// The thread layouts to run (`--layout`), placed as `--placement` says.
+    pub(crate) fn layouts(&self) -> Vec<Threads> {
+        Threads::BOTH
+            .into_iter()
+            .filter(|t| self.layout.as_ref().is_none_or(|l| *l == t.label()))
+            .map(|t| t.placed(self.placement))
+            .collect()
     }
 
     fn runs(&self, part: &str) -> bool {
@@ -168,10 +194,7 @@ pub(crate) fn cpu_ratio(cpu_us: f64, job_us: f64) -> String {
 /// The service shapes (see `compute_benches::service`): every task count
 /// and job size in full, a corner of them in one short run when quick.
 fn service_costs(options: &Options) -> Vec<service::Row> {
-    let layouts: Vec<Threads> = Threads::BOTH
-        .into_iter()
-        .filter(|t| options.layout.as_ref().is_none_or(|l| *l == t.label()))
-        .collect();
+    let layouts = options.layouts();
     let jobs: Vec<(&'static str, Duration)> = service::JOBS
         .into_iter()
         .filter(|(label, _)| {

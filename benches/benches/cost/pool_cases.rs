@@ -418,10 +418,7 @@ pub(crate) fn pool_costs(options: &Options) -> Vec<PoolCost> {
     let quick = options.quick;
     let rounds = if quick { 2 } else { 10 };
     let mut rows = Vec::new();
-    let layouts = Threads::BOTH
-        .into_iter()
-        .filter(|t| options.layout.as_ref().is_none_or(|l| *l == t.label()));
-    for threads in layouts {
+    for threads in options.layouts() {
         let cases = CASES.into_iter().filter(|case| {
             options
                 .cases

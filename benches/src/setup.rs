@@ -184,9 +184,10 @@ impl Setup {
     ///
     /// Where the placement cannot be had (see [`Placement::cpu_for`]).
     pub fn new(threads: Threads) -> Setup {
-        let placement = threads.placement;
+        // No hook at all where the kernel places the threads.
+        let pinned = (threads.placement != Placement::Kernel).then_some(threads.placement);
         let mut runtime = tokio::runtime::Builder::new_multi_thread();
-        if placement != Placement::Kernel {
+        if let Some(placement) = pinned {
             runtime.on_thread_start(placement.pinner(threads.workers));
         }
         let runtime = runtime
@@ -196,8 +197,7 @@ impl Setup {
             .enable_all()
             .build()
             .expect("build the tokio runtime");
-        let pin_compute =
-            || (placement != Placement::Kernel).then(|| ThreadHook::new(placement.pinner(0)));
+        let pin_compute = || pinned.map(|placement| ThreadHook::new(placement.pinner(0)));
         let ours = ComputePool::new(ComputeConfig {
             num_threads: Some(threads.compute),
             thread_name_prefix: "bench-ours".to_owned(),
@@ -221,15 +221,14 @@ impl Setup {
             ..ComputeConfig::default()
         })
         .expect("build our pool in its latency mode");
-        let rayon = rayon::ThreadPoolBuilder::new()
+        let mut rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.compute)
-            .thread_name(|i| format!("bench-rayon-{i}"))
-            .start_handler({
-                let pin = placement.pinner(0);
-                move |_| pin()
-            })
-            .build()
-            .expect("build the rayon pool");
+            .thread_name(|i| format!("bench-rayon-{i}"));
+        if let Some(placement) = pinned {
+            let pin = placement.pinner(0);
+            rayon = rayon.start_handler(move |_| pin());
+        }
+        let rayon = rayon.build().expect("build the rayon pool");
         let pools = Pools {
             ours,
             ours_nospin,

@@ -118,9 +118,9 @@ pub struct ComputeConfig {
     /// unbounded.
     pub max_queued: Option<usize>,
     /// How the pool's waits trade CPU for latency (see [`SpinPolicy`]):
-    /// `Balanced` (the default) never spins in a poll and never longer
-    /// than a wake costs; `Latency` lets the first poll of a short job wait
-    /// awake up to `await_spin_limit`.
+    /// `Balanced` (the default) spins in a poll only where no task needs
+    /// its thread, and never longer than a wake costs; `Latency` lets the
+    /// first poll of a short job wait awake up to `await_spin_limit`.
     pub spin_policy: SpinPolicy,
     /// Runs once on each compute thread when it starts, before it runs any
     /// job: to give the threads something of the caller's, such as an async

@@ -13,6 +13,7 @@ use compute_bridge::{Closed, Receiver};
 
 use crate::engine::Engine;
 use crate::error::ComputeError;
+use crate::executor;
 use crate::home;
 use crate::job::JobResult;
 use crate::spin::{spin_until, wake_cost, PICKUP};
@@ -214,7 +215,10 @@ impl<R> Future for TaskHandle<R> {
                         *awake = Awake::Over;
                         let for_a_runner = !runner_started && !rx.is_started();
                         if let Some(budget) = engine.spin_budget(*number, for_a_runner) {
-                            if engine.spins_in_poll() {
+                            // In the poll where that keeps no task from
+                            // running (see `executor.rs`), else through the
+                            // executor.
+                            if engine.spins_in_poll() || executor::a_worker_is_parked() {
                                 spin_until(budget, || rx.is_finished());
                             } else {
                                 let since = Instant::now();

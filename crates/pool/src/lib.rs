@@ -67,6 +67,7 @@ mod detector;
 mod engine;
 mod erased;
 mod error;
+mod executor;
 mod handle;
 mod histogram;
 mod home;

@@ -9,17 +9,22 @@
 //! CPU within twice the best possible (the classic spin-then-park bound).
 //! So, with [`SpinPolicy::Balanced`] (the default):
 //!
-//! - **A poll never spins.** The first poll of a
-//!   [`TaskHandle`](crate::TaskHandle) whose job is short and running (or
-//!   next in line) wakes its own task and returns `Pending`: the executor
-//!   runs every other ready task first and polls the handle again only
-//!   when it would otherwise go idle. It keeps doing so until the result
-//!   is there or the budget is spent, then parks as usual. Each poll
-//!   returns at once. The wait also ends when no thread took the job up
-//!   within [`PICKUP`]: a thread that has to be woken first cannot be
+//! - **A poll spins only where no task needs its thread.** The first poll
+//!   of a [`TaskHandle`](crate::TaskHandle) whose job is short and running
+//!   (or next in line) wakes its own task and returns `Pending`: the
+//!   executor runs every other ready task first and polls the handle
+//!   again only when it would otherwise go idle. It keeps doing so until
+//!   the result is there or the budget is spent, then parks as usual. Each
+//!   poll returns at once. The wait also ends when no thread took the job
+//!   up within [`PICKUP`]: a thread that has to be woken first cannot be
 //!   caught, and one that shares this CPU gets it only once the wait
 //!   stops (there, parking and being woken by it costs a few
 //!   microseconds, waiting until the deadline all of it).
+//!   On a multi-thread Tokio runtime with a worker parked, the first poll
+//!   waits itself instead (see `executor.rs`): any other task goes to the
+//!   parked worker, and a self-wake there would only wake that worker, a
+//!   wake of the very kind the wait saves. Its checks yield the CPU, so a
+//!   compute thread that shares it runs the job meanwhile.
 //! - **The budget is the machine's wake cost**, measured once per process
 //!   ([`wake_cost`]: two threads waking each other through a condition
 //!   variable), and never more than about twice the pool's typical job (a
@@ -84,17 +89,20 @@ pub(crate) const LINGER: Duration = Duration::from_micros(20);
 /// How soon a compute thread that watches the queue takes a job pushed
 /// meanwhile: its checks run back to back, well under a microsecond apart.
 /// A job not started by then waits for a thread to be woken, or to be given
-/// a CPU: a balanced wait for it ends there.
+/// a CPU: a balanced wait through the executor for it ends there.
 pub(crate) const PICKUP: Duration = Duration::from_micros(2);
 
 /// How a pool's waits trade CPU for latency.
 ///
 /// Waiting awake for a result that is about to come saves a sleeping
 /// hand-off, but only while the wait is shorter than the wake it avoids.
-/// `Balanced` never spins in a poll (the first poll of a short, running
-/// job wakes its own task and returns `Pending`, so the executor runs its
-/// other tasks first) and never waits awake longer than [`wake_cost`];
-/// `Latency` waits in the first poll itself, up to `await_spin_limit`.
+/// `Balanced` spins in a poll only where no task needs its thread (the
+/// first poll of a short, running job wakes its own task and returns
+/// `Pending`, so the executor runs its other tasks first; on a
+/// multi-thread Tokio runtime with a worker parked, which takes any other
+/// task, it waits itself) and never waits awake longer than
+/// [`wake_cost`]; `Latency` waits in the first poll itself, up to
+/// `await_spin_limit`.
 ///
 /// ```
 /// use compute_pool::{ComputeConfig, ComputePool, SpinPolicy};
@@ -108,7 +116,8 @@ pub(crate) const PICKUP: Duration = Duration::from_micros(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SpinPolicy {
     /// Spin only where the thread would otherwise idle, never longer than a
-    /// park plus a wake costs on this machine; a poll never spins.
+    /// park plus a wake costs on this machine; a poll spins only where no
+    /// task needs its thread.
     #[default]
     Balanced,
     /// The first poll of a short job's handle waits awake, holding its

@@ -1,9 +1,10 @@
-//! The spin policy: with `Balanced` (the default) a poll never spins: the
-//! first poll of a short, running job's handle wakes its own task and
-//! returns `Pending` at once, so the executor runs every other ready task
-//! first; once the budget is spent the handle parks like any other. With
-//! `Latency` the first poll waits awake itself and then parks, without
-//! waking its task.
+//! The spin policy: with `Balanced` (the default) the first poll of a
+//! short, running job's handle wakes its own task and returns `Pending` at
+//! once, so the executor runs every other ready task first; once the
+//! budget is spent the handle parks like any other. On a multi-thread Tokio
+//! runtime with a worker parked, which takes any other task, the first poll
+//! waits itself instead. With `Latency` the first poll always waits awake
+//! itself and then parks, without waking its task.
 
 mod support;
 
@@ -192,6 +193,59 @@ fn no_wait_awake_while_another_task_awaits_the_pool() {
         );
         release_first.send(()).unwrap();
         futures::executor::block_on(first).unwrap();
+    });
+}
+
+/// Runs `check` in a task on a multi-thread Tokio runtime of `workers`,
+/// once one of its workers is parked if `with_one_parked` (the others have
+/// nothing to do, so one parks soon after start-up).
+fn on_tokio_worker(workers: usize, with_one_parked: bool, check: impl FnOnce() + Send + 'static) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    let metrics = runtime.metrics();
+    let task = runtime.spawn(async move {
+        if with_one_parked {
+            // An odd count: that worker is parked (Tokio's documented
+            // meaning).
+            support::wait_until("a worker parks", || {
+                (0..metrics.num_workers()).any(|w| metrics.worker_park_unpark_count(w) % 2 == 1)
+            });
+        }
+        check();
+    });
+    runtime.block_on(task).unwrap();
+}
+
+#[test]
+fn a_balanced_poll_waits_in_itself_while_a_tokio_worker_is_parked() {
+    watchdog(|| {
+        // The other worker would take any other task; a self-wake would
+        // only wake it. So the first poll waits itself, then parks.
+        on_tokio_worker(2, true, || {
+            let (_pool, mut handle, release) = running_job(SpinPolicy::Balanced);
+            polls_once_then_parks(&mut handle, &release, "it waited in the poll, then parked");
+        });
+    });
+}
+
+#[test]
+fn a_balanced_poll_on_the_only_tokio_worker_yields() {
+    watchdog(|| {
+        on_tokio_worker(1, false, || {
+            let (_pool, mut handle, release) = running_job(SpinPolicy::Balanced);
+            let (counter, waker) = CountingWaker::new();
+            let mut cx = Context::from_waker(&waker);
+            assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+            assert_eq!(
+                counter.wakes(),
+                1,
+                "no worker to spare: the first poll woke its own task"
+            );
+            release.send(()).unwrap();
+            futures::executor::block_on(handle).unwrap();
+        });
     });
 }
 

@@ -218,6 +218,7 @@ fn on_tokio_worker(workers: usize, with_one_parked: bool, check: impl FnOnce() +
     runtime.block_on(task).unwrap();
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn a_balanced_poll_waits_in_itself_while_a_tokio_worker_is_parked() {
     watchdog(|| {

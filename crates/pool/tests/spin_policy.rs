@@ -53,31 +53,33 @@ fn trained_pool(threads: usize, policy: SpinPolicy, typical: Duration) -> Comput
 
 #[test]
 fn a_balanced_poll_yields_to_other_tasks_then_parks() {
-    watchdog(|| {
-        let (_pool, mut handle, release) = running_job(SpinPolicy::Balanced);
-        let (counter, waker) = CountingWaker::new();
-        let mut cx = Context::from_waker(&waker);
-        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
-        assert_eq!(
-            counter.wakes(),
-            1,
-            "the first poll woke its own task: a yield, not a spin"
-        );
-        // Past any budget (a wake costs at most 200 µs): the next poll parks.
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
-        assert_eq!(
-            counter.wakes(),
-            1,
-            "parked: only the job's result wakes it now"
-        );
-        release.send(()).unwrap();
-        support::wait_until("the job's result wakes the task", || counter.wakes() == 2);
-        assert!(matches!(
-            Pin::new(&mut handle).poll(&mut cx),
-            Poll::Ready(Ok(()))
-        ));
-    });
+    watchdog(|| yields_then_parks("the first poll woke its own task: a yield, not a spin"));
+}
+
+/// On a balanced one-thread pool that has learned its jobs are short, the
+/// first poll of a running job's handle wakes its own task (`why`) and
+/// returns `Pending`; once the budget is spent the next poll parks, and
+/// the job's result wakes the task.
+fn yields_then_parks(why: &str) {
+    let (_pool, mut handle, release) = running_job(SpinPolicy::Balanced);
+    let (counter, waker) = CountingWaker::new();
+    let mut cx = Context::from_waker(&waker);
+    assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+    assert_eq!(counter.wakes(), 1, "{why}");
+    // Past any budget (a wake costs at most 200 µs): the next poll parks.
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+    assert_eq!(
+        counter.wakes(),
+        1,
+        "parked: only the job's result wakes it now"
+    );
+    release.send(()).unwrap();
+    support::wait_until("the job's result wakes the task", || counter.wakes() == 2);
+    assert!(matches!(
+        Pin::new(&mut handle).poll(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
 }
 
 /// Polls the handle of a job running until `release` is sent: the poll
@@ -235,17 +237,7 @@ fn a_balanced_poll_waits_in_itself_while_a_tokio_worker_is_parked() {
 fn a_balanced_poll_on_the_only_tokio_worker_yields() {
     watchdog(|| {
         on_tokio_worker(1, false, || {
-            let (_pool, mut handle, release) = running_job(SpinPolicy::Balanced);
-            let (counter, waker) = CountingWaker::new();
-            let mut cx = Context::from_waker(&waker);
-            assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
-            assert_eq!(
-                counter.wakes(),
-                1,
-                "no worker to spare: the first poll woke its own task"
-            );
-            release.send(()).unwrap();
-            futures::executor::block_on(handle).unwrap();
+            yields_then_parks("no worker to spare: the first poll woke its own task");
         });
     });
 }

@@ -10,9 +10,10 @@
 //! handed to the parked worker, which Tokio wakes for it and which takes
 //! tasks queued here too. So there the wait runs in the poll itself.
 //!
-//! Only a task woken by this very poll before it waits (Tokio keeps it in
-//! this worker's next-task slot, which no other worker takes) waits for
-//! the wait, at most its budget.
+//! Only tasks no other worker may take wait for the wait (at most its
+//! budget, and as long as the thread it yields its CPU to keeps it): a
+//! task woken by this very poll before it waits (Tokio keeps it in this
+//! worker's next-task slot) and the tasks of a `LocalSet` run here.
 
 /// Whether the calling thread runs inside a multi-thread Tokio runtime one
 /// of whose workers is parked. `false` on a current-thread runtime,

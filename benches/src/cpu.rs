@@ -27,7 +27,10 @@ pub fn process_cpu_time() -> Duration {
 /// 12 % of a core in the cost report). Reading `/proc/self/task/*/schedstat`
 /// brings each thread's count up to date; this does that first, and leaves
 /// out the CPU the reading itself took (kept in a running total, so the
-/// difference of two readings excludes both).
+/// difference of two readings excludes both). That total is an estimate, so
+/// over a nearly idle interval a later reading can come out a few
+/// microseconds below an earlier one: take differences with
+/// `saturating_sub`.
 ///
 /// ```
 /// let before = compute_benches::cpu::settled_process_cpu_time();

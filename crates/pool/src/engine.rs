@@ -14,7 +14,7 @@ use crate::erased::ErasedJob;
 use crate::ledger::Ledger;
 use crate::metrics::PoolMetrics;
 use crate::queue::{LanePolicy, RunQueue};
-use crate::spin::{wake_cost, AwaitSpin, SpinPolicy, LINGER};
+use crate::spin::{wake_cost, AwaitSpin, NextJob, SpinPolicy, LINGER};
 
 /// A job of the pool, as the run queue holds it.
 pub(crate) type PoolJob = ErasedJob<Engine>;
@@ -27,6 +27,9 @@ pub(crate) struct Engine {
     pub(crate) metrics: PoolMetrics,
     /// How long a first `.await` may spin; learned from compute times.
     pub(crate) await_spin: AwaitSpin,
+    /// How soon the next job comes after a runner runs out; learned from
+    /// the runners' lingers, it steers how long they last.
+    pub(crate) next_job: NextJob,
     /// Where submitted jobs wait for a runner (see `queue.rs`).
     pub(crate) queue: RunQueue<PoolJob>,
     pub(crate) config: ComputeConfig,
@@ -70,6 +73,7 @@ impl Engine {
             ),
             metrics: PoolMetrics::new(config.slow_task_threshold),
             await_spin: AwaitSpin::new(config.await_spin_limit),
+            next_job: NextJob::default(),
             queue: RunQueue::new(
                 max_runners,
                 LanePolicy {
@@ -142,18 +146,35 @@ impl Engine {
         self.queue.runners.alive() >= self.num_threads && self.queue.watchers.only_here()
     }
 
-    /// How long a compute thread out of jobs lingers for the next one: as
-    /// long as the policy lets any wait last, up to [`LINGER`], while the
-    /// await spin is on, whatever the jobs' length (the next job comes
-    /// after its submitter's turnaround, which a job's length says nothing
-    /// about, and with other jobs in flight it is often on its way; see
-    /// `spin.rs`).
+    /// How long a compute thread out of jobs lingers for the next one: at
+    /// most as long as the policy lets any wait last, up to [`LINGER`],
+    /// while the await spin is on, whatever the jobs' length (the next job
+    /// comes after its submitter's turnaround, which a job's length says
+    /// nothing about, and with other jobs in flight it is often on its
+    /// way). With [`SpinPolicy::Balanced`], all of that only while the
+    /// next job has typically come within half of it, else a short look
+    /// (see `NextJob`).
     pub(crate) fn linger_budget(&self) -> Option<Duration> {
-        let cap = self
-            .spin_cap()
+        let cap = self.linger_cap();
+        if cap.is_zero() {
+            return None;
+        }
+        Some(match self.config.spin_policy {
+            SpinPolicy::Balanced => self.next_job.budget(cap),
+            SpinPolicy::Latency => cap,
+        })
+    }
+
+    /// Records how a runner's linger ended (see `NextJob::observe`).
+    pub(crate) fn lingered(&self, came_after: Option<Duration>) {
+        self.next_job.observe(came_after, self.linger_cap());
+    }
+
+    /// The longest any linger may last.
+    fn linger_cap(&self) -> Duration {
+        self.spin_cap()
             .min(self.config.await_spin_limit)
-            .min(LINGER);
-        (!cap.is_zero()).then_some(cap)
+            .min(LINGER)
     }
 
     /// How long a runner whose linger found no job may doze for the next

@@ -45,7 +45,10 @@
 //!   lingers for the next one (running whatever rayon work turns up) for
 //!   at most the wake cost, whatever the jobs' length: the next job comes
 //!   after its submitter's turnaround, and with other jobs in flight it is
-//!   often on its way. `execute_sync`'s caller, a plain thread that would
+//!   often on its way. And only while it pays: when the next job has
+//!   typically come later than half of that (its submitter was asleep,
+//!   and came back only after a wake), a runner out of jobs merely looks
+//!   for it ([`NextJob`]). `execute_sync`'s caller, a plain thread that would
 //!   otherwise park, spins at most as long. (After long jobs the runner
 //!   then dozes for its keep-alive: a sleep, not a spin, that costs no CPU
 //!   while it waits.)
@@ -278,17 +281,18 @@ pub(crate) fn linger_for(budget: Duration) {
     linger(budget, &mut Rounds::new(), 1, || false);
 }
 
-/// Like [`linger_for`], but returns `true` as soon as `has_job()` does (it
-/// is checked every round; rayon is asked for work every
-/// [`CHECKS_PER_RAYON_ASK`] rounds), `false` once nothing turned up for
-/// `budget`. `rounds` carries the pacing from one linger to the next, so a
-/// thread that lingers between every two jobs can tell over several of them
-/// that its CPU is crowded ([`Rounds::crowded`]).
+/// Like [`linger_for`], but returns as soon as `has_job()` does (it is
+/// checked every round; rayon is asked for work every
+/// [`CHECKS_PER_RAYON_ASK`] rounds): how long after the linger (re)started
+/// the job turned up, or `None` once nothing did for `budget`. `rounds`
+/// carries the pacing from one linger to the next, so a thread that
+/// lingers between every two jobs can tell over several of them that its
+/// CPU is crowded ([`Rounds::crowded`]).
 pub(crate) fn linger_until(
     budget: Duration,
     rounds: &mut Rounds,
     has_job: impl FnMut() -> bool,
-) -> bool {
+) -> Option<Duration> {
     linger(budget, rounds, CHECKS_PER_RAYON_ASK, has_job)
 }
 
@@ -299,27 +303,78 @@ fn linger(
     rounds: &mut Rounds,
     checks_per_ask: u32,
     mut has_job: impl FnMut() -> bool,
-) -> bool {
-    let mut deadline = Instant::now() + budget;
+) -> Option<Duration> {
+    let mut started = Instant::now();
     let mut round = 0u32;
     loop {
         if has_job() {
-            return true;
+            return Some(started.elapsed());
         }
         round = round.wrapping_add(1);
         if round % checks_per_ask == 0 {
             match rayon::yield_now() {
                 Some(rayon::Yield::Executed) => {
-                    deadline = Instant::now() + budget;
+                    started = Instant::now();
                     continue;
                 }
                 Some(rayon::Yield::Idle) => {}
                 // Not a rayon thread: nothing else will turn up.
-                None => return has_job(),
+                None => return has_job().then(|| started.elapsed()),
             }
         }
-        if !rounds.next(deadline) {
-            return has_job();
+        if !rounds.next(started + budget) {
+            return has_job().then(|| started.elapsed());
+        }
+    }
+}
+
+/// How soon the next job turns up after a pool's runner runs out of them,
+/// learned from its lingers: a moving average (weight 1/8) of the time
+/// until a job came, a linger that saw none counting as the whole cap.
+///
+/// A linger pays only when the next job comes within it: then it saves a
+/// runner's restart, which may mean waking a thread. When jobs come back
+/// after their awaiters were woken (tasks parked on their handles, the
+/// next job submitted after a wake of their executor's thread), they come
+/// too late for any linger, and lingering only burns the CPU, often one a
+/// Tokio worker about to be woken wants. So a runner lingers the whole
+/// cap while the typical job came within half of it, and otherwise only
+/// looks for [`PICKUP`], which keeps the figure up to date: a job that
+/// comes that soon pulls the average back down.
+#[derive(Default)]
+pub(crate) struct NextJob {
+    /// 0 until the first linger ends.
+    typical_ns: AtomicU64,
+}
+
+impl NextJob {
+    /// Feeds how one linger ended: `came_after` the job turned up, or
+    /// `None` if none did. `cap` is the longest any linger may last.
+    pub(crate) fn observe(&self, came_after: Option<Duration>, cap: Duration) {
+        let sample = came_after.map_or(cap, |after| after.min(cap));
+        let sample = u64::try_from(sample.as_nanos()).unwrap_or(u64::MAX);
+        // ORDERING: Relaxed: a statistic. Two lingers ending at once may
+        // lose one sample; the average only steers how long lingers last.
+        let old = self.typical_ns.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        // ORDERING: Relaxed: as above.
+        self.typical_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the next linger may last, given the longest any may
+    /// (`cap`): all of it while the typical job came within half of it,
+    /// else a look of [`PICKUP`].
+    pub(crate) fn budget(&self, cap: Duration) -> Duration {
+        // ORDERING: Relaxed: a statistic, see `observe`.
+        let typical = Duration::from_nanos(self.typical_ns.load(Ordering::Relaxed));
+        if typical <= cap / 2 {
+            cap
+        } else {
+            cap.min(PICKUP)
         }
     }
 }
@@ -509,6 +564,46 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(ran_on, Some(theirs));
+    }
+
+    #[test]
+    fn lingers_shrink_to_a_look_while_jobs_come_late_and_grow_back() {
+        let cap = Duration::from_micros(20);
+        let next = NextJob::default();
+        assert_eq!(next.budget(cap), cap, "nothing learned yet: the whole cap");
+        for _ in 0..8 {
+            next.observe(Some(Duration::from_micros(1)), cap);
+        }
+        assert_eq!(next.budget(cap), cap, "jobs come at once");
+        for _ in 0..32 {
+            next.observe(None, cap);
+        }
+        assert_eq!(next.budget(cap), PICKUP, "no job came within any linger");
+        for _ in 0..32 {
+            next.observe(Some(Duration::from_millis(1)), cap);
+        }
+        assert_eq!(
+            next.budget(cap),
+            PICKUP,
+            "a job later than the cap counts as the cap"
+        );
+        for _ in 0..32 {
+            next.observe(Some(Duration::from_nanos(500)), cap);
+        }
+        assert_eq!(
+            next.budget(cap),
+            cap,
+            "jobs came within the looks: linger again"
+        );
+        let small = Duration::from_nanos(1500);
+        assert_eq!(NextJob::default().budget(small), small);
+        let late = NextJob::default();
+        late.observe(None, small);
+        assert_eq!(
+            late.budget(small),
+            small,
+            "a look is never longer than the cap"
+        );
     }
 
     #[test]

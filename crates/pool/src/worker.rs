@@ -60,8 +60,10 @@ pub(crate) struct Shift<'a, J> {
     /// is sent.
     pub(crate) run: &'a RunJob<'a, J>,
     /// How long to linger for more work after the queue empties, if at
-    /// all; asked afresh before every drain.
+    /// all; asked afresh before every linger.
     pub(crate) linger: &'a dyn Fn() -> Option<Duration>,
+    /// Told how each linger ended: how soon a job turned up, if one did.
+    pub(crate) lingered: &'a dyn Fn(Option<Duration>),
     /// How long to doze for the next job before retiring, if at all; asked
     /// afresh after every drain.
     pub(crate) keep_alive: &'a dyn Fn() -> Option<Duration>,
@@ -78,8 +80,7 @@ pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<(J, Priority)>) -
     // because its CPU is crowded leaves again at once if a job holds it.
     let mut rounds = Rounds::new();
     loop {
-        let linger = (shift.linger)().filter(|_| !nested);
-        drain(shift, first.take(), linger, &mut rounds);
+        drain(shift, first.take(), !nested, &mut rounds);
         let doze = !nested && !rounds.crowded();
         let runners = &shift.queue.runners;
         if let Some(keep_alive) = (shift.keep_alive)().filter(|_| doze) {
@@ -111,7 +112,7 @@ pub(crate) fn serve<J>(shift: &Shift<'_, J>, mut first: Option<(J, Priority)>) -
 fn drain<J>(
     shift: &Shift<'_, J>,
     mut first: Option<(J, Priority)>,
-    linger: Option<Duration>,
+    may_linger: bool,
     rounds: &mut Rounds,
 ) {
     let runners = &shift.queue.runners;
@@ -126,11 +127,15 @@ fn drain<J>(
                 break;
             }
         } else {
-            let Some(budget) = linger else { break };
+            let Some(budget) = (shift.linger)().filter(|_| may_linger) else {
+                break;
+            };
             if advertise_idle.get() && !idle.replace(true) {
                 runners.idle();
             }
-            if !linger_until(budget, rounds, || !shift.queue.is_empty()) {
+            let came_after = linger_until(budget, rounds, || !shift.queue.is_empty());
+            (shift.lingered)(came_after);
+            if came_after.is_none() {
                 break;
             }
         }
@@ -210,6 +215,7 @@ pub(crate) fn runner(first: Option<PoolJob>) {
                 job.run(engine, Some(lane), before_send);
             },
             linger: &|| engine.linger_budget(),
+            lingered: &|came_after| engine.lingered(came_after),
             keep_alive: &|| engine.doze_budget(),
             nesting,
             start_runner: &start_runner,
@@ -266,6 +272,7 @@ mod tests {
             queue,
             run: &run,
             linger,
+            lingered: &|_| {},
             keep_alive,
             nesting,
             start_runner: &|| panic!("no job of these tests unwinds"),
@@ -421,6 +428,27 @@ mod tests {
         assert_eq!(end, ShiftEnd::Retired);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(queue.runners.alive(), 0);
+    }
+
+    #[test]
+    fn a_runner_reports_how_each_linger_ended() {
+        let queue = RunQueue::new(1, LANES);
+        let runs = Arc::new(AtomicUsize::new(0));
+        assert!(queue.push(counted(&runs), Priority::High));
+        let ends = std::sync::Mutex::new(Vec::new());
+        let lingered = |came_after| ends.lock().unwrap().push(came_after);
+        let linger = || Some(Duration::from_micros(50));
+        let shift = Shift {
+            lingered: &lingered,
+            ..shift(&queue, &linger, &|| None, Nesting::Outermost)
+        };
+        assert_eq!(serve(&shift, None), ShiftEnd::Retired);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            *ends.lock().unwrap(),
+            [None],
+            "one linger after the job, and no job came"
+        );
     }
 
     #[test]

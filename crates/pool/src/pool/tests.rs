@@ -257,6 +257,41 @@ fn a_runner_lingers_after_any_job_and_dozes_only_after_long_ones() {
 }
 
 #[test]
+fn lingers_shrink_to_a_look_while_no_job_comes_within_them() {
+    let balanced = trained_pool(Duration::from_nanos(100), Duration::from_micros(200));
+    let engine = &balanced.inner.engine;
+    let whole = engine.linger_budget().unwrap();
+    for _ in 0..32 {
+        engine.lingered(None);
+    }
+    assert_eq!(engine.linger_budget(), Some(whole.min(crate::spin::PICKUP)));
+    for _ in 0..32 {
+        engine.lingered(Some(Duration::from_nanos(300)));
+    }
+    assert_eq!(
+        engine.linger_budget(),
+        Some(whole),
+        "jobs come at once again"
+    );
+    let latency = ComputePool::new(ComputeConfig {
+        num_threads: Some(1),
+        spin_policy: crate::SpinPolicy::Latency,
+        ..Default::default()
+    })
+    .unwrap();
+    let engine = &latency.inner.engine;
+    let whole = engine.linger_budget();
+    for _ in 0..32 {
+        engine.lingered(None);
+    }
+    assert_eq!(
+        engine.linger_budget(),
+        whole,
+        "the latency mode always lingers"
+    );
+}
+
+#[test]
 fn a_kept_alive_runner_serves_the_next_jobs_then_retires() {
     let pool = ComputePool::new(ComputeConfig {
         num_threads: Some(2),

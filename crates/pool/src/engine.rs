@@ -151,17 +151,21 @@ impl Engine {
     /// while the await spin is on, whatever the jobs' length (the next job
     /// comes after its submitter's turnaround, which a job's length says
     /// nothing about, and with other jobs in flight it is often on its
-    /// way). With [`SpinPolicy::Balanced`], all of that only while the
-    /// next job has typically come within half of it, else a short look
-    /// (see `NextJob`).
+    /// way). With [`SpinPolicy::Balanced`] and short jobs, all of that only
+    /// while the next job has typically come within half of it, else a
+    /// short look (see `NextJob`); between long jobs it lingers the whole
+    /// budget and then dozes: a job that came after a mere look would cost
+    /// the doze's wake-up.
     pub(crate) fn linger_budget(&self) -> Option<Duration> {
         let cap = self.linger_cap();
         if cap.is_zero() {
             return None;
         }
-        Some(match self.config.spin_policy {
-            SpinPolicy::Balanced => self.next_job.budget(cap),
-            SpinPolicy::Latency => cap,
+        let learned = self.config.spin_policy == SpinPolicy::Balanced && !self.long_jobs();
+        Some(if learned {
+            self.next_job.budget(cap)
+        } else {
+            cap
         })
     }
 
@@ -183,8 +187,13 @@ impl Engine {
     /// it retires at once: the next one comes within a linger or not soon,
     /// and rayon's idle spin catches gaps a doze would pay a wake-up for.
     pub(crate) fn doze_budget(&self) -> Option<Duration> {
-        let long_jobs = self.await_spin.budget(self.spin_cap()).is_none();
-        self.runner_keep_alive().filter(|_| long_jobs)
+        self.runner_keep_alive().filter(|_| self.long_jobs())
+    }
+
+    /// Whether the pool's typical job is too long for the await spin (or
+    /// the spin is off): runners then doze between jobs.
+    fn long_jobs(&self) -> bool {
+        self.await_spin.budget(self.spin_cap()).is_none()
     }
 
     /// The longest any wait awake may last under the spin policy.

@@ -45,10 +45,10 @@
 //!   lingers for the next one (running whatever rayon work turns up) for
 //!   at most the wake cost, whatever the jobs' length: the next job comes
 //!   after its submitter's turnaround, and with other jobs in flight it is
-//!   often on its way. And only while it pays: when the next job has
-//!   typically come later than half of that (its submitter was asleep,
-//!   and came back only after a wake), a runner out of jobs merely looks
-//!   for it ([`NextJob`]). `execute_sync`'s caller, a plain thread that would
+//!   often on its way. Between short jobs, only while it pays: when the
+//!   next job has typically come later than half of that (its submitter
+//!   was asleep, and came back only after a wake), a runner out of jobs
+//!   merely looks for it ([`NextJob`]). `execute_sync`'s caller, a plain thread that would
 //!   otherwise park, spins at most as long. (After long jobs the runner
 //!   then dozes for its keep-alive: a sleep, not a spin, that costs no CPU
 //!   while it waits.)

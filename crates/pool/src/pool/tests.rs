@@ -257,7 +257,7 @@ fn a_runner_lingers_after_any_job_and_dozes_only_after_long_ones() {
 }
 
 #[test]
-fn lingers_shrink_to_a_look_while_no_job_comes_within_them() {
+fn lingers_between_short_jobs_shrink_to_a_look_while_no_job_comes_within_them() {
     let balanced = trained_pool(Duration::from_nanos(100), Duration::from_micros(200));
     let engine = &balanced.inner.engine;
     let whole = engine.linger_budget().unwrap();
@@ -272,6 +272,17 @@ fn lingers_shrink_to_a_look_while_no_job_comes_within_them() {
         engine.linger_budget(),
         Some(whole),
         "jobs come at once again"
+    );
+    let long = trained_pool(3 * crate::wake_cost(), Duration::from_micros(200));
+    let engine = &long.inner.engine;
+    let whole = engine.linger_budget();
+    for _ in 0..32 {
+        engine.lingered(None);
+    }
+    assert_eq!(
+        engine.linger_budget(),
+        whole,
+        "between long jobs, a doze follows: linger on"
     );
     let latency = ComputePool::new(ComputeConfig {
         num_threads: Some(1),

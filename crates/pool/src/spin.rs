@@ -71,18 +71,14 @@
 //! (the kernel often puts a woken thread next to its waker) it yields after
 //! every check, so the two take turns at once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::placement;
 
-/// The learned spin budget of one pool.
-pub(crate) struct AwaitSpin {
-    limit_ns: u64,
-    /// Moving average of compute time (weight 1/8); 0 until the first job.
-    typical_ns: AtomicU64,
-}
+mod learned;
+
+pub(crate) use learned::{AwaitSpin, NextJob};
 
 /// The longest a compute thread out of jobs lingers for new work (the
 /// whole linger with [`SpinPolicy::Latency`]; with `Balanced`, at most the
@@ -221,58 +217,6 @@ fn probe_wake_cost(partner_cpu: Option<usize>) -> Option<Duration> {
     Some(rounds[rounds.len() / 2] / 2)
 }
 
-/// Spin for at least this long when anything is spun at all: the cost of a
-/// hand-off itself, so the first jobs of a pool are covered too.
-const FLOOR_NS: u64 = 5_000;
-
-impl AwaitSpin {
-    pub(crate) fn new(limit: Duration) -> AwaitSpin {
-        AwaitSpin {
-            limit_ns: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
-            typical_ns: AtomicU64::new(0),
-        }
-    }
-
-    /// Feeds one job's compute time (on the compute thread).
-    pub(crate) fn observe(&self, compute: Duration) {
-        if self.limit_ns == 0 {
-            return;
-        }
-        let sample = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
-        // ORDERING: Relaxed: a statistic. Two jobs finishing at once may lose
-        // one sample; the average only steers how long a poll spins.
-        let old = self.typical_ns.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample
-        } else {
-            old - old / 8 + sample / 8
-        };
-        // ORDERING: Relaxed: as above.
-        self.typical_ns.store(new.max(1), Ordering::Relaxed);
-    }
-
-    /// How long a first poll may wait awake when the wait may last at most
-    /// `cap`: about twice the typical job, within `cap`; `None` (park at
-    /// once) when the typical job is longer than `cap` or than the limit,
-    /// since a wait that ends before the job does saves nothing and the
-    /// awaiter parks after all.
-    pub(crate) fn budget(&self, cap: Duration) -> Option<Duration> {
-        let cap = u64::try_from(cap.as_nanos())
-            .unwrap_or(u64::MAX)
-            .min(self.limit_ns);
-        if cap == 0 {
-            return None;
-        }
-        // ORDERING: Relaxed: a statistic, see `observe`.
-        let typical = self.typical_ns.load(Ordering::Relaxed);
-        if typical > cap {
-            return None;
-        }
-        let spin = typical.saturating_mul(2).max(FLOOR_NS).min(cap);
-        Some(Duration::from_nanos(spin))
-    }
-}
-
 /// Keeps running rayon work on this (compute) thread until none has turned
 /// up for `budget`, yielding to the OS scheduler between rounds (see
 /// [`Rounds`]) so a thread waiting for this CPU is not starved.
@@ -324,57 +268,6 @@ fn linger(
         }
         if !rounds.next(started + budget) {
             return has_job().then(|| started.elapsed());
-        }
-    }
-}
-
-/// How soon the next job turns up after a pool's runner runs out of them,
-/// learned from its lingers: a moving average (weight 1/8) of the time
-/// until a job came, a linger that saw none counting as the whole cap.
-///
-/// A linger pays only when the next job comes within it: then it saves a
-/// runner's restart, which may mean waking a thread. When jobs come back
-/// after their awaiters were woken (tasks parked on their handles, the
-/// next job submitted after a wake of their executor's thread), they come
-/// too late for any linger, and lingering only burns the CPU, often one a
-/// Tokio worker about to be woken wants. So a runner lingers the whole
-/// cap while the typical job came within half of it, and otherwise only
-/// looks for [`PICKUP`], which keeps the figure up to date: a job that
-/// comes that soon pulls the average back down.
-#[derive(Default)]
-pub(crate) struct NextJob {
-    /// 0 until the first linger ends.
-    typical_ns: AtomicU64,
-}
-
-impl NextJob {
-    /// Feeds how one linger ended: `came_after` the job turned up, or
-    /// `None` if none did. `cap` is the longest any linger may last.
-    pub(crate) fn observe(&self, came_after: Option<Duration>, cap: Duration) {
-        let sample = came_after.map_or(cap, |after| after.min(cap));
-        let sample = u64::try_from(sample.as_nanos()).unwrap_or(u64::MAX);
-        // ORDERING: Relaxed: a statistic. Two lingers ending at once may
-        // lose one sample; the average only steers how long lingers last.
-        let old = self.typical_ns.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample
-        } else {
-            old - old / 8 + sample / 8
-        };
-        // ORDERING: Relaxed: as above.
-        self.typical_ns.store(new.max(1), Ordering::Relaxed);
-    }
-
-    /// How long the next linger may last, given the longest any may
-    /// (`cap`): all of it while the typical job came within half of it,
-    /// else a look of [`PICKUP`].
-    pub(crate) fn budget(&self, cap: Duration) -> Duration {
-        // ORDERING: Relaxed: a statistic, see `observe`.
-        let typical = Duration::from_nanos(self.typical_ns.load(Ordering::Relaxed));
-        if typical <= cap / 2 {
-            cap
-        } else {
-            cap.min(PICKUP)
         }
     }
 }
@@ -476,41 +369,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn budget_follows_the_typical_job_and_stays_bounded() {
-        let spin = AwaitSpin::new(Duration::from_micros(200));
-        let cap = Duration::from_micros(200);
-        assert_eq!(spin.budget(cap), Some(Duration::from_nanos(FLOOR_NS)));
-        for _ in 0..64 {
-            spin.observe(Duration::from_micros(30));
-        }
-        let budget = spin.budget(cap).unwrap();
-        assert!(budget >= Duration::from_micros(55) && budget <= Duration::from_micros(65));
-        for _ in 0..64 {
-            spin.observe(Duration::from_micros(150));
-        }
-        assert_eq!(spin.budget(cap), Some(Duration::from_micros(200)), "capped");
-        for _ in 0..64 {
-            spin.observe(Duration::from_millis(1));
-        }
-        assert_eq!(spin.budget(cap), None, "long jobs are not spun for");
-    }
-
-    #[test]
-    fn no_wait_for_a_job_longer_than_the_cap() {
-        let spin = AwaitSpin::new(Duration::from_micros(200));
-        for _ in 0..64 {
-            spin.observe(Duration::from_micros(100));
-        }
-        // A 25 µs wait (a wake's cost) would end long before a 100 µs job.
-        assert_eq!(spin.budget(Duration::from_micros(25)), None);
-        for _ in 0..64 {
-            spin.observe(Duration::from_micros(10));
-        }
-        let budget = spin.budget(Duration::from_micros(25)).unwrap();
-        assert!(budget >= Duration::from_micros(19) && budget <= Duration::from_micros(25));
-    }
-
-    #[test]
     fn a_long_yield_makes_the_wait_yield_after_every_check() {
         let far = Instant::now() + Duration::from_secs(60);
         let mut rounds = Rounds::new();
@@ -564,53 +422,6 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(ran_on, Some(theirs));
-    }
-
-    #[test]
-    fn lingers_shrink_to_a_look_while_jobs_come_late_and_grow_back() {
-        let cap = Duration::from_micros(20);
-        let next = NextJob::default();
-        assert_eq!(next.budget(cap), cap, "nothing learned yet: the whole cap");
-        for _ in 0..8 {
-            next.observe(Some(Duration::from_micros(1)), cap);
-        }
-        assert_eq!(next.budget(cap), cap, "jobs come at once");
-        for _ in 0..32 {
-            next.observe(None, cap);
-        }
-        assert_eq!(next.budget(cap), PICKUP, "no job came within any linger");
-        for _ in 0..32 {
-            next.observe(Some(Duration::from_millis(1)), cap);
-        }
-        assert_eq!(
-            next.budget(cap),
-            PICKUP,
-            "a job later than the cap counts as the cap"
-        );
-        for _ in 0..32 {
-            next.observe(Some(Duration::from_nanos(500)), cap);
-        }
-        assert_eq!(
-            next.budget(cap),
-            cap,
-            "jobs came within the looks: linger again"
-        );
-        let small = Duration::from_nanos(1500);
-        assert_eq!(NextJob::default().budget(small), small);
-        let late = NextJob::default();
-        late.observe(None, small);
-        assert_eq!(
-            late.budget(small),
-            small,
-            "a look is never longer than the cap"
-        );
-    }
-
-    #[test]
-    fn zero_limit_switches_spinning_off() {
-        let spin = AwaitSpin::new(Duration::ZERO);
-        spin.observe(Duration::from_nanos(10));
-        assert_eq!(spin.budget(Duration::from_micros(100)), None);
     }
 
     #[test]

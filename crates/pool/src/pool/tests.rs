@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::config::ComputeConfig;
+use crate::engine::Engine;
 use crate::home;
 use crate::ledger::Room;
 use crate::pool::ComputePool;
@@ -261,26 +262,19 @@ fn lingers_between_short_jobs_shrink_to_a_look_while_no_job_comes_within_them() 
     let balanced = trained_pool(Duration::from_nanos(100), Duration::from_micros(200));
     let engine = &balanced.inner.engine;
     let whole = engine.linger_budget().unwrap();
-    for _ in 0..32 {
-        engine.lingered(None);
-    }
-    assert_eq!(engine.linger_budget(), Some(whole.min(crate::spin::PICKUP)));
-    for _ in 0..32 {
-        engine.lingered(Some(Duration::from_nanos(300)));
-    }
     assert_eq!(
-        engine.linger_budget(),
+        after_lingers(engine, None),
+        Some(whole.min(crate::spin::PICKUP))
+    );
+    assert_eq!(
+        after_lingers(engine, Some(Duration::from_nanos(300))),
         Some(whole),
         "jobs come at once again"
     );
     let long = trained_pool(3 * crate::wake_cost(), Duration::from_micros(200));
-    let engine = &long.inner.engine;
-    let whole = engine.linger_budget();
-    for _ in 0..32 {
-        engine.lingered(None);
-    }
+    let whole = long.inner.engine.linger_budget();
     assert_eq!(
-        engine.linger_budget(),
+        after_lingers(&long.inner.engine, None),
         whole,
         "between long jobs, a doze follows: linger on"
     );
@@ -290,16 +284,20 @@ fn lingers_between_short_jobs_shrink_to_a_look_while_no_job_comes_within_them() 
         ..Default::default()
     })
     .unwrap();
-    let engine = &latency.inner.engine;
-    let whole = engine.linger_budget();
-    for _ in 0..32 {
-        engine.lingered(None);
-    }
+    let whole = latency.inner.engine.linger_budget();
     assert_eq!(
-        engine.linger_budget(),
+        after_lingers(&latency.inner.engine, None),
         whole,
         "the latency mode always lingers"
     );
+}
+
+/// The linger budget after 32 lingers that ended `came_after`.
+fn after_lingers(engine: &Engine, came_after: Option<Duration>) -> Option<Duration> {
+    for _ in 0..32 {
+        engine.lingered(came_after);
+    }
+    engine.linger_budget()
 }
 
 #[test]

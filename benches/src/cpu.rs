@@ -27,10 +27,11 @@ pub fn process_cpu_time() -> Duration {
 /// 12 % of a core in the cost report). Reading `/proc/self/task/*/schedstat`
 /// brings each thread's count up to date; this does that first, and leaves
 /// out the CPU the reading itself took (kept in a running total, so the
-/// difference of two readings excludes both). That total is an estimate, so
-/// over a nearly idle interval a later reading can come out a few
-/// microseconds below an earlier one: take differences with
-/// `saturating_sub`.
+/// difference of two readings excludes both). That total is an estimate,
+/// which over a nearly idle interval can put a later reading a few
+/// microseconds below an earlier one; readings never go back (a later one
+/// is at least the latest before it), so the difference of two is never
+/// negative.
 ///
 /// ```
 /// let before = compute_benches::cpu::settled_process_cpu_time();
@@ -51,7 +52,14 @@ pub fn settled_process_cpu_time() -> Duration {
     let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
     // ORDERING: Relaxed: a running total only this bench's threads add to.
     let settling = SETTLING.fetch_add(took, Ordering::Relaxed) + took;
-    now.saturating_sub(Duration::from_nanos(settling))
+    let settled = u64::try_from(now.as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_sub(settling);
+    static LATEST: AtomicU64 = AtomicU64::new(0);
+    // ORDERING: Relaxed: fetch_max alone keeps the readings monotonic;
+    // nothing else is published through it.
+    let latest = LATEST.fetch_max(settled, Ordering::Relaxed);
+    Duration::from_nanos(settled.max(latest))
 }
 
 /// The CPU the calling thread is running on right now (`sched_getcpu`), if
@@ -126,4 +134,21 @@ pub fn cpu_by_thread_group() -> std::collections::BTreeMap<String, Duration> {
         *groups.entry(group.to_owned()).or_insert(Duration::ZERO) += Duration::from_nanos(ns);
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_readings_never_go_back() {
+        // Back to back, each reading's own cost is left out of the next:
+        // without the guard, a later one often comes out lower.
+        let mut last = settled_process_cpu_time();
+        for _ in 0..500 {
+            let now = settled_process_cpu_time();
+            assert!(now >= last, "{now:?} after {last:?}");
+            last = now;
+        }
+    }
 }

@@ -327,7 +327,7 @@ pub(crate) fn measure_case(
             acc.timings = run_batch(setup, case, caller, per_batch, timings);
             acc.wall += start.elapsed();
             let spent = Snapshot::now().since(alloc_before);
-            acc.cpu += settled_process_cpu_time().saturating_sub(cpu_before);
+            acc.cpu += settled_process_cpu_time() - cpu_before;
             if let Some(before) = threads_before {
                 for (group, now) in cpu_by_thread_group() {
                     let spent = now.saturating_sub(before.get(&group).copied().unwrap_or_default());
@@ -354,7 +354,7 @@ pub(crate) fn measure_case(
         let idle_cpu = settled_process_cpu_time();
         let idle_wall = Instant::now();
         std::thread::sleep(Duration::from_millis(10));
-        let idle_cpu = settled_process_cpu_time().saturating_sub(idle_cpu);
+        let idle_cpu = settled_process_cpu_time() - idle_cpu;
         let idle_window = idle_wall.elapsed();
         let idle_us_by_thread = idle_threads
             .map(|before| {

@@ -23,10 +23,12 @@ pub struct Row {
     pub job: &'static str,
     /// The bridge's name.
     pub bridge: &'static str,
-    /// Median of each figure over the runs.
+    /// Median of each figure over the runs (the I/O delays' percentiles:
+    /// over every run's delays together).
     pub median: Sample,
     /// Median run-by-run ratio of each figure to the reference bridge's
-    /// (the naive bridge in the report).
+    /// (the naive bridge in the report); the I/O delays' pooled
+    /// percentiles divided by the reference's (see [`Compared`](super::Compared)).
     pub ratio: Sample,
     /// Every run's figures, in run order.
     pub runs: Vec<Sample>,
@@ -148,7 +150,8 @@ fn caption(layout: &str, runs: usize) -> String {
     format!(
         "service shapes, {layout}: N tasks, each looping submit then await, and an I/O task \
          fed every {} us from outside; medians of {runs} runs in alternating order, (x) = \
-         median ratio to naive_bridge in the same run",
+         median ratio to naive_bridge in the same run; io p50/p99 over all runs' delays \
+         together, (x) their ratio",
         PROBE_EVERY.as_micros()
     )
 }

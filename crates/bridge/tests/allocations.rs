@@ -11,15 +11,20 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn one_allocation_per_channel_and_none_for_a_wait_that_finds_the_result() {
     const N: usize = 1000;
-    let before = Snapshot::now();
-    for i in 0..N {
-        let (tx, rx) = channel::<usize>();
-        tx.send(i).unwrap();
-        assert_eq!(rx.recv_blocking_with(Spin::OFF).unwrap(), i);
-    }
-    assert_eq!(
-        Snapshot::now().since(before).allocations,
-        N as u64,
-        "one allocation per channel"
-    );
+    // The counters cover every thread, and the test harness's own thread
+    // may still be allocating as this test starts (under valgrind it
+    // often is). Other threads only add: the least of three windows is
+    // this loop's.
+    let allocations = (0..3)
+        .map(|_| {
+            let before = Snapshot::now();
+            for i in 0..N {
+                let (tx, rx) = channel::<usize>();
+                tx.send(i).unwrap();
+                assert_eq!(rx.recv_blocking_with(Spin::OFF).unwrap(), i);
+            }
+            Snapshot::now().since(before).allocations
+        })
+        .min();
+    assert_eq!(allocations, Some(N as u64), "one allocation per channel");
 }

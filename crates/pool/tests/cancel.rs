@@ -82,9 +82,11 @@ async fn cancel_while_running_lets_it_finish() {
 async fn timeout_drop_stops_a_cooperative_loop_early() {
     let pool = pool(1);
     let iterations = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = mpsc::channel();
-    let it = iterations.clone();
+    let (it, running) = (iterations.clone(), started.clone());
     let handle = pool.execute_cancellable(move |token| {
+        running.store(true, Ordering::SeqCst);
         let mut i = 0u64;
         // Without cancellation this would run for about an hour.
         while i < 1_000_000_000_000 && !token.is_cancelled() {
@@ -95,6 +97,9 @@ async fn timeout_drop_stops_a_cooperative_loop_early() {
         done_tx.send(token.is_cancelled()).unwrap();
         i
     });
+    // A job dropped before it starts never runs: time out a running one
+    // (a slow machine, or valgrind, may take 20 ms to start it).
+    wait_until("started", || started.load(Ordering::SeqCst));
     let timed_out = tokio::time::timeout(Duration::from_millis(20), handle).await;
     assert!(timed_out.is_err(), "the loop cannot finish in 20 ms");
     // The timeout dropped the handle: the loop notices and stops.

@@ -249,6 +249,7 @@ fn linger(
     mut has_job: impl FnMut() -> bool,
 ) -> Option<Duration> {
     let mut started = Instant::now();
+    let mut deadline = started + budget;
     let mut round = 0u32;
     loop {
         if has_job() {
@@ -259,6 +260,7 @@ fn linger(
             match rayon::yield_now() {
                 Some(rayon::Yield::Executed) => {
                     started = Instant::now();
+                    deadline = started + budget;
                     continue;
                 }
                 Some(rayon::Yield::Idle) => {}
@@ -266,7 +268,7 @@ fn linger(
                 None => return has_job().then(|| started.elapsed()),
             }
         }
-        if !rounds.next(started + budget) {
+        if !rounds.next(deadline) {
             return has_job().then(|| started.elapsed());
         }
     }
